@@ -1,0 +1,3 @@
+from peftbench.cli import entry_point
+
+entry_point()

@@ -1,0 +1,52 @@
+"""What `peftbench ls` lists and what `peftbench validate` checks: every spec, every preset."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+from peftbench.config import resolve_run_config
+from peftbench.errors import UsageError
+from peftbench.methods import METHODS
+from peftbench.models import model_presets
+from peftbench.specs import PACKAGE_DIR, method_specs
+from peftbench.tasks.base import task_specs
+
+
+def catalog(what: str) -> list[tuple[str, str, str]]:
+    """(name, one-line description, the spec it comes from)."""
+    if what == "methods":
+        specs = method_specs()
+        return [
+            (name, specs[name].description if name in specs else impl.description, str(specs[name].source) if name in specs else "-")
+            for name, impl in METHODS.items()
+        ]
+    if what == "tasks":
+        return [(name, spec.description, str(spec.source)) for name, spec in task_specs().items()]
+    return [(name, src.description, str(PACKAGE_DIR / "models.yaml")) for name, src in model_presets().items()]
+
+
+def validate_all() -> Iterator[str]:
+    """Resolve every (method, preset) against the models and tasks it names; raise on the first problem."""
+    methods, tasks, models = method_specs(), task_specs(), model_presets()
+    missing_spec = sorted(set(METHODS) - set(methods))
+    missing_impl = sorted(set(methods) - set(METHODS))
+    if missing_spec or missing_impl:
+        raise UsageError(f"methods without a spec: {missing_spec}; specs without a method: {missing_impl}")
+    yield f"{len(models._items)} model presets"
+    for name, spec in tasks.items():
+        models.get(spec.default_model)
+        yield f"task {name}: {spec.kind}, metrics {', '.join(spec.metrics)}"
+    for name, spec in methods.items():
+        checked = 0
+        for preset in spec.presets or ():
+            if any(models.get(m).counting_only for m in preset.models):
+                continue
+            pairs = itertools.product(preset.models or ["tiny-roberta"], [t for t in (preset.tasks or tasks) if t in tasks])
+            for model, task in pairs:
+                if tasks.get(task).kind == "generation" and "gpt2" not in model:
+                    continue
+                resolve_run_config(name, task, model, preset=preset.name)
+                checked += 1
+        resolve_run_config(name, "mrpc", "tiny-roberta")
+        yield f"method {name}: {checked + 1} configurations resolve"

@@ -1,0 +1,250 @@
+"""Run configuration: frozen dataclasses, built in layers, validated, hashed.
+
+Layers, lowest first: dataclass defaults < task spec < method spec < model preset (tiny models
+train briefly) < method presets matching (model, task) < `--preset NAME` < `--set key=value`.
+Every value passes through `coerce`, so a spec and the command line are checked the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, fields
+from typing import Any
+
+from peftbench.errors import UsageError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training and evaluation settings shared by every method (the paper's Appendix D fields)."""
+
+    lr: float = 5e-4
+    batch_size: int = 16
+    eval_batch_size: int = 32
+    epochs: int = 3
+    max_steps: int = 0  # 0: run the epochs; N: stop after N optimizer steps
+    warmup_ratio: float = 0.06
+    warmup_steps: int = 0  # when > 0, overrides warmup_ratio
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    cls_dropout: float = -1.0  # < 0: keep the model's own classifier dropout
+    max_seq_len: int = 128
+    max_train_examples: int = 0  # 0: all
+    max_eval_examples: int = 0  # 0: all
+    grad_clip: float = 0.0  # 0: no clipping
+    seed: int = 0
+
+    def validate(self) -> None:
+        positive = ("lr", "batch_size", "eval_batch_size", "epochs", "max_seq_len")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise UsageError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("max_steps", "warmup_steps", "weight_decay", "max_train_examples", "max_eval_examples", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise UsageError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not 0 <= self.label_smoothing < 1:
+            raise UsageError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Decoding for data-to-text (the paper's Table 11: beam 10, no-repeat 4-grams)."""
+
+    num_beams: int = 10
+    length_penalty: float = 0.9
+    no_repeat_ngram_size: int = 4
+    max_new_tokens: int = 64
+
+    def validate(self) -> None:
+        for name in ("num_beams", "max_new_tokens"):
+            if getattr(self, name) <= 0:
+                raise UsageError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.no_repeat_ngram_size < 0:
+            raise UsageError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
+
+
+SECTIONS = ("hyperparameters", "training", "generation")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a run's result; its hash keys comparisons between runs."""
+
+    method: str
+    task: str
+    model: str
+    data: str  # 'hub', 'sample' or 'local': where the examples come from
+    preset: str | None
+    hyperparameters: Any  # the method's own frozen config dataclass
+    training: TrainConfig
+    generation: GenerationConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "task": self.task,
+            "model": self.model,
+            "data": self.data,
+            "preset": self.preset,
+            "hyperparameters": to_plain(self.hyperparameters),
+            "training": to_plain(self.training),
+            "generation": to_plain(self.generation),
+        }
+
+    def config_hash(self) -> str:
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def to_plain(obj: Any) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(obj).items()}
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)}
+
+
+def coerce(where: str, kind: Any, value: Any) -> Any:
+    """Convert a spec or command-line value to the field's type, or say why it cannot be."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(kind)
+        is_none = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+        if is_none and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]
+        return coerce(where, inner, value)
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise UsageError(f"{where}: expected a list, got {value!r}")
+        (inner, *_) = typing.get_args(kind)
+        return tuple(coerce(where, inner, item.strip() if isinstance(item, str) else item) for item in items)
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "yes", "1", "on"):
+                return True
+            if str(value).lower() in ("false", "no", "0", "off"):
+                return False
+            raise ValueError
+        if kind is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind is str:
+            return str(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{where}: expected {kind.__name__}, got {value!r}") from None
+    raise TypeError(f"{where}: unsupported field type {kind}")
+
+
+def build(cls: type, where: str, values: dict[str, Any]) -> Any:
+    """Instantiate a config dataclass from loose values, rejecting unknown keys."""
+    types_ = field_types(cls)
+    unknown = values.keys() - types_.keys()
+    if unknown:
+        raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(types_)})")
+    return cls(**{k: coerce(f"{where}: {k}", types_[k], v) for k, v in values.items()})
+
+
+def parse_set(pairs: list[str], section_fields: dict[str, set[str]]) -> dict[str, dict[str, Any]]:
+    """`['r=16', 'training.lr=1e-4']` -> {'hyperparameters': {'r': '16'}, 'training': {'lr': '1e-4'}}.
+
+    A short name must belong to exactly one section; the values stay strings until `build`
+    coerces them, so their type is checked against the field.
+    """
+    out: dict[str, dict[str, Any]] = {s: {} for s in section_fields}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--set expects key=value, got {pair!r}")
+        section, dot, name = key.rpartition(".")
+        if dot:
+            if section not in section_fields or name not in section_fields[section]:
+                raise UsageError(f"--set {key}: no such key")
+            out[section][name] = value
+            continue
+        owners = [s for s, names in section_fields.items() if name in names]
+        if len(owners) != 1:
+            from peftbench.registry import unknown_name_message
+
+            all_keys = {n for names in section_fields.values() for n in names}
+            if owners:
+                where = ", ".join(f"{s}.{name}" for s in owners)
+                raise UsageError(f"--set {name} is ambiguous: say one of {where}")
+            raise UsageError("--set: " + unknown_name_message("key", name, all_keys))
+        out[owners[0]][name] = value
+    return out
+
+
+def resolve_run_config(
+    method: str,
+    task: str,
+    model: str,
+    *,
+    preset: str | None = None,
+    overrides: list[str] = (),  # type: ignore[assignment]
+    data: str = "hub",
+) -> RunConfig:
+    """Merge the layers (see the module docstring) into one validated `RunConfig`."""
+    from peftbench.methods import METHODS
+    from peftbench.models import dims_of, resolve_model, task_config
+    from peftbench.registry import unknown_name_message
+    from peftbench.specs import method_specs
+    from peftbench.tasks.base import task_specs
+
+    method_impl = METHODS.get(method)
+    task_spec = task_specs().get(task)
+    specs = method_specs()
+    if method not in specs:
+        raise UsageError(f"method {method!r} has no spec file in methods/")
+    method_spec = specs[method]
+    source = resolve_model(model)
+
+    layers: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    layers["training"].update(task_spec.training)
+    layers["generation"].update(task_spec.generation)
+    layers["hyperparameters"].update(method_spec.hyperparameters)
+    layers["training"].update(method_spec.training)
+    layers["training"].update(source.training)
+    for p in (*task_spec.presets, *method_spec.presets):
+        if p.name is None and p.matches(source.name, task):
+            for section in SECTIONS:
+                layers[section].update(getattr(p, section))
+    if preset is not None:
+        named = [p for p in method_spec.presets if p.name == preset]
+        if not named:
+            raise UsageError(unknown_name_message(f"preset of {method}", preset, method_spec.preset_names()))
+        applicable = [p for p in named if p.matches(source.name, task)]
+        if not applicable:
+            where = "; ".join(f"models {', '.join(p.models) or 'any'}, tasks {', '.join(p.tasks) or 'any'}" for p in named)
+            raise UsageError(f"preset {preset!r} of {method} does not apply to {source.name} on {task} (it is for {where})")
+        for p in applicable:
+            for section in SECTIONS:
+                layers[section].update(getattr(p, section))
+    classes = {"hyperparameters": method_impl.config_cls, "training": TrainConfig, "generation": GenerationConfig}
+    for section, values in parse_set(list(overrides), {s: set(field_types(c)) for s, c in classes.items()}).items():
+        layers[section].update(values)
+
+    built = {s: build(classes[s], f"{method}/{task}/{source.name} {s}", layers[s]) for s in SECTIONS}
+    built["training"].validate()
+    built["generation"].validate()
+    dims = dims_of(task_config(source, task_spec.kind, task_spec.num_labels))
+    built["hyperparameters"].validate(dims)
+    if built["training"].max_seq_len > dims.max_positions:
+        raise UsageError(f"max_seq_len {built['training'].max_seq_len} exceeds {source.name}'s {dims.max_positions} positions")
+    return RunConfig(method=method, task=task, model=source.name, data=data, preset=preset, **built)

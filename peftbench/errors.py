@@ -1,0 +1,41 @@
+"""Errors that carry their own exit code, so the CLI can end a run without a traceback.
+
+`UsageError` (exit 2) is anything caught before work starts: an unknown name, a bad `--set`,
+missing or malformed data, a hub download that cannot happen offline. Everything else that
+escapes a started run is a failure (exit 1) and is recorded as such.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PeftbenchError(Exception):
+    """Base class: the message is meant for the user, as is."""
+
+    exit_code = 1
+
+
+class UsageError(PeftbenchError):
+    """A mistake in the command line, a spec, or the input: nothing was run."""
+
+    exit_code = 2
+
+
+class DataError(UsageError):
+    """A data file that cannot be read as its format says; names the file and the line or record."""
+
+    def __init__(self, path: str | Path, message: str, *, line: int | None = None, record: str | int | None = None):
+        where = str(path)
+        if line is not None:
+            where += f", line {line}"
+        if record is not None:
+            where += f", record {record}"
+        super().__init__(f"{where}: {message}")
+        self.path = Path(path)
+        self.line = line
+        self.record = record
+
+
+class OfflineError(UsageError):
+    """A download was needed (model weights, a dataset) and could not happen."""

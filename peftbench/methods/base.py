@@ -1,0 +1,164 @@
+"""The one method interface: `Method.apply(model, config) -> Adapted`.
+
+A method freezes the base model, adds or unfreezes what it trains, and says what it can do
+(`Capabilities`). `Adapted` is what the runner, the measurements and the tests see: the model
+(called as before), the trainable parameters (the single list the optimizer and the counts
+use), the adapter-only state dict, and merge/unmerge where the method allows it. Nothing
+outside `peftbench.methods` ever branches on which method it holds.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from peftbench.arch import ArchSpec, arch_for
+from peftbench.errors import UsageError
+from peftbench.models import ModelDims, dims_of
+from peftbench.registry import Registry
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    mergeable: bool = False  # can fold into the base weights: no inference overhead
+    adds_latency: bool = False  # extra modules on the inference path
+    changes_seq_len: bool = False  # inserts positions (prefix methods)
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Base of every method's hyperparameters; `validate` runs before any model is built."""
+
+    def validate(self, dims: ModelDims) -> None:
+        pass
+
+
+class Method(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]
+    config_cls: ClassVar[type[MethodConfig]] = MethodConfig
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def apply(self, model: nn.Module, config: MethodConfig) -> Adapted:
+        """Freeze everything, let the method add/unfreeze its part, keep the task head trainable."""
+        arch = arch_for(model)
+        config.validate(dims_of(model.config))
+        base_total = count(model.parameters())
+        model.requires_grad_(False)
+        self.adapt(model, config, arch)
+        adapted = Adapted(model, self, config, arch, base_total)
+        for name, param in model.named_parameters():
+            if adapted.is_head(name):
+                param.requires_grad_(True)
+        return adapted
+
+    @abstractmethod
+    def adapt(self, model: nn.Module, config: Any, arch: ArchSpec) -> None:
+        """Add modules (as registered submodules of the backbone) or unfreeze parameters."""
+
+    def before_forward(self, model: nn.Module, prompt_lengths: torch.Tensor | None) -> None:  # noqa: B027
+        """Methods that insert positions after each example's prompt (infix) read its length here."""
+
+    def formula(self, config: Any, dims: ModelDims) -> int | None:
+        """The paper's analytic count of this method's parameters (Section 5.1), if it gives one."""
+        return None
+
+    def merge(self, model: nn.Module) -> Any:
+        """Fold the method into the base weights; returns what `unmerge` needs to undo it."""
+        raise UsageError(f"method {self.name!r} cannot be merged into the base weights")
+
+    def unmerge(self, model: nn.Module, merged: Any) -> None:
+        raise UsageError(f"method {self.name!r} cannot be merged into the base weights")
+
+
+def count(params: Any) -> int:
+    return sum(p.numel() for p in params)
+
+
+class Adapted:
+    """A model with a method applied. Call it like the model; ask it what trains and what it costs."""
+
+    def __init__(self, model: nn.Module, method: Method, config: MethodConfig, arch: ArchSpec, base_total: int):
+        self.model = model
+        self.method = method
+        self.config = config
+        self.arch = arch
+        self.base_total = base_total
+        self._merged: Any = None
+        backbone = arch.backbone(model)
+        self._backbone_prefix = "" if backbone is model else model.base_model_prefix + "."
+
+    def __call__(self, *args: Any, prompt_lengths: torch.Tensor | None = None, **kwargs: Any) -> Any:
+        """Call the model; `prompt_lengths` (from the collate step) goes to the method, not the model."""
+        self.method.before_forward(self.model, prompt_lengths)
+        return self.model(*args, **kwargs)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.method.capabilities
+
+    def is_head(self, name: str) -> bool:
+        """Task-head parameters live outside the backbone (classifier, pooler, score)."""
+        return bool(self._backbone_prefix) and not name.startswith(self._backbone_prefix)
+
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        return {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def param_counts(self) -> dict[str, int]:
+        """method: the paper's convention (task head excluded); trainable: what the optimizer sees."""
+        trainable = self.trainable_parameters()
+        head = count(p for n, p in trainable.items() if self.is_head(n))
+        total = count(self.model.parameters())
+        return {
+            "method": count(trainable.values()) - head,
+            "head": head,
+            "trainable": count(trainable.values()),
+            "total": total,
+            "base_total": self.base_total,
+        }
+
+    def formula_count(self) -> int | None:
+        return self.method.formula(self.config, dims_of(self.model.config))
+
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """Only what training changed: the method's tensors and the task head."""
+        return {n: p.detach().clone() for n, p in self.trainable_parameters().items()}
+
+    def load_adapter_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        own = self.trainable_parameters()
+        missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
+        if missing or unexpected:
+            raise KeyError(f"adapter state mismatch: missing {missing}, unexpected {unexpected}")
+        with torch.no_grad():
+            for name, param in own.items():
+                if param.shape != state[name].shape:
+                    raise KeyError(f"adapter state mismatch: {name} has shape {tuple(state[name].shape)}, expected {tuple(param.shape)}")
+                param.copy_(state[name])
+
+    def checkpoint_bytes(self, bytes_per_value: int = 4) -> int:
+        return count(self.trainable_parameters().values()) * bytes_per_value
+
+    @property
+    def merged(self) -> bool:
+        return self._merged is not None
+
+    def merge(self) -> None:
+        if not self.merged:
+            self._merged = self.method.merge(self.model)
+
+    def unmerge(self) -> None:
+        if self.merged:
+            self.method.unmerge(self.model, self._merged)
+            self._merged = None
+
+
+METHODS: Registry[Method] = Registry("method")
+
+
+def register(cls: type[Method]) -> type[Method]:
+    METHODS.add(cls.name, cls())
+    return cls

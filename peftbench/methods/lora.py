@@ -1,0 +1,158 @@
+"""LoRA (Hu et al. 2021): W x + (alpha / r) B A x, with B = 0 at the start.
+
+Each adapted projection is wrapped by a `LoraLayer`. A fused projection (GPT-2's `c_attn`, which
+computes q|k|v at once) gets one (A, B) pair per chosen slice, so "q and v" adapts exactly the
+query and value columns. `merge` folds B A into the weights and puts the original module back,
+so a merged model runs no LoRA code at all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from peftbench.arch import ArchSpec
+from peftbench.errors import UsageError
+from peftbench.methods.base import Capabilities, Method, MethodConfig, register
+from peftbench.models import ModelDims
+
+LORA_TARGETS = ("q", "k", "v", "o", "ffn")
+
+
+@dataclass(frozen=True)
+class LoraConfig(MethodConfig):
+    r: int = 8
+    alpha: float = 8.0
+    lora_dropout: float = 0.0
+    targets: tuple[str, ...] = ("q", "v")
+    r_q: int | None = None
+    r_k: int | None = None
+    r_v: int | None = None
+    r_o: int | None = None
+    r_ffn: int | None = None
+
+    def rank(self, target: str) -> int:
+        own = getattr(self, f"r_{target}")
+        return self.r if own is None else own
+
+    def validate(self, dims: ModelDims) -> None:
+        unknown = [t for t in self.targets if t not in LORA_TARGETS]
+        if unknown or not self.targets:
+            raise UsageError(
+                f"lora targets must be a non-empty subset of {', '.join(LORA_TARGETS)}; got {', '.join(self.targets) or 'none'}"
+            )
+        for target in LORA_TARGETS:
+            if getattr(self, f"r_{target}") is not None and target not in self.targets:
+                raise UsageError(f"r_{target} is set but {target!r} is not among the targets ({', '.join(self.targets)})")
+        for target in self.targets:
+            rank = self.rank(target)
+            if not 0 < rank <= dims.d_model:
+                raise UsageError(f"lora rank for {target!r} must be in 1..d_model ({dims.d_model}), got {rank}")
+        if self.alpha <= 0:
+            raise UsageError(f"lora alpha must be > 0, got {self.alpha}")
+        if not 0 <= self.lora_dropout < 1:
+            raise UsageError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+
+
+def weight_shape(module: nn.Module) -> tuple[int, int]:
+    """(in_features, out_features) of an nn.Linear or of GPT-2's Conv1D (weight stored in x out)."""
+    if isinstance(module, nn.Linear):
+        return module.in_features, module.out_features
+    d_in, d_out = module.weight.shape
+    return d_in, d_out
+
+
+class LoraLayer(nn.Module):
+    """A frozen linear map plus low-rank updates on slices of its output."""
+
+    def __init__(self, base: nn.Module, slices: dict[str, tuple[int, int]], ranks: dict[str, int], alpha: float, dropout: float):
+        super().__init__()
+        self.base = base
+        self.slices = slices
+        self.scaling = {name: alpha / ranks[name] for name in slices}
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        d_in, self.d_out = weight_shape(base)
+        like = {"device": base.weight.device, "dtype": base.weight.dtype}
+        self.lora_A = nn.ParameterDict({n: nn.Parameter(torch.empty(ranks[n], d_in, **like)) for n in slices})
+        self.lora_B = nn.ParameterDict({n: nn.Parameter(torch.zeros(hi - lo, ranks[n], **like)) for n, (lo, hi) in slices.items()})
+        for a in self.lora_A.values():
+            nn.init.kaiming_uniform_(a, a=math.sqrt(5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base(x)
+        h = self.dropout(x)
+        for name, (lo, hi) in self.slices.items():
+            delta = (h @ self.lora_A[name].T @ self.lora_B[name].T) * self.scaling[name]
+            out = out + (delta if hi - lo == self.d_out else F.pad(delta, (lo, self.d_out - hi)))
+        return out
+
+    @torch.no_grad()
+    def fold(self, sign: float) -> None:
+        """Add (sign=+1) or remove (sign=-1) B A into the base weight."""
+        weight = self.base.weight
+        for name, (lo, hi) in self.slices.items():
+            delta = sign * self.scaling[name] * (self.lora_B[name] @ self.lora_A[name])  # (out, in)
+            if isinstance(self.base, nn.Linear):
+                weight[lo:hi, :] += delta
+            else:
+                weight[:, lo:hi] += delta.T
+
+
+def lora_sites(arch: ArchSpec, config: LoraConfig) -> dict[str, dict[str, tuple[str, int, int]]]:
+    """Per module path inside a block: slice name -> (target, part, number of parts of a fused map)."""
+    sites: dict[str, dict[str, tuple[str, int, int]]] = {}
+    for target in config.targets:
+        for i, proj in enumerate(arch.projections[target]):
+            name = target if len(arch.projections[target]) == 1 else f"{target}{i}"
+            sites.setdefault(proj.path, {})[name] = (target, proj.part or 0, proj.parts)
+    return sites
+
+
+def set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
+    parent, _, child = path.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, child, module)
+
+
+@register
+class Lora(Method):
+    name = "lora"
+    description = "low-rank updates B·A on chosen projections (default W_q, W_v); mergeable"
+    config_cls = LoraConfig
+    capabilities = Capabilities(mergeable=True)
+
+    def adapt(self, model: nn.Module, config: LoraConfig, arch: ArchSpec) -> None:
+        for block in arch.block_list(model):
+            for path, parts in lora_sites(arch, config).items():
+                base = block.get_submodule(path)
+                d_out = weight_shape(base)[1]
+                slices = {n: (part * d_out // k, (part + 1) * d_out // k) for n, (_, part, k) in parts.items()}
+                ranks = {n: config.rank(target) for n, (target, _, _) in parts.items()}
+                set_submodule(block, path, LoraLayer(base, slices, ranks, config.alpha, config.lora_dropout))
+
+    def formula(self, config: LoraConfig, dims: ModelDims) -> int:
+        """2 x L̂ x d_model x r for the square attention maps; r (d_model + d_ffn) per FFN map."""
+        per_layer = sum(
+            config.rank(t) * (dims.d_model + dims.d_ffn) * 2 if t == "ffn" else 2 * dims.d_model * config.rank(t) for t in config.targets
+        )
+        return dims.n_layers * per_layer
+
+    def merge(self, model: nn.Module) -> dict[str, LoraLayer]:
+        """Fold every LoRA layer into its base weight and put the base module back in its place."""
+        layers = dict(lora_layers(model))
+        for path, layer in layers.items():
+            layer.fold(+1)
+            set_submodule(model, path, layer.base)
+        return layers
+
+    def unmerge(self, model: nn.Module, merged: dict[str, LoraLayer]) -> None:
+        for path, layer in merged.items():
+            layer.fold(-1)
+            set_submodule(model, path, layer)
+
+
+def lora_layers(model: nn.Module) -> list[tuple[str, LoraLayer]]:
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, LoraLayer)]

@@ -1,0 +1,190 @@
+"""Model presets, local model folders, and building a model for a task (with or without weights).
+
+A preset's shapes come from `models.yaml`; weights come from the hub (or a local folder given as
+`--model DIR`). On the meta device no weights exist at all, which is how `peftbench params`
+counts a 1.5B model instantly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from peftbench.arch import arch_for_type
+from peftbench.errors import UsageError
+from peftbench.hub import load_from_hub
+from peftbench.registry import Registry
+from peftbench.specs import PACKAGE_DIR, check_keys, check_version, read_yaml
+from peftbench.tokenizer import tiny_tokenizer
+
+MODEL_KEYS = {"description", "hub_id", "config", "tokenizer", "training", "counting_only"}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A preset from `models.yaml`, or a local folder with a `config.json` (and weights)."""
+
+    name: str
+    description: str = ""
+    hub_id: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    tokenizer: str | None = None  # 'tiny': the bundled BPE
+    training: dict[str, Any] = field(default_factory=dict)
+    counting_only: bool = False
+    local_dir: Path | None = None
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.tokenizer == "tiny"
+
+    @property
+    def origin(self) -> str:
+        return str(self.local_dir) if self.local_dir else (self.hub_id or "random init from config")
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    """The sizes that parameter formulas and hyperparameter checks need."""
+
+    model_type: str
+    d_model: int
+    n_layers: int
+    n_heads: int
+    d_ffn: int
+    vocab_size: int
+    max_positions: int
+
+
+@lru_cache(maxsize=1)
+def model_presets() -> Registry[ModelSource]:
+    path = PACKAGE_DIR / "models.yaml"
+    data = read_yaml(path)
+    check_keys(str(path), data, {"version", "models"}, set())
+    check_version(str(path), data)
+    registry: Registry[ModelSource] = Registry("model")
+    for name, entry in data["models"].items():
+        check_keys(f"{path}: {name}", entry, {"description", "config"}, MODEL_KEYS)
+        registry.add(name, ModelSource(name=name, **entry))
+    return registry
+
+
+def resolve_model(name: str) -> ModelSource:
+    """A preset name, or a path to a local model folder (`--model DIR`)."""
+    if name in model_presets():
+        return model_presets().get(name)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UsageError(f"{path}: not a model folder (no config.json)")
+        return ModelSource(name=path.name, description=f"local model {path}", local_dir=path.resolve())
+    if os.sep in name or name.startswith("."):
+        raise UsageError(f"model folder {name!r} does not exist")
+    return model_presets().get(name)  # raises with suggestions
+
+
+def base_config(source: ModelSource) -> PretrainedConfig:
+    if source.local_dir:
+        return AutoConfig.from_pretrained(source.local_dir)
+    config = dict(source.config)
+    config = AutoConfig.for_model(config.pop("model_type"), **config)
+    if source.is_tiny:
+        tok = tiny_tokenizer(config.model_type)
+        config.vocab_size = len(tok)
+        config.pad_token_id, config.bos_token_id, config.eos_token_id = tok.pad_token_id, tok.bos_token_id, tok.eos_token_id
+    return config
+
+
+def dims_of(config: PretrainedConfig) -> ModelDims:
+    d_ffn = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * config.hidden_size
+    return ModelDims(
+        model_type=config.model_type,
+        d_model=config.hidden_size,
+        n_layers=config.num_hidden_layers,
+        n_heads=config.num_attention_heads,
+        d_ffn=d_ffn,
+        vocab_size=config.vocab_size,
+        max_positions=config.max_position_embeddings,
+    )
+
+
+def task_config(source: ModelSource, kind: str, num_labels: int, cls_dropout: float = -1.0) -> PretrainedConfig:
+    """The base config specialised for a task kind: classification, regression or generation.
+
+    `cls_dropout` >= 0 sets the classifier's dropout under each family's own name.
+    """
+    config = base_config(source)
+    if cls_dropout >= 0:
+        config.classifier_dropout = config.cls_dropout = config.pooler_dropout = cls_dropout
+    arch_for_type(config.model_type)  # unsupported architectures fail here, before any work
+    if kind == "generation":
+        if config.model_type != "gpt2":
+            raise UsageError(f"{source.name} ({config.model_type}) has no causal-LM head; generation tasks need a GPT-2 model")
+        return config
+    config.num_labels = 1 if kind == "regression" else num_labels
+    config.problem_type = "regression" if kind == "regression" else "single_label_classification"
+    if config.pad_token_id is None:  # GPT-2 classifies from the last non-pad token
+        config.pad_token_id = config.eos_token_id
+    return config
+
+
+def model_class(kind: str) -> type:
+    return AutoModelForCausalLM if kind == "generation" else AutoModelForSequenceClassification
+
+
+def build_model(
+    source: ModelSource, kind: str, num_labels: int = 2, *, meta: bool = False, seed: int = 0, cls_dropout: float = -1.0
+) -> PreTrainedModel:
+    """Pretrained weights for hub presets and local folders; random init for tiny presets and `meta`."""
+    config = task_config(source, kind, num_labels, cls_dropout)
+    cls = model_class(kind)
+    if meta:
+        with torch.device("meta"):
+            return cls.from_config(config)
+    if source.counting_only:
+        raise UsageError(f"{source.name} is for parameter counting only (peftbench params)")
+    if source.is_tiny:
+        torch.manual_seed(seed)
+        return cls.from_config(config)
+    if source.local_dir:
+        return cls.from_pretrained(source.local_dir, config=config)
+    return load_from_hub(
+        cls.from_pretrained,
+        f"model weights {source.hub_id}",
+        MODEL_OFFLINE_OPTIONS,
+        pretrained_model_name_or_path=source.hub_id,
+        config=config,
+    )
+
+
+def load_tokenizer(source: ModelSource, model_type: str) -> PreTrainedTokenizerBase:
+    if source.is_tiny:
+        return tiny_tokenizer(model_type)
+    if source.local_dir:
+        tok = AutoTokenizer.from_pretrained(source.local_dir)
+    else:
+        tok = load_from_hub(
+            AutoTokenizer.from_pretrained, f"tokenizer {source.hub_id}", MODEL_OFFLINE_OPTIONS, pretrained_model_name_or_path=source.hub_id
+        )
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+MODEL_OFFLINE_OPTIONS = (
+    "--model DIR (a local folder with config.json, weights and tokenizer files), "
+    "or a tiny preset (--model tiny-roberta, tiny-deberta or tiny-gpt2), which runs on the bundled sample data"
+)

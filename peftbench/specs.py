@@ -1,0 +1,145 @@
+"""Finding and reading the declarative specs (`methods/*.yaml`, `tasks/*.yaml`, model presets).
+
+Specs live at the top of a checkout and are copied into the wheel under `peftbench/_specs/`
+(see `pyproject.toml`), so the same lookup works in both. Reading is strict: `yaml.safe_load`,
+a `version` every spec must declare, and unknown keys are errors, because a misspelt key in a
+spec would otherwise silently fall back to a default and change a benchmark's meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from peftbench.errors import UsageError
+
+SPEC_VERSION = 1
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def spec_dir(kind: str) -> Path:
+    """The folder of `kind` specs ('methods' or 'tasks'): the installed copy, else the checkout's."""
+    for candidate in (PACKAGE_DIR / "_specs" / kind, PACKAGE_DIR.parent / kind):
+        if candidate.is_dir() and any(candidate.glob("*.yaml")):
+            return candidate
+    raise UsageError(f"no {kind} specs found next to the peftbench package ({PACKAGE_DIR})")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UsageError(f"{path}: cannot read spec: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: a spec must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def check_keys(where: str, data: dict[str, Any], required: set[str], optional: set[str]) -> None:
+    missing = required - data.keys()
+    unknown = data.keys() - required - optional
+    if missing:
+        raise UsageError(f"{where}: missing key(s) {', '.join(sorted(missing))}")
+    if unknown:
+        allowed = ", ".join(sorted(required | optional))
+        raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {allowed})")
+
+
+def check_version(where: str, data: dict[str, Any]) -> None:
+    if data.get("version") != SPEC_VERSION:
+        raise UsageError(f"{where}: version must be {SPEC_VERSION}, got {data.get('version')!r}")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Overrides that apply to some (model, task) pairs, or to all when `models`/`tasks` are empty.
+
+    A preset with a `name` applies only when asked for with `--preset NAME`.
+    """
+
+    name: str | None = None
+    models: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
+    note: str = ""
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    generation: dict[str, Any] = field(default_factory=dict)
+
+    def matches(self, model: str, task: str) -> bool:
+        return (not self.models or model in self.models) and (not self.tasks or task in self.tasks)
+
+
+PRESET_KEYS = {"name", "models", "tasks", "note", "hyperparameters", "training", "generation"}
+
+
+def parse_presets(where: str, raw: Any) -> tuple[Preset, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise UsageError(f"{where}: presets must be a list")
+    presets = []
+    for i, entry in enumerate(raw):
+        at = f"{where}: presets[{i}]"
+        if not isinstance(entry, dict):
+            raise UsageError(f"{at}: must be a mapping")
+        check_keys(at, entry, set(), PRESET_KEYS)
+        for key in ("hyperparameters", "training", "generation"):
+            if not isinstance(entry.get(key, {}), dict):
+                raise UsageError(f"{at}: {key} must be a mapping")
+        presets.append(
+            Preset(
+                name=entry.get("name"),
+                models=tuple(entry.get("models", ())),
+                tasks=tuple(entry.get("tasks", ())),
+                note=entry.get("note", ""),
+                hyperparameters=dict(entry.get("hyperparameters", {})),
+                training=dict(entry.get("training", {})),
+                generation=dict(entry.get("generation", {})),
+            )
+        )
+    return tuple(presets)
+
+
+METHOD_KEYS_REQUIRED = {"version", "name", "description"}
+METHOD_KEYS_OPTIONAL = {"hyperparameters", "training", "presets", "paper_labels"}
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method's declarative side: its default hyperparameters and the paper's presets."""
+
+    name: str
+    description: str
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    presets: tuple[Preset, ...] = ()
+    paper_labels: tuple[str, ...] = ()
+    source: Path | None = None
+
+    def preset_names(self) -> list[str]:
+        return [p.name for p in self.presets if p.name]
+
+
+def parse_method_spec(path: Path) -> MethodSpec:
+    data = read_yaml(path)
+    where = str(path)
+    check_keys(where, data, METHOD_KEYS_REQUIRED, METHOD_KEYS_OPTIONAL)
+    check_version(where, data)
+    if data["name"] != path.stem:
+        raise UsageError(f"{where}: name {data['name']!r} must match the file name {path.stem!r}")
+    return MethodSpec(
+        name=data["name"],
+        description=data["description"],
+        hyperparameters=dict(data.get("hyperparameters") or {}),
+        training=dict(data.get("training") or {}),
+        presets=parse_presets(where, data.get("presets")),
+        paper_labels=tuple(data.get("paper_labels") or ()),
+        source=path,
+    )
+
+
+def method_specs() -> dict[str, MethodSpec]:
+    return {p.stem: parse_method_spec(p) for p in sorted(spec_dir("methods").glob("*.yaml"))}

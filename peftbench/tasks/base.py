@@ -1,0 +1,128 @@
+"""Task specs (`tasks/*.yaml`) and where a task's examples come from.
+
+A task spec says what the data is (format, splits, labels), how it is scored (metrics and
+their direction) and which training settings the paper used. Examples come from exactly one
+source, recorded with a content hash per split:
+- `--data-dir DIR`: the dataset's original release files;
+- `--data-dir sample`: the small synthetic sample bundled with peftbench;
+- neither: the hub, except for tiny models, which use the sample (a benchmark never trains on
+  sample data silently: the record says `data: sample`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, is_dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from peftbench.errors import UsageError
+from peftbench.registry import Registry
+from peftbench.specs import PACKAGE_DIR, Preset, check_keys, check_version, parse_presets, read_yaml, spec_dir
+
+SAMPLES_DIR = PACKAGE_DIR / "data" / "samples"
+KINDS = ("classification", "regression", "generation")
+FORMATS = ("glue", "e2e", "webnlg", "dart")
+TASK_KEYS_REQUIRED = {"version", "name", "description", "kind", "format", "metrics", "main_metric", "eval_splits", "default_model"}
+TASK_KEYS_OPTIONAL = {"num_labels", "label_names", "hub", "training", "generation", "presets", "paper_table"}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    description: str
+    kind: str
+    format: str
+    metrics: tuple[str, ...]
+    main_metric: str
+    eval_splits: tuple[str, ...]
+    default_model: str
+    num_labels: int = 1
+    label_names: tuple[str, ...] = ()
+    hub: dict[str, str] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    generation: dict[str, Any] = field(default_factory=dict)
+    presets: tuple[Preset, ...] = ()
+    paper_table: str = ""
+    source: Path | None = None
+
+
+def parse_task_spec(path: Path) -> TaskSpec:
+    data = read_yaml(path)
+    where = str(path)
+    check_keys(where, data, TASK_KEYS_REQUIRED, TASK_KEYS_OPTIONAL)
+    check_version(where, data)
+    if data["name"] != path.stem:
+        raise UsageError(f"{where}: name {data['name']!r} must match the file name {path.stem!r}")
+    if data["kind"] not in KINDS:
+        raise UsageError(f"{where}: kind must be one of {', '.join(KINDS)}, got {data['kind']!r}")
+    if data["format"] not in FORMATS:
+        raise UsageError(f"{where}: format must be one of {', '.join(FORMATS)}, got {data['format']!r}")
+    from peftbench.tasks.metrics import METRIC_DIRECTIONS
+
+    for metric in data["metrics"]:
+        if metric not in METRIC_DIRECTIONS:
+            raise UsageError(f"{where}: unknown metric {metric!r} (known: {', '.join(METRIC_DIRECTIONS)})")
+    if data["main_metric"] not in data["metrics"]:
+        raise UsageError(f"{where}: main_metric {data['main_metric']!r} is not among its metrics")
+    fields = {k: v for k, v in data.items() if k not in ("version", "presets")}
+    for key in ("metrics", "eval_splits", "label_names"):
+        if key in fields:
+            fields[key] = tuple(fields[key])
+    return TaskSpec(**fields, presets=parse_presets(where, data.get("presets")), source=path)
+
+
+@lru_cache(maxsize=1)
+def task_specs() -> Registry[TaskSpec]:
+    registry: Registry[TaskSpec] = Registry("task")
+    for path in sorted(spec_dir("tasks").glob("*.yaml")):
+        registry.add(path.stem, parse_task_spec(path))
+    return registry
+
+
+@dataclass(frozen=True)
+class DataSource:
+    kind: str  # 'hub', 'sample' or 'local'
+    path: Path | None = None
+
+    def describe(self, spec: TaskSpec) -> str:
+        if self.kind == "hub":
+            return f"hub:{spec.hub.get('path', '?')}" + (f"/{spec.hub['name']}" if spec.hub.get("name") else "")
+        return f"{self.kind}:{self.path}"
+
+
+def data_source(spec: TaskSpec, data_dir: str | None, tiny_model: bool) -> DataSource:
+    if data_dir == "sample" or (data_dir is None and tiny_model):
+        return DataSource("sample", SAMPLES_DIR / spec.format)
+    if data_dir is None:
+        return DataSource("hub")
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        raise UsageError(f"--data-dir {data_dir}: no such directory")
+    return DataSource("local", path.resolve())
+
+
+def load_splits(spec: TaskSpec, source: DataSource) -> dict[str, list[Any]]:
+    """The task's examples by split, from its one source, in the dataset's own format."""
+    if spec.format == "glue":
+        from peftbench.tasks import glue
+
+        if source.kind == "hub":
+            return glue.load_glue_hub(spec.name)
+        return glue.load_glue_dir(spec.name, source.path)
+    from peftbench.tasks import data_to_text
+
+    if source.kind == "hub":
+        return data_to_text.load_data_to_text_hub(spec.name)
+    return data_to_text.load_data_to_text_dir(spec.name, source.path)
+
+
+def content_hash(examples: list[Any]) -> str:
+    """A hash of the examples themselves, so two records can tell whether they saw the same data."""
+    digest = hashlib.sha256()
+    for example in examples:
+        plain = asdict(example) if is_dataclass(example) else example
+        digest.update(json.dumps(plain, sort_keys=True, ensure_ascii=False).encode())
+    return digest.hexdigest()

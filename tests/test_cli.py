@@ -1,0 +1,142 @@
+"""The CLI as a user meets it, in process: exit codes, messages, records."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from peftbench import runner
+from peftbench.store import read_record
+
+TINY_RUN = ("run", "--method", "lora", "--task", "mrpc", "--model", "tiny-roberta", "--max-steps", "3", "--set", "max_eval_examples=16")
+
+
+def only_record(results: Path) -> dict:
+    (path,) = list((results / "scratch").glob("*.json"))
+    return read_record(path)
+
+
+def test_tiny_run_writes_a_complete_record(cli, results):
+    res = cli(*TINY_RUN, "--set", "r=4")
+    assert res.code == 0, res.err
+    record = only_record(results)
+    assert record["schema_version"] == 1 and record["status"] == "finished" and record["error"] is None
+    assert record["config"]["hyperparameters"]["r"] == 4
+    assert record["config_hash"].startswith(record["run_id"].rsplit("-", 1)[1])
+    # method count = 2 x (adapted matrices) x d_model x r for tiny-roberta (2 layers, d=64, q and v)
+    assert record["params"]["method"] == 2 * (2 * 2) * 64 * 4 == record["params"]["formula"]
+    assert record["params"]["head"] > 0
+    assert set(record["metrics"]) == {"accuracy", "f1"}
+    assert all(m["higher_is_better"] is True for m in record["metrics"].values())
+    env = record["env"]
+    assert {"torch", "transformers", "device", "threads", "commit", "dirty"} <= set(env)
+    assert record["data"]["source"].startswith("sample:")
+    assert record["data"]["splits"]["train"]["examples"] > 0 and len(record["data"]["splits"]["train"]["sha256"]) == 64
+    assert "resolved config" in res.out and "record:" in res.out
+
+
+def test_show_finds_a_run_by_prefix(cli, results):
+    assert cli(*TINY_RUN).code == 0
+    run_id = only_record(results)["run_id"]
+    res = cli("show", run_id[:10])
+    assert res.code == 0 and run_id in res.out and "lora on mrpc" in res.out
+    assert json.loads(cli("show", run_id, "--json").out)["run_id"] == run_id
+    missing = cli("show", "nope")
+    assert missing.code == 2 and "no run 'nope'" in missing.err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--method", "lorra", "unknown method 'lorra'; did you mean 'lora'"),
+        ("--task", "mrcp", "unknown task 'mrcp'; did you mean 'mrpc'"),
+        ("--model", "tiny-robrta", "unknown model 'tiny-robrta'; did you mean 'tiny-roberta'"),
+    ],
+)
+def test_typos_exit_2_with_a_suggestion(cli, results, flag, value, message):
+    args = dict(zip(TINY_RUN[1::2], TINY_RUN[2::2], strict=False))
+    args[flag] = value
+    res = cli("run", *[x for kv in args.items() for x in kv])
+    assert res.code == 2
+    assert message in res.err
+    assert not results.exists() or not list(results.rglob("*.json"))
+
+
+def test_bad_set_exits_2(cli):
+    res = cli(*TINY_RUN, "--set", "r=zero")
+    assert res.code == 2 and "expected int" in res.err
+
+
+def test_hub_model_offline_exits_2_naming_offline_options(cli, monkeypatch):
+    from peftbench.hub import hub_reachable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub_reachable.cache_clear()
+    res = cli("run", "--method", "lora", "--task", "mrpc")
+    assert res.code == 2
+    assert "offline options" in res.err.lower() and "--model DIR" in res.err
+    assert "Traceback" not in res.err
+
+
+def test_exception_during_training_is_recorded_as_failed(cli, results, monkeypatch):
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom at step 1")
+
+    monkeypatch.setattr(runner, "training_step", explode)
+    res = cli(*TINY_RUN)
+    assert res.code == 1 and "boom at step 1" in res.err
+    record = only_record(results)
+    assert record["status"] == "failed" and "boom at step 1" in record["error"] and record["finished_at"]
+
+
+def test_keyboard_interrupt_is_recorded_as_interrupted(cli, results, monkeypatch):
+    real_step = runner.training_step
+    calls = []
+
+    def interrupt_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "training_step", interrupt_on_second)
+    res = cli(*TINY_RUN)
+    assert res.code == 130 and "interrupted" in res.err
+    assert only_record(results)["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("what", ["methods", "tasks", "models"])
+def test_ls(cli, what):
+    res = cli("ls", what)
+    assert res.code == 0
+    expected = {"methods": ["lora", "ft"], "tasks": ["mrpc"], "models": ["roberta-base", "tiny-gpt2", "deberta-v2-xxlarge"]}[what]
+    names = [line.split()[0] for line in res.out.splitlines()]
+    assert set(expected) <= set(names)
+
+
+def test_validate(cli):
+    res = cli("validate")
+    assert res.code == 0, res.err
+    assert "all specs valid" in res.out
+
+
+def test_sigint_to_the_real_entry_point_marks_the_record_interrupted(tmp_path):
+    """The installed console script, a real SIGINT mid-training, and the record left behind."""
+    env = {**os.environ, "PEFTBENCH_RESULTS": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "peftbench", "run", "--method", "ft", "--task", "mrpc", "--model", "tiny-roberta", "--epochs", "50"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.rglob("*.json")):
+        time.sleep(0.2)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    (path,) = list(tmp_path.rglob("*.json"))
+    assert read_record(path)["status"] == "interrupted"
+    assert "Traceback" not in err

@@ -1,0 +1,143 @@
+"""The two foundation methods, on every tiny architecture and task kind."""
+
+import pytest
+import torch
+
+from peftbench.errors import UsageError
+from peftbench.methods import METHODS
+from peftbench.methods.lora import LoraConfig, LoraLayer
+from peftbench.models import build_model, resolve_model
+
+CASES = [
+    ("tiny-roberta", "classification"),
+    ("tiny-deberta", "classification"),
+    ("tiny-gpt2", "classification"),
+    ("tiny-gpt2", "generation"),
+    ("tiny-roberta", "regression"),
+]
+
+
+def setup(model_name, kind, method, **hp):
+    model = build_model(resolve_model(model_name), kind, seed=0).eval()
+    impl = METHODS.get(method)
+    return model, impl.apply(model, impl.config_cls(**hp))
+
+
+def inputs(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"input_ids": torch.randint(6, 500, (3, 12), generator=g), "attention_mask": torch.ones(3, 12, dtype=torch.long)}
+
+
+def randomize_lora(adapted):
+    with torch.no_grad():
+        for name, p in adapted.trainable_parameters().items():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)
+
+
+@pytest.mark.parametrize(("model_name", "kind"), CASES)
+@pytest.mark.parametrize("targets", [("q", "v"), ("q", "k", "v", "o"), ("ffn",)])
+def test_lora_count_equals_formula(model_name, kind, targets):
+    model, adapted = setup(model_name, kind, "lora", r=4, targets=targets)
+    counts = adapted.param_counts()
+    d, layers = model.config.hidden_size, model.config.num_hidden_layers
+    expected = layers * len(targets) * 2 * d * 4 if targets != ("ffn",) else layers * 2 * 4 * (d + model.config.hidden_size * 4)
+    assert counts["method"] == expected == adapted.formula_count()
+    assert counts["trainable"] == counts["method"] + counts["head"]
+    lora_names = [n for n in adapted.trainable_parameters() if "lora_" in n]
+    assert sum(adapted.trainable_parameters()[n].numel() for n in lora_names) == counts["method"]
+
+
+@pytest.mark.parametrize(("model_name", "kind"), CASES)
+def test_lora_starts_at_the_base_model_and_merges_exactly(model_name, kind):
+    base = build_model(resolve_model(model_name), kind, seed=0).eval()
+    x = inputs()
+    with torch.no_grad():
+        reference = base(**x).logits
+        model, adapted = setup(model_name, kind, "lora", r=4, targets=("q", "v", "o"))
+        assert torch.allclose(adapted(**x).logits, reference, atol=1e-6)
+        randomize_lora(adapted)
+        unmerged = adapted(**x).logits
+        assert not torch.allclose(unmerged, reference, atol=1e-4)
+        weights_before = {n: p.clone() for n, p in model.named_parameters() if "lora_" not in n}
+        adapted.merge()
+        assert not any(isinstance(m, LoraLayer) for m in model.modules())  # the merged model runs no LoRA code
+        assert torch.allclose(adapted(**x).logits, unmerged, atol=1e-5)
+        adapted.unmerge()
+        after = {n: p for n, p in model.named_parameters() if "lora_" not in n}
+        assert all(torch.allclose(after[n], w, atol=1e-6) for n, w in weights_before.items())
+        assert torch.allclose(adapted(**x).logits, unmerged, atol=1e-6)
+
+
+def test_gpt2_fused_qkv_adapts_only_the_q_and_v_slices():
+    model, adapted = setup("tiny-gpt2", "generation", "lora", r=2, targets=("q", "v"))
+    layer = model.transformer.h[0].attn.c_attn
+    d = model.config.hidden_size
+    assert layer.slices == {"q": (0, d), "v": (2 * d, 3 * d)}
+    randomize_lora(adapted)
+    before = layer.base.weight.clone()
+    adapted.merge()
+    changed = (model.transformer.h[0].attn.c_attn.weight - before).abs().sum(0) > 0
+    assert changed[:d].all() and not changed[d : 2 * d].any() and changed[2 * d :].all()
+
+
+@pytest.mark.parametrize(("model_name", "kind"), CASES)
+@pytest.mark.parametrize("method", ["lora", "ft"])
+def test_only_method_and_head_train_and_loss_goes_down(model_name, kind, method):
+    model, adapted = setup(model_name, kind, method)
+    trainable = adapted.trainable_parameters()
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    if method == "ft":
+        assert not frozen
+    else:
+        assert all("lora_" in n or adapted.is_head(n) for n in trainable)
+    x = inputs()
+    labels = (
+        x["input_ids"] if kind == "generation" else (torch.tensor([0.1, 0.5, 0.9]) if kind == "regression" else torch.tensor([0, 1, 1]))
+    )
+    optimizer = torch.optim.AdamW(trainable.values(), lr=1e-2)
+    model.train()
+    losses = []
+    for _ in range(8):
+        loss = adapted(**x, labels=labels).loss
+        loss.backward()
+        with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
+        assert with_grad <= set(trainable)
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("method", ["lora", "ft"])
+def test_adapter_state_round_trips_strictly(method):
+    _model, adapted = setup("tiny-roberta", "classification", method, **({"r": 4} if method == "lora" else {}))
+    randomize_lora(adapted)
+    state = adapted.adapter_state_dict()
+    x = inputs()
+    with torch.no_grad():
+        expected = adapted(**x).logits
+    _fresh_model, fresh = setup("tiny-roberta", "classification", method, **({"r": 4} if method == "lora" else {}))
+    torch.manual_seed(123)
+    fresh.load_adapter_state_dict(state)
+    with torch.no_grad():
+        assert torch.allclose(fresh(**x).logits, expected, atol=1e-6)
+    with pytest.raises(KeyError, match="missing"):
+        fresh.load_adapter_state_dict({k: v for k, v in list(state.items())[1:]})
+    with pytest.raises(KeyError, match="unexpected"):
+        fresh.load_adapter_state_dict({**state, "extra.weight": torch.zeros(1)})
+
+
+def test_ft_cannot_merge():
+    _, adapted = setup("tiny-roberta", "classification", "ft")
+    with pytest.raises(UsageError, match="cannot be merged"):
+        adapted.merge()
+
+
+def test_per_target_rank_and_validation():
+    model, adapted = setup("tiny-roberta", "classification", "lora", r=4, r_v=2, targets=("q", "v"))
+    d, layers = model.config.hidden_size, model.config.num_hidden_layers
+    assert adapted.param_counts()["method"] == layers * 2 * d * (4 + 2)
+    dims = __import__("peftbench.models", fromlist=["dims_of"]).dims_of(model.config)
+    with pytest.raises(UsageError, match="r_k is set"):
+        LoraConfig(r_k=2).validate(dims)

@@ -1,0 +1,88 @@
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
+from peftbench.arch import arch_for_type
+from peftbench.errors import UsageError
+from peftbench.models import build_model, dims_of, load_tokenizer, model_presets, resolve_model, task_config
+
+
+def total(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "expected"),
+    [
+        ("gpt2-large", "generation", 774_030_080),  # the paper's 774.03M, tied LM head counted once
+        ("gpt2-medium", "generation", 354_823_168),
+        ("roberta-base", "classification", 124_055_040 + 768 * 768 + 768 + 768 * 2 + 2),  # encoder + 2-label head
+    ],
+)
+def test_paper_model_shapes_without_weights(name, kind, expected):
+    model = build_model(resolve_model(name), kind, meta=True)
+    assert next(model.parameters()).device.type == "meta"
+    assert total(model) == expected
+
+
+def test_every_preset_builds_on_meta_and_has_a_known_architecture():
+    for name, source in model_presets().items():
+        kind = "generation" if source.config["model_type"] == "gpt2" else "classification"
+        model = build_model(source, kind, meta=True)
+        assert dims_of(model.config).d_model == model.config.hidden_size, name
+
+
+def test_unknown_model_suggests_near_miss():
+    with pytest.raises(UsageError, match="unknown model 'tiny-robrta'; did you mean 'tiny-roberta'"):
+        resolve_model("tiny-robrta")
+
+
+def test_unsupported_architecture_names_the_supported_ones():
+    with pytest.raises(UsageError, match="unsupported architecture 't5'.*roberta.*deberta-v2.*gpt2"):
+        arch_for_type("t5")
+
+
+def test_deberta_has_no_causal_lm():
+    with pytest.raises(UsageError, match="no causal-LM"):
+        task_config(resolve_model("tiny-deberta"), "generation", 1)
+
+
+def test_tiny_presets_are_seeded_and_tokenize_offline():
+    source = resolve_model("tiny-roberta")
+    a, b = build_model(source, "classification", seed=1), build_model(source, "classification", seed=1)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+    tok = load_tokenizer(source, "roberta")
+    ids = tok("A small test.", "Another one.")["input_ids"]
+    assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id
+    assert tok.decode(tok("naïve café")["input_ids"], skip_special_tokens=True) == "naïve café"  # byte-level: lossless
+
+
+def test_local_model_folder(tmp_path):
+    config = AutoConfig.for_model(
+        "roberta",
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        vocab_size=100,
+        max_position_embeddings=64,
+        num_labels=2,
+    )
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(tmp_path / "m")
+    source = resolve_model(str(tmp_path / "m"))
+    assert source.local_dir == (tmp_path / "m").resolve()
+    model = build_model(source, "classification")
+    assert model.config.hidden_size == 32
+    with pytest.raises(UsageError, match="not a model folder"):
+        resolve_model(str(tmp_path))
+    with pytest.raises(UsageError, match="does not exist"):
+        resolve_model(str(tmp_path / "nowhere"))
+
+
+def test_hub_model_offline_fails_fast_with_options(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from peftbench.hub import hub_reachable
+
+    hub_reachable.cache_clear()
+    with pytest.raises(UsageError, match="offline options: --model DIR"):
+        build_model(resolve_model("roberta-base"), "classification")
