@@ -245,6 +245,8 @@ def resolve_run_config(
     built["generation"].validate()
     dims = dims_of(task_config(source, task_spec.kind, task_spec.num_labels))
     built["hyperparameters"].validate(dims)
-    if built["training"].max_seq_len > dims.max_positions:
-        raise UsageError(f"max_seq_len {built['training'].max_seq_len} exceeds {source.name}'s {dims.max_positions} positions")
+    extra = method_impl.extra_positions(built["hyperparameters"])
+    if built["training"].max_seq_len + extra > dims.max_positions:
+        added = f" + {extra} inserted by {method}" if extra else ""
+        raise UsageError(f"max_seq_len {built['training'].max_seq_len}{added} exceeds {source.name}'s {dims.max_positions} positions")
     return RunConfig(method=method, task=task, model=source.name, data=data, preset=preset, **built)

@@ -63,6 +63,10 @@ class Method(ABC):
     def before_forward(self, model: nn.Module, prompt_lengths: torch.Tensor | None) -> None:  # noqa: B027
         """Methods that insert positions after each example's prompt (infix) read its length here."""
 
+    def extra_positions(self, config: Any) -> int:
+        """Positions the method inserts into every sequence (prefix methods); they count against the model's maximum."""
+        return 0
+
     def formula(self, config: Any, dims: ModelDims) -> int | None:
         """The paper's analytic count of this method's parameters (Section 5.1), if it gives one."""
         return None
@@ -96,6 +100,11 @@ class Adapted:
         """Call the model; `prompt_lengths` (from the collate step) goes to the method, not the model."""
         self.method.before_forward(self.model, prompt_lengths)
         return self.model(*args, **kwargs)
+
+    def generate(self, *args: Any, prompt_lengths: torch.Tensor | None = None, **kwargs: Any) -> Any:
+        """`model.generate` with the method told where each prompt ends, as in `__call__`."""
+        self.method.before_forward(self.model, prompt_lengths)
+        return self.model.generate(*args, **kwargs)
 
     @property
     def capabilities(self) -> Capabilities:
