@@ -67,6 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--record", action="store_true", help="a canonical run (results/runs/) rather than scratch (results/scratch/)")
     run.set_defaults(func=cmd_run)
 
+    params = sub.add_parser(
+        "params",
+        help="count trainable parameters and checkpoint size without weights",
+        description="Exact parameter counts (paper convention: task head excluded; and all trainable), checkpoint bytes and the "
+        "paper's formula, on the meta device: no weights, no download. --paper recounts every defined row of Tables 2, 3, 4, 15.",
+    )
+    params.add_argument("--method", help="a method name (peftbench ls methods)")
+    params.add_argument("--model", help="a model preset (incl. gpt3-175b) or a local model folder")
+    params.add_argument("--task", help="count for this task's model class (default: 2-label classifier; GPT-2 as a language model)")
+    params.add_argument("--preset", help="a named preset of the method spec")
+    params.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")
+    params.add_argument("--paper", action="store_true", help="every defined row of the paper's Tables 2, 3, 4 and 15 beside our count")
+    params.add_argument("--json", action="store_true", help="machine-readable output")
+    params.set_defaults(func=cmd_params)
+
     show = sub.add_parser("show", help="print one run record, readable", description="Print one run record in a readable form.")
     show.add_argument("run", help="a run id, a unique prefix of one, or a path to a record")
     show.add_argument("--results-dir", help="where records are (default: $PEFTBENCH_RESULTS or ./results)")
@@ -116,6 +131,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     print_config(plan)
     record = runner.execute(plan, on_update=print_epoch)
     print_summary(record, plan.record_path)
+    return 0
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from peftbench import params
+    from peftbench.errors import UsageError
+
+    if args.paper:
+        rows = params.paper_table()
+        print(json.dumps(rows, indent=2) if args.json else params.format_paper_table(rows))
+        return 0
+    if not (args.method and args.model):
+        raise UsageError("params needs --method and --model (or --paper)")
+    count = params.count_params(args.method, args.model, args.task, args.preset, args.overrides)
+    if args.json:
+        print(json.dumps({**asdict(count), "hyperparameters": asdict(count.hyperparameters)}, indent=2))
+    else:
+        print(params.describe(count))
     return 0
 
 

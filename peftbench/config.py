@@ -201,14 +201,39 @@ def resolve_run_config(
     data: str = "hub",
 ) -> RunConfig:
     """Merge the layers (see the module docstring) into one validated `RunConfig`."""
+    resolved = resolve_sections(method, task, model, preset=preset, overrides=overrides)
+    return RunConfig(method=method, task=task, model=resolved.model, data=data, preset=preset, **resolved.sections)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    model: str
+    kind: str  # classification, regression or generation
+    num_labels: int
+    sections: dict[str, Any]
+
+
+def default_kind(model_type: str) -> tuple[str, int]:
+    """Without a task, the paper's model class: GPT-2 as a language model, encoders as 2-label classifiers."""
+    return ("generation", 1) if model_type == "gpt2" else ("classification", 2)
+
+
+def resolve_sections(
+    method: str,
+    task: str | None,
+    model: str,
+    *,
+    preset: str | None = None,
+    overrides: list[str] = (),  # type: ignore[assignment]
+) -> Resolved:
+    """The three config sections for (method, task, model); `task=None` for counting without a task."""
     from peftbench.methods import METHODS
-    from peftbench.models import dims_of, resolve_model, task_config
-    from peftbench.registry import unknown_name_message
+    from peftbench.models import base_config, dims_of, resolve_model, task_config
     from peftbench.specs import method_specs
     from peftbench.tasks.base import task_specs
 
     method_impl = METHODS.get(method)
-    task_spec = task_specs().get(task)
+    task_spec = task_specs().get(task) if task is not None else None
     specs = method_specs()
     if method not in specs:
         raise UsageError(f"method {method!r} has no spec file in methods/")
@@ -216,37 +241,49 @@ def resolve_run_config(
     source = resolve_model(model)
 
     layers: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
-    layers["training"].update(task_spec.training)
-    layers["generation"].update(task_spec.generation)
+    if task_spec:
+        layers["training"].update(task_spec.training)
+        layers["generation"].update(task_spec.generation)
     layers["hyperparameters"].update(method_spec.hyperparameters)
     layers["training"].update(method_spec.training)
     layers["training"].update(source.training)
-    for p in (*task_spec.presets, *method_spec.presets):
+    for p in (*(task_spec.presets if task_spec else ()), *method_spec.presets):
         if p.name is None and p.matches(source.name, task):
-            for section in SECTIONS:
-                layers[section].update(getattr(p, section))
+            apply_preset(layers, p)
     if preset is not None:
-        named = [p for p in method_spec.presets if p.name == preset]
-        if not named:
-            raise UsageError(unknown_name_message(f"preset of {method}", preset, method_spec.preset_names()))
-        applicable = [p for p in named if p.matches(source.name, task)]
-        if not applicable:
-            where = "; ".join(f"models {', '.join(p.models) or 'any'}, tasks {', '.join(p.tasks) or 'any'}" for p in named)
-            raise UsageError(f"preset {preset!r} of {method} does not apply to {source.name} on {task} (it is for {where})")
-        for p in applicable:
-            for section in SECTIONS:
-                layers[section].update(getattr(p, section))
+        for p in named_presets(method_spec, preset, source.name, task):
+            apply_preset(layers, p)
     classes = {"hyperparameters": method_impl.config_cls, "training": TrainConfig, "generation": GenerationConfig}
     for section, values in parse_set(list(overrides), {s: set(field_types(c)) for s, c in classes.items()}).items():
         layers[section].update(values)
 
-    built = {s: build(classes[s], f"{method}/{task}/{source.name} {s}", layers[s]) for s in SECTIONS}
+    built = {s: build(classes[s], f"{method}/{task or '-'}/{source.name} {s}", layers[s]) for s in SECTIONS}
     built["training"].validate()
     built["generation"].validate()
-    dims = dims_of(task_config(source, task_spec.kind, task_spec.num_labels))
+    kind, num_labels = (task_spec.kind, task_spec.num_labels) if task_spec else default_kind(base_config(source).model_type)
+    dims = dims_of(task_config(source, kind, num_labels))
     built["hyperparameters"].validate(dims)
     extra = method_impl.extra_positions(built["hyperparameters"])
-    if built["training"].max_seq_len + extra > dims.max_positions:
+    if task_spec and built["training"].max_seq_len + extra > dims.max_positions:
         added = f" + {extra} inserted by {method}" if extra else ""
         raise UsageError(f"max_seq_len {built['training'].max_seq_len}{added} exceeds {source.name}'s {dims.max_positions} positions")
-    return RunConfig(method=method, task=task, model=source.name, data=data, preset=preset, **built)
+    return Resolved(model=source.name, kind=kind, num_labels=num_labels, sections=built)
+
+
+def apply_preset(layers: dict[str, dict[str, Any]], preset: Any) -> None:
+    for section in SECTIONS:
+        layers[section].update(getattr(preset, section))
+
+
+def named_presets(method_spec: Any, name: str, model: str, task: str | None) -> list[Any]:
+    """The presets called `name` that apply to (model, task); an error that says where they apply otherwise."""
+    from peftbench.registry import unknown_name_message
+
+    named = [p for p in method_spec.presets if p.name == name]
+    if not named:
+        raise UsageError(unknown_name_message(f"preset of {method_spec.name}", name, method_spec.preset_names()))
+    applicable = [p for p in named if p.matches(model, task)]
+    if not applicable:
+        where = "; ".join(f"models {', '.join(p.models) or 'any'}, tasks {', '.join(p.tasks) or 'any'}" for p in named)
+        raise UsageError(f"preset {name!r} of {method_spec.name} does not apply to {model} on {task or 'any task'} (it is for {where})")
+    return applicable

@@ -117,8 +117,15 @@ def dims_of(config: PretrainedConfig) -> ModelDims:
         n_heads=config.num_attention_heads,
         d_ffn=d_ffn,
         vocab_size=config.vocab_size,
-        max_positions=config.max_position_embeddings,
+        max_positions=usable_positions(config),
     )
+
+
+def usable_positions(config: PretrainedConfig) -> int:
+    """RoBERTa numbers positions from pad_token_id + 1, so 514 position embeddings hold 512 tokens."""
+    if config.model_type in ("roberta", "xlm-roberta"):
+        return config.max_position_embeddings - (config.pad_token_id or 0) - 1
+    return config.max_position_embeddings
 
 
 def task_config(source: ModelSource, kind: str, num_labels: int, cls_dropout: float = -1.0) -> PretrainedConfig:
