@@ -1,0 +1,103 @@
+"""The contract every registered method keeps, on every tiny architecture and task kind.
+
+Method-specific behaviour (LoRA merging, prefix positions, AdapterDrop layers) is tested in each
+family's own file; this file holds what the runner relies on for all of them.
+"""
+
+import pytest
+import torch
+
+from peftbench.config import resolve_sections
+from peftbench.methods import METHODS
+from peftbench.models import build_model, resolve_model
+
+CASES = [
+    ("tiny-roberta", "classification"),
+    ("tiny-deberta", "classification"),
+    ("tiny-gpt2", "classification"),
+    ("tiny-gpt2", "generation"),
+    ("tiny-roberta", "regression"),
+]
+ALL = [(m, model, kind) for m in METHODS for model, kind in CASES]
+IDS = [f"{m}-{model}-{kind}" for m, model, kind in ALL]
+
+
+def adapted_model(method, model_name, kind, seed=0):
+    model = build_model(resolve_model(model_name), kind, seed=seed).eval()
+    hyperparameters = resolve_sections(method, None, model_name).sections["hyperparameters"]  # the spec's defaults
+    return model, METHODS.get(method).apply(model, hyperparameters)
+
+
+def batch(kind, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = {"input_ids": torch.randint(6, 500, (3, 12), generator=g), "attention_mask": torch.ones(3, 12, dtype=torch.long)}
+    labels = {"generation": x["input_ids"], "regression": torch.tensor([0.1, 0.5, 0.9]), "classification": torch.tensor([0, 1, 1])}
+    return x, labels[kind]
+
+
+def perturb(adapted):
+    """Move every trainable tensor away from its (often zero) initial value."""
+    with torch.no_grad():
+        for p in adapted.trainable_parameters().values():
+            p.add_(torch.randn_like(p) * 0.05)
+
+
+@pytest.mark.parametrize(("method", "model_name", "kind"), ALL, ids=IDS)
+def test_only_the_method_and_head_train_and_the_loss_goes_down(method, model_name, kind):
+    model, adapted = adapted_model(method, model_name, kind)
+    trainable = adapted.trainable_parameters()
+    assert trainable, "a method must train something"
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == set(trainable)
+    counts = adapted.param_counts()
+    assert counts["trainable"] == sum(p.numel() for p in trainable.values()) == counts["method"] + counts["head"]
+    x, labels = batch(kind)
+    optimizer = torch.optim.AdamW(trainable.values(), lr=1e-2)
+    model.train()
+    losses = []
+    for _ in range(6):
+        loss = adapted(**x, labels=labels).loss
+        loss.backward()
+        assert {n for n, p in model.named_parameters() if p.grad is not None} <= set(trainable)
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize(("method", "model_name", "kind"), ALL, ids=IDS)
+def test_count_equals_the_paper_formula(method, model_name, kind):
+    _, adapted = adapted_model(method, model_name, kind)
+    formula = adapted.formula_count()
+    if formula is None:
+        pytest.skip(f"the paper gives no formula for {method}")
+    assert adapted.param_counts()["method"] == formula
+
+
+@pytest.mark.parametrize(("method", "model_name", "kind"), ALL, ids=IDS)
+def test_methods_that_keep_the_sequence_start_at_the_base_model(method, model_name, kind):
+    if METHODS.get(method).capabilities.changes_seq_len:
+        pytest.skip("inserted positions change the output by design")
+    base = build_model(resolve_model(model_name), kind, seed=0).eval()
+    _, adapted = adapted_model(method, model_name, kind)
+    x, _ = batch(kind)
+    with torch.no_grad():
+        assert torch.allclose(adapted(**x).logits, base(**x).logits, atol=1e-6)
+
+
+@pytest.mark.parametrize(("method", "model_name", "kind"), ALL, ids=IDS)
+def test_adapter_state_round_trips_into_a_fresh_model(method, model_name, kind):
+    _, adapted = adapted_model(method, model_name, kind, seed=0)
+    perturb(adapted)
+    state = adapted.adapter_state_dict()
+    x, _ = batch(kind)
+    with torch.no_grad():
+        expected = adapted(**x).logits
+    _, fresh = adapted_model(method, model_name, kind, seed=0)
+    fresh.load_adapter_state_dict(state)
+    with torch.no_grad():
+        assert torch.allclose(fresh(**x).logits, expected, atol=1e-6)
+    first = next(iter(state))
+    with pytest.raises(KeyError, match="missing"):
+        fresh.load_adapter_state_dict({k: v for k, v in state.items() if k != first})
+    with pytest.raises(KeyError, match="unexpected"):
+        fresh.load_adapter_state_dict({**state, "not.a.parameter": torch.zeros(1)})
