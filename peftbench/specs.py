@@ -9,6 +9,7 @@ spec would otherwise silently fall back to a default and change a benchmark's me
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -141,5 +142,6 @@ def parse_method_spec(path: Path) -> MethodSpec:
     )
 
 
+@lru_cache(maxsize=1)
 def method_specs() -> dict[str, MethodSpec]:
     return {p.stem: parse_method_spec(p) for p in sorted(spec_dir("methods").glob("*.yaml"))}

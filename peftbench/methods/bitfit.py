@@ -1,0 +1,29 @@
+"""BitFit (Zaken et al. 2021): train every bias term of the backbone, nothing else.
+
+"Every bias" means every parameter named `bias` inside the backbone: the attention and FFN
+projections and the LayerNorms (embedding LayerNorm included). On RoBERTa-base that is
+12 x 8,448 + 768 = 102,144, the paper's 0.1M (Table 2). The task head trains as for every
+method and is counted apart. The paper gives no formula for BitFit, so `formula` is None.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from peftbench.arch import ArchSpec
+from peftbench.methods.base import Method, MethodConfig, register
+
+
+def is_bias(name: str) -> bool:
+    return name.rpartition(".")[2] == "bias"
+
+
+@register
+class BitFit(Method):
+    name = "bitfit"
+    description = "bias terms only (BitFit), LayerNorm biases included"
+
+    def adapt(self, model: nn.Module, config: MethodConfig, arch: ArchSpec) -> None:
+        for name, param in arch.backbone(model).named_parameters():
+            if is_bias(name):
+                param.requires_grad_(True)
