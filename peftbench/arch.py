@@ -36,6 +36,7 @@ class ArchSpec:
     block_returns_tuple: bool
     conv1d_weights: bool = False  # GPT-2's Conv1D stores the weight as (in, out)
     pre_layernorm: bool = False
+    causal: bool = False  # attends only to earlier positions (GPT-2): the state at t predicts token t+1
     extra: dict[str, str] = field(default_factory=dict)
 
     def backbone(self, model: nn.Module) -> nn.Module:
@@ -107,6 +108,7 @@ ARCHS: tuple[ArchSpec, ...] = (
         block_returns_tuple=False,
         conv1d_weights=True,
         pre_layernorm=True,
+        causal=True,
     ),
 )
 
