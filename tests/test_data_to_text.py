@@ -373,7 +373,7 @@ def _fake_hub(monkeypatch: pytest.MonkeyPatch, load) -> None:
     datasets = pytest.importorskip("datasets")
     import peftbench.hub
 
-    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(peftbench.hub, "hub_reachable", lambda *args, **kwargs: True)
     monkeypatch.setattr(datasets, "load_dataset", load)

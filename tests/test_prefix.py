@@ -20,15 +20,6 @@ METHOD_NAMES = ["prefix_embed", "prefix_layer"]
 LP, LI = 3, 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on busy cores the thread pool's spinning costs 10-50x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def setup(model_name, kind, method, seed=0, **hp):
     model = build_model(resolve_model(model_name), kind, seed=seed).eval()
     impl = METHODS.get(method)

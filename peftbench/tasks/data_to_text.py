@@ -38,15 +38,14 @@ import csv
 import io
 import json
 import logging
-import os
 import re
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from peftbench import hub
 from peftbench.errors import DataError, OfflineError, UsageError
 
 log = logging.getLogger(__name__)
@@ -494,18 +493,13 @@ HUB_SOURCES = {
 }
 
 
-def _env_offline() -> bool:
-    """Offline mode as the user set it now (the libraries read it once, at import)."""
-    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on") for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-
-
 def _offline_message(task: str, reason: str) -> str:
     source = HUB_SOURCES[task]
     return (
         f"cannot load the {task} dataset from the Hugging Face hub ({source.repo}): {reason}\n"
         f"offline options: --data-dir DIR with the original release files ({_expected_layout(task)}), "
         f"or --data-dir sample for the small bundled synthetic sample "
-        f"(a download already in the cache is used when HF_HUB_OFFLINE=1 is set before starting)"
+        f"(a download already in the cache is used when HF_HUB_OFFLINE=1 is set or the hub cannot be reached)"
     )
 
 
@@ -518,26 +512,21 @@ def load_data_to_text_hub(task: str) -> dict[str, list[D2TExample]]:
 
 
 def _download(task: str, source: HubSource) -> Mapping[str, Iterable[Mapping[str, Any]]]:
-    """`load_dataset` on the export, once we know it can succeed without minutes of retries.
+    """`load_dataset` on the export, without minutes of retries when the hub cannot be used.
 
-    In offline mode `datasets` serves an earlier download from its cache, or fails at once; it
-    reads the mode at import, so a mode switched on after that import cannot reach the cache.
+    With offline mode set, or no answer from the hub, `datasets` is switched to cache-only mode
+    for the call (`peftbench.hub.cache_only`): an earlier download is served from the cache, and a
+    missing one fails at once.
     """
-    if _env_offline():
-        loaded = sys.modules.get("datasets")
-        if loaded is not None and not loaded.config.HF_HUB_OFFLINE:
-            raise OfflineError(_offline_message(task, "offline mode is set (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE)"))
-    else:
-        from peftbench.hub import hub_reachable
-
-        if not hub_reachable():
-            raise OfflineError(_offline_message(task, "the hub is not reachable"))
+    offline = hub.offline_reason()
     import datasets
 
     try:
-        return datasets.load_dataset(source.repo, revision=source.revision, data_files=dict(source.data_files))
-    except OSError as exc:  # ConnectionError, TimeoutError, missing cache entries
-        raise OfflineError(_offline_message(task, f"{type(exc).__name__}: {exc}")) from None
+        with hub.cache_only(offline is not None):
+            return datasets.load_dataset(source.repo, revision=source.revision, data_files=dict(source.data_files))
+    except hub.network_errors() as exc:  # ConnectionError, TimeoutError, missing cache entries
+        reason = f"{offline} and there is no cached copy" if offline else f"{type(exc).__name__}: {exc}"
+        raise OfflineError(_offline_message(task, reason)) from None
 
 
 def _columns(value: Any) -> dict[str, list[Any]]:
