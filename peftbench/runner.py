@@ -121,21 +121,34 @@ def new_record(plan: Plan) -> dict[str, Any]:
     }
 
 
+def metric_direction(name: str) -> bool:
+    """higher_is_better of a metric or of a suffixed variant of one (`ter_unseen`, `accuracy_matched`)."""
+    bases = [m for m in METRIC_DIRECTIONS if name == m or name.startswith(m + "_")]
+    if not bases:
+        raise KeyError(f"no direction known for metric {name!r}")
+    return METRIC_DIRECTIONS[max(bases, key=len)]
+
+
 def with_directions(scores: dict[str, float]) -> dict[str, dict[str, Any]]:
-    def direction(name: str) -> bool:
-        base = name.split("_")[0] if name not in METRIC_DIRECTIONS else name
-        return METRIC_DIRECTIONS.get(name, METRIC_DIRECTIONS.get(base, True))
+    """Each score with its direction; NaN (e.g. Pearson of a constant prediction) is stored as null."""
+    return {
+        name: {"value": None if math.isnan(value) else value, "higher_is_better": metric_direction(name)}
+        for name, value in scores.items()
+    }
 
-    return {name: {"value": value, "higher_is_better": direction(name)} for name, value in scores.items()}
 
-
-def best_epoch(epochs: list[dict[str, Any]], main: str) -> dict[str, Any]:
-    scored = [e for e in epochs if e["metrics"]]
-    key = next((k for k in scored[-1]["metrics"] if k == main or k.startswith(main + "_")), None) if scored else None
+def best_epoch(scored: list[dict[str, Any]], main: str) -> dict[str, Any]:
+    """The epoch with the best main metric (its first split for MNLI); a missing (NaN) score never wins."""
+    key = next((k for k in scored[-1]["metrics"] if k == main or k.startswith(main + "_")), None)
     if key is None:
-        return scored[-1] if scored else {}
-    higher = scored[-1]["metrics"][key]["higher_is_better"]
-    return max(scored, key=lambda e: e["metrics"][key]["value"] * (1 if higher else -1))
+        return scored[-1]
+    sign = 1 if scored[-1]["metrics"][key]["higher_is_better"] else -1
+
+    def score(epoch: dict[str, Any]) -> float:
+        value = epoch["metrics"][key]["value"]
+        return float("-inf") if value is None else sign * value
+
+    return max(scored, key=score)
 
 
 def execute(plan: Plan, on_update: Any = None) -> dict[str, Any]:

@@ -140,3 +140,18 @@ def test_sigint_to_the_real_entry_point_marks_the_record_interrupted(tmp_path):
     (path,) = list(tmp_path.rglob("*.json"))
     assert read_record(path)["status"] == "interrupted"
     assert "Traceback" not in err
+
+
+def test_metric_directions_follow_the_base_metric():
+    assert runner.metric_direction("ter_unseen") is False
+    assert runner.metric_direction("rouge_l_seen") is True
+    assert runner.metric_direction("accuracy_mismatched") is True
+    with pytest.raises(KeyError):
+        runner.metric_direction("perplexity")
+
+
+def test_nan_scores_are_stored_as_null_and_never_win():
+    scores = runner.with_directions({"pearson": float("nan")})
+    assert scores["pearson"]["value"] is None
+    epochs = [{"epoch": 1, "metrics": runner.with_directions({"pearson": 0.2})}, {"epoch": 2, "metrics": scores}]
+    assert runner.best_epoch(epochs, "pearson")["epoch"] == 1
