@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--results-dir", help="where records are (default: $PEFTBENCH_RESULTS or ./results)")
     show.add_argument("--json", action="store_true", help="print the raw JSON record")
     show.set_defaults(func=cmd_show)
+    add_measure_parsers(sub)
     return parser
 
 
@@ -161,6 +162,151 @@ def cmd_show(args: argparse.Namespace) -> int:
     path = find_record(args.run, results_dir(args.results_dir))
     record = read_record(path)
     print(json.dumps(record, indent=2) if args.json else show_record(record, path))
+    return 0
+
+
+def add_measure_parsers(sub: Any) -> None:
+    """`latency` and `profile`: the paper's speed and memory measurements, without training a task."""
+    latency = sub.add_parser(
+        "latency",
+        help="single-forward latency of methods vs the base model (the paper's Table 1 protocol)",
+        description="Single forward pass (no grad, eval mode, warm-up; synchronised on CUDA) of the base model, an A/A control "
+        "(an identical copy), each method on its own copy and merged copies of mergeable methods, all in one process, timed in "
+        "rounds with the order rotated every round. Overhead = median of the per-round ratios to the base, labelled "
+        "'distinguishable' when the middle half of its ratios lies outside the A/A control's and 1.0, else 'within noise'. "
+        "Random weights of the real shape: no download.",
+        epilog=EPILOG,
+    )
+    latency.add_argument("--model", required=True, help="a model preset (e.g. gpt2-medium, tiny-gpt2) or a local model folder")
+    latency.add_argument("--methods", required=True, help="comma-separated method names, e.g. lora,adapter_h,adapter_l")
+    latency.add_argument("--batch", help="comma-separated batch sizes, zipped with --seq (default on CUDA: 32,16,1 - the paper's)")
+    latency.add_argument("--seq", help="comma-separated sequence lengths, zipped with --batch (default on CUDA: 512,256,128)")
+    latency.add_argument("--rounds", type=int, help="timed rounds per cell (default: as many as --budget allows, 10..100)")
+    latency.add_argument("--budget", type=float, default=30.0, help="seconds per cell when --rounds is not given (default 30)")
+    latency.add_argument("--warmup", type=int, default=3, help="untimed warm-up rounds per cell (default 3)")
+    latency.add_argument("--cpu", action="store_true", help="run on the CPU even if CUDA is present; default grid 4x128, 2x64, 1x32, 1x8")
+    latency.add_argument("--threads", type=int, help="torch CPU threads")
+    latency.add_argument("--dtype", default="fp32", help="fp32 (default), fp16 or bf16")
+    latency.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a method hyperparameter for every listed method that has it, or METHOD.KEY=VALUE for one (repeatable)",
+    )
+    latency.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
+    latency.add_argument("--results-dir", help="where records go (default: $PEFTBENCH_RESULTS or ./results); written to latency/")
+    latency.set_defaults(func=cmd_latency)
+
+    profile = sub.add_parser(
+        "profile",
+        help="one training step per method: time, peak memory, optimizer state, vs ft and the floor",
+        description="One training step per method (median of a few timed steps after warm-up): step time, peak memory, the "
+        "AdamW state actually allocated, trainable parameters, and ratios to ft and to the floor (the frozen model with "
+        "gradients only w.r.t. the input embeddings). Each method runs in its own process. Random weights of the real shape.",
+        epilog=EPILOG,
+    )
+    profile.add_argument("--model", required=True, help="a model preset (e.g. roberta-base) or a local model folder")
+    profile.add_argument("--methods", required=True, help="comma-separated method names, e.g. ft,lora,bitfit,adapter_h")
+    profile.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    profile.add_argument("--seq", type=int, default=128, help="sequence length (default 128)")
+    profile.add_argument("--steps", type=int, default=3, help="timed steps per method (default 3)")
+    profile.add_argument("--warmup", type=int, default=1, help="untimed warm-up steps per method (default 1)")
+    profile.add_argument("--cpu", action="store_true", help="run on the CPU even if CUDA is present")
+    profile.add_argument("--threads", type=int, help="torch CPU threads")
+    profile.add_argument("--dtype", default="fp32", help="fp32 (default), fp16 or bf16")
+    profile.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a method hyperparameter for every listed method that has it, or METHOD.KEY=VALUE for one (repeatable)",
+    )
+    profile.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
+    profile.add_argument(
+        "--in-process",
+        action="store_true",
+        help="measure all methods in this process (faster; on CPU the peak memory is then not per method)",
+    )
+    profile.add_argument("--results-dir", help="where records go (default: $PEFTBENCH_RESULTS or ./results); written to profile/")
+    profile.set_defaults(func=cmd_profile)
+
+
+def parse_cells(batch: str | None, seq: str | None) -> list[tuple[int, int]] | None:
+    """`--batch 32,16,1 --seq 512,256,128` -> [(32, 512), (16, 256), (1, 128)]; a single value pairs with every other."""
+    from peftbench.errors import UsageError
+
+    if batch is None and seq is None:
+        return None
+
+    def ints(flag: str, text: str | None) -> list[int]:
+        try:
+            return [int(x) for x in (text or "").split(",") if x.strip()]
+        except ValueError:
+            raise UsageError(f"{flag} expects comma-separated integers, got {text!r}") from None
+
+    b, s = ints("--batch", batch), ints("--seq", seq)
+    if not b or not s:
+        raise UsageError("--batch and --seq go together (their lists are zipped into cells)")
+    if len(b) == 1:
+        b = b * len(s)
+    if len(s) == 1:
+        s = s * len(b)
+    if len(b) != len(s):
+        raise UsageError(f"--batch has {len(b)} values and --seq {len(s)}; they are zipped, so give as many of each (or one)")
+    return list(zip(b, s, strict=True))
+
+
+def cmd_latency(args: argparse.Namespace) -> int:
+    from peftbench.latency import parse_methods, run_latency
+    from peftbench.store import results_dir
+
+    result = run_latency(
+        args.model,
+        parse_methods(args.methods),
+        cells=parse_cells(args.batch, args.seq),
+        rounds=args.rounds,
+        warmup=args.warmup,
+        budget_s=args.budget,
+        cpu=args.cpu,
+        threads=args.threads,
+        dtype=args.dtype,
+        overrides=args.overrides,
+        seed=args.seed,
+        results=results_dir(args.results_dir),
+    )
+    print(result.text)
+    print(f"record: {result.path}")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from peftbench.latency import parse_methods
+    from peftbench.profile import run_profile
+    from peftbench.store import results_dir
+
+    result = run_profile(
+        args.model,
+        parse_methods(args.methods),
+        batch=args.batch,
+        seq=args.seq,
+        steps=args.steps,
+        warmup=args.warmup,
+        overrides=args.overrides,
+        cpu=args.cpu,
+        threads=args.threads,
+        dtype=args.dtype,
+        seed=args.seed,
+        isolate=not args.in_process,
+        results=results_dir(args.results_dir),
+    )
+    print(result.text)
+    print(f"record: {result.path}")
+    if result.failed:
+        print(f"peftbench: profile failed for {', '.join(result.failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -3,6 +3,8 @@
 Throughput counts only steady-state steps (the first steps pay for allocator warm-up, lazy
 initialisation and caches). On CPU, peak memory is the process's peak RSS, which only grows:
 a per-method comparison therefore needs one process per method (`peftbench profile` does so).
+On CUDA, peaks are `max_memory_allocated` / `max_memory_reserved` after a reset, per phase.
+The timing and statistics helpers here are shared by `peftbench latency` and `peftbench profile`.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import save as safetensors_bytes
 
@@ -20,6 +24,16 @@ from safetensors.torch import save as safetensors_bytes
 def peak_rss_bytes() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
+
+
+def current_rss_bytes() -> int | None:
+    """The process's resident set size now (Linux `/proc/self/statm`); None where unavailable."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            pages = int(handle.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * resource.getpagesize()
 
 
 def cuda_peaks(device: torch.device) -> dict[str, int]:
@@ -69,18 +83,108 @@ class StepTimer:
         }
 
 
-class Phase:
-    """`with Phase(times, 'train'):` adds the block's wall time to `times['train']`."""
+def timed(fn: Callable[[], Any], device: torch.device) -> float:
+    """Wall seconds of one call, synchronised before and after on CUDA (kernels are asynchronous)."""
+    synchronize(device)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
 
-    def __init__(self, times: dict[str, float], name: str):
+
+class Phase:
+    """`with Phase(times, 'train'):` adds the block's wall time to `times['train']`.
+
+    With `device` and `peaks`, it also records the phase's peak memory in `peaks['train']`:
+    CUDA `max_memory_allocated`/`max_memory_reserved` (reset on entry) and the process's peak RSS
+    (which on CPU only grows, so a later phase's RSS peak includes the earlier ones). A phase
+    entered several times (one per epoch) keeps the maximum.
+    """
+
+    def __init__(
+        self, times: dict[str, float], name: str, device: torch.device | None = None, peaks: dict[str, dict[str, int]] | None = None
+    ):
         self.times, self.name = times, name
+        self.device, self.peaks = device, peaks
 
     def __enter__(self) -> Phase:
+        if self.device is not None and self.peaks is not None:
+            synchronize(self.device)
+            reset_peaks(self.device)
         self.start = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.device is not None:
+            synchronize(self.device)
         self.times[self.name] = self.times.get(self.name, 0.0) + time.perf_counter() - self.start
+        if self.device is not None and self.peaks is not None:
+            now = {"peak_rss_bytes": peak_rss_bytes(), **cuda_peaks(self.device)}
+            old = self.peaks.get(self.name, {})
+            self.peaks[self.name] = {k: max(v, old.get(k, 0)) for k, v in now.items()}
+
+
+class ForwardCounter:
+    """Counts what a model's forward calls process, for evaluation throughput.
+
+    `with counter.attach(model):` hooks the model's forward; every call adds its examples and its
+    tokens: the positions fed in that call that the attention mask keeps (with a key/value cache a
+    decoding step feeds one position per sequence, so generation counts model tokens, prompt plus
+    generated per beam). `summary()` divides by the wall time spent inside `attach` blocks.
+    """
+
+    def __init__(self, device: torch.device | None = None) -> None:
+        self.device = device
+        self.calls = self.samples = self.tokens = 0
+        self.seconds = 0.0
+
+    def hook(self, module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        ids = kwargs.get("input_ids", args[0] if args and isinstance(args[0], torch.Tensor) else None)
+        if ids is None:
+            ids = kwargs.get("inputs_embeds")
+        if ids is None:
+            return
+        self.calls += 1
+        self.samples += int(ids.shape[0])
+        width = ids.shape[1] if ids.dim() > 1 else 1
+        mask = kwargs.get("attention_mask")
+        if isinstance(mask, torch.Tensor) and mask.dim() == 2:
+            self.tokens += int(mask[:, -width:].sum())
+        else:
+            self.tokens += int(ids.shape[0]) * width
+
+    def attach(self, model: torch.nn.Module) -> _Attached:
+        return _Attached(self, model)
+
+    def summary(self) -> dict[str, Any]:
+        if not self.seconds or not self.calls:
+            return {"forward_calls": self.calls}
+        return {
+            "forward_calls": self.calls,
+            "samples": self.samples,
+            "tokens": self.tokens,
+            "seconds": self.seconds,
+            "tokens_per_s": self.tokens / self.seconds,
+            "samples_per_s": self.samples / self.seconds,
+        }
+
+
+class _Attached:
+    def __init__(self, counter: ForwardCounter, model: torch.nn.Module):
+        self.counter, self.model = counter, model
+
+    def __enter__(self) -> ForwardCounter:
+        self.handle = self.model.register_forward_pre_hook(self.counter.hook, with_kwargs=True)
+        if self.counter.device is not None:
+            synchronize(self.counter.device)
+        self.start = time.perf_counter()
+        return self.counter
+
+    def __exit__(self, *exc: object) -> None:
+        if self.counter.device is not None:
+            synchronize(self.counter.device)
+        self.counter.seconds += time.perf_counter() - self.start
+        self.handle.remove()
 
 
 def memory_breakdown(model: torch.nn.Module, trainable: dict[str, torch.nn.Parameter], optimizer_states: int = 2) -> dict[str, int]:
@@ -93,3 +197,36 @@ def memory_breakdown(model: torch.nn.Module, trainable: dict[str, torch.nn.Param
 def checkpoint_bytes(state: dict[str, torch.Tensor]) -> int:
     """Bytes of the method's own tensors saved as safetensors (what a user would ship)."""
     return len(safetensors_bytes({k: v.contiguous() for k, v in state.items()}))
+
+
+def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of every tensor the optimizer holds as state (AdamW: exp_avg, exp_avg_sq, step), measured."""
+    return tensor_bytes(v for state in optimizer.state.values() for v in state.values() if isinstance(v, torch.Tensor))
+
+
+def gradient_bytes(params: Iterable[torch.nn.Parameter]) -> int:
+    """Bytes of the gradients present now (call after backward, before `zero_grad`)."""
+    return tensor_bytes(p.grad for p in params if p.grad is not None)
+
+
+def summarize(values: Iterable[float]) -> dict[str, float]:
+    """Robust summary of repeated measurements: median and quartiles (linear interpolation), plus mean/std/min/max."""
+    x = np.asarray(list(values), dtype=float)
+    if x.size == 0:
+        return {"n": 0}
+    q1, median, q3 = np.percentile(x, [25, 50, 75])
+    return {
+        "n": int(x.size),
+        "median": float(median),
+        "q1": float(q1),
+        "q3": float(q3),
+        "iqr": float(q3 - q1),
+        "mean": float(x.mean()),
+        "std": float(x.std(ddof=1)) if x.size > 1 else 0.0,
+        "min": float(x.min()),
+        "max": float(x.max()),
+    }

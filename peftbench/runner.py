@@ -202,13 +202,14 @@ def train_and_evaluate(plan: Plan, record: dict[str, Any], on_update: Any) -> No
     record["measurements"]["schedule"] = {"total_steps": total_steps, "warmup_steps": warmup, "epochs": epochs}
 
     timer = measure.StepTimer()
-    measure.reset_peaks(device)
+    peaks: dict[str, dict[str, int]] = {}
+    eval_counter = measure.ForwardCounter(device)
     step = 0
     progress = tqdm(total=total_steps, desc=f"{cfg.method}/{cfg.task}/{cfg.model}", unit="step", mininterval=1.0)
     for epoch in range(1, epochs + 1):
         model.train()
         losses = []
-        with measure.Phase(times, "train"):
+        with measure.Phase(times, "train", device, peaks):
             for batch in loader:
                 start = time.perf_counter()
                 loss = training_step(adapted, pipeline, batch, optimizer, scheduler, accelerator, train.grad_clip)
@@ -222,10 +223,10 @@ def train_and_evaluate(plan: Plan, record: dict[str, Any], on_update: Any) -> No
                     break
         entry = {"epoch": epoch, "step": step, "train_loss": sum(losses) / max(len(losses), 1), "metrics": {}}
         if pipeline.evaluate_every_epoch or step >= total_steps:
-            entry["metrics"] = evaluate(adapted, pipeline, plan.splits, device, times)
+            entry["metrics"] = evaluate(adapted, pipeline, plan.splits, device, times, peaks, eval_counter)
         record["epochs"].append(entry)
         update_scores(record, plan.spec.main_metric)
-        record["measurements"].update(run_measurements(adapted, timer, times, device))
+        record["measurements"].update(run_measurements(adapted, timer, times, device, peaks, eval_counter))
         write_record(plan.record_path, record)
         if on_update:
             on_update(entry)
@@ -256,10 +257,16 @@ def training_step(
 
 
 def evaluate(
-    adapted: Adapted, pipeline: Pipeline, splits: dict[str, list[Any]], device: torch.device, times: dict[str, float]
+    adapted: Adapted,
+    pipeline: Pipeline,
+    splits: dict[str, list[Any]],
+    device: torch.device,
+    times: dict[str, float],
+    peaks: dict[str, dict[str, int]],
+    counter: measure.ForwardCounter,
 ) -> dict[str, dict[str, Any]]:
     adapted.model.eval()
-    with measure.Phase(times, "eval"):
+    with measure.Phase(times, "eval", device, peaks), counter.attach(adapted.model):
         scores = pipeline.evaluate(adapted, splits, device)
     return with_directions(scores)
 
@@ -274,13 +281,22 @@ def update_scores(record: dict[str, Any], main: str) -> None:
     record["metrics_last"] = scored[-1]["metrics"]
 
 
-def run_measurements(adapted: Adapted, timer: measure.StepTimer, times: dict[str, float], device: torch.device) -> dict[str, Any]:
+def run_measurements(
+    adapted: Adapted,
+    timer: measure.StepTimer,
+    times: dict[str, float],
+    device: torch.device,
+    peaks: dict[str, dict[str, int]],
+    eval_counter: measure.ForwardCounter,
+) -> dict[str, Any]:
     trainable = adapted.trainable_parameters()
     return {
         "train_throughput": timer.summary(),
+        "eval_throughput": eval_counter.summary(),
         "wall_time_s": dict(times),
         "peak_rss_bytes": measure.peak_rss_bytes(),
-        **measure.cuda_peaks(device),
+        **{k: max(p.get(k, 0) for p in peaks.values()) for k in measure.cuda_peaks(device)},
+        "peak_memory_by_phase": peaks,
         "memory_breakdown_bytes": measure.memory_breakdown(adapted.model, trainable),
         "checkpoint_bytes": measure.checkpoint_bytes(adapted.adapter_state_dict()),
     }

@@ -1,0 +1,508 @@
+"""`peftbench latency`: the paper's Table 1 protocol, with a paired design and an A/A control.
+
+One forward pass (no grad, eval mode) of every *variant* of one model, all in this one process:
+the base model, an A/A control (a second, identical copy of the base), every method applied to
+its own copy of the base (same weights, so outputs start equal), and for every mergeable method
+a merged copy too. After warm-up, each (batch, seq) cell is timed in rounds; a round runs every
+variant once, in an order rotated by one from round to round, so slow drift (thermal, other
+processes, allocator state) falls on all variants alike and each variant sits at each position
+equally often.
+
+Statistics per cell, per variant: median and interquartile range (IQR) of the times; the
+overhead vs the base is the median of the *paired* ratios t_variant / t_base of the same round,
+with the ratios' IQR as its spread. The A/A control's ratios show what "no difference" looks
+like on this machine (the noise floor).
+
+Labelling rule (`verdict`): with [a1, a3] the A/A ratios' quartiles and [v1, v3] the variant's,
+the variant is "distinguishable (slower)" when v1 > max(a3, 1), "distinguishable (faster)" when
+v3 < min(a1, 1), and "within noise" otherwise; that is, its middle half of paired ratios lies
+entirely outside both the control's middle half and 1.0. It is a statement about per-call
+differences that stand out of round-to-round noise, not a significance test of the median.
+With fewer than 5 rounds no verdict is given.
+
+Rounds: `--rounds N` runs exactly N; without it, as many as fit a time budget per cell (estimated
+from the last warm-up round), at least 10 and at most 100 (the paper's 100 trials). Without CUDA
+(or with `--cpu`) the default grid is a small one this machine can run, not the paper's.
+
+The paper does not say which adapter sizes (bottleneck r) gave |Theta| = 0.5M / 11M in Table 1;
+we use each method's spec defaults (or `--set`) and print the resulting parameter counts.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from peftbench import measure
+from peftbench.config import default_kind, field_types, resolve_sections, to_plain
+from peftbench.errors import UsageError
+from peftbench.methods import METHODS, Adapted
+from peftbench.models import ModelSource, base_config, build_model, dims_of, model_class, resolve_model, task_config
+from peftbench.registry import unknown_name_message
+from peftbench.store import SCHEMA_VERSION, write_record
+
+PAPER_GRID: tuple[tuple[int, int], ...] = ((32, 512), (16, 256), (1, 128))  # Table 1's cells
+CPU_GRID: tuple[tuple[int, int], ...] = ((4, 128), (2, 64), (1, 32), (1, 8))
+DEFAULT_ROUNDS = 100  # the paper averages 100 trials
+MIN_ROUNDS = 10  # the time budget never cuts below this many rounds
+FEW_ROUNDS = 5  # below this, quartiles mean little: no verdict
+NOISY_IQR = 0.10  # an A/A ratio IQR wider than this is worth a hint
+DEFAULT_BUDGET_S = 30.0  # per cell, when --rounds is not given
+DEFAULT_WARMUP = 3
+ADAPTER_SIZE_NOTE = (
+    "The paper's Table 1 does not state the adapter bottleneck behind |Theta| = 0.5M / 11M; "
+    "adapter sizes here are the method specs' defaults (or --set), counted above."
+)
+
+BASE, CONTROL = "base", "base A/A"
+
+
+# ---------------------------------------------------------------- shared set-up (also used by profile)
+
+
+def shaped_model(source: ModelSource, kind: str, num_labels: int, seed: int = 0) -> nn.Module:
+    """The model's real shape with random weights (speed and memory do not depend on the values): no download.
+
+    A local folder (`--model DIR`) loads its own weights; a counting-only preset is refused.
+    """
+    if source.counting_only:
+        raise UsageError(f"{source.name} is for parameter counting only (peftbench params)")
+    if source.local_dir:
+        return build_model(source, kind, num_labels, seed=seed)
+    config = task_config(source, kind, num_labels)
+    torch.manual_seed(seed)
+    return model_class(kind).from_config(config)
+
+
+def split_overrides(methods: list[str], pairs: list[str]) -> dict[str, list[str]]:
+    """Route `--set key=value` to every listed method whose hyperparameters have `key`.
+
+    `--set METHOD.key=value` targets one method. A key no listed method has is an error.
+    """
+    out: dict[str, list[str]] = {m: [] for m in methods}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().removeprefix("hyperparameters.")
+        if not sep or not key:
+            raise UsageError(f"--set expects key=value, got {pair!r}")
+        target, dot, name = key.rpartition(".")
+        if dot and target not in methods:
+            raise UsageError(f"--set {key}: {target!r} is not one of the listed methods ({', '.join(methods)})")
+        candidates = [target] if dot else methods
+        owners = [m for m in candidates if name in field_types(METHODS.get(m).config_cls)]
+        if not owners:
+            known = {n for m in candidates for n in field_types(METHODS.get(m).config_cls)}
+            raise UsageError(f"--set {key}: " + unknown_name_message(f"hyperparameter of {', '.join(candidates)}", name, known))
+        for m in owners:
+            out[m].append(f"{name}={value}")
+    return out
+
+
+def parse_methods(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    if not methods:
+        raise UsageError("--methods needs at least one method name")
+    if len(set(methods)) != len(methods):
+        raise UsageError(f"--methods lists a method twice: {text}")
+    for m in methods:
+        METHODS.get(m)  # unknown names fail here, with suggestions
+    return methods
+
+
+def resolve_hyperparameters(methods: list[str], model: str, overrides: list[str]) -> dict[str, Any]:
+    """Each method's hyperparameters: its spec's defaults and presets for the model (no task), then `--set`."""
+    routed = split_overrides(methods, overrides)
+    return {m: resolve_sections(m, None, model, overrides=routed[m]).sections["hyperparameters"] for m in methods}
+
+
+def pick_device(cpu: bool) -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() and not cpu else torch.device("cpu")
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    table = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16, "bf16": torch.bfloat16}
+    if name not in table:
+        raise UsageError(f"--dtype must be one of fp32, fp16, bf16; got {name!r}")
+    return table[name]
+
+
+def random_batch(vocab_size: int, batch: int, seq: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Token ids drawn uniformly (above the first few special ids), full attention, prompt = whole input."""
+    g = torch.Generator().manual_seed(seed)
+    low = min(5, vocab_size - 1)
+    ids = torch.randint(low, vocab_size, (batch, seq), generator=g)
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": torch.ones(batch, seq, dtype=torch.long, device=device),
+        "prompt_lengths": torch.full((batch,), seq, dtype=torch.long, device=device),
+    }
+
+
+def utc_stamp() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+
+
+# ---------------------------------------------------------------- variants
+
+
+@dataclass
+class Variant:
+    name: str
+    role: str  # base, control, method
+    model: nn.Module
+    adapted: Adapted | None = None
+    method: str | None = None
+    merged: bool = False
+    params: dict[str, int] = field(default_factory=dict)  # counted before merging
+
+    def __post_init__(self) -> None:
+        if self.adapted is not None and not self.params:
+            self.params = self.adapted.param_counts()
+
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> Any:
+        if self.adapted is None:
+            return self.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        return self.adapted(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], prompt_lengths=inputs["prompt_lengths"])
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"name": self.name, "role": self.role, "method": self.method, "merged": self.merged}
+        if self.adapted is not None:
+            info["params"] = self.params
+            info["hyperparameters"] = {k: v for k, v in to_plain(self.adapted.config).items() if v is not None}
+            caps = self.adapted.capabilities
+            info["capabilities"] = {"mergeable": caps.mergeable, "adds_latency": caps.adds_latency, "changes_seq_len": caps.changes_seq_len}
+        return info
+
+
+def build_variants(
+    base: nn.Module, methods: list[str], hyperparameters: dict[str, Any], device: torch.device, dtype: torch.dtype
+) -> list[Variant]:
+    """Base, A/A control, each method on its own copy of the base, and merged copies of mergeable methods."""
+    base = base.to(device=device, dtype=dtype).eval()
+    if hasattr(base.config, "use_cache"):
+        base.config.use_cache = False  # one forward pass: no key/value cache to build
+    variants = [Variant(BASE, "base", base), Variant(CONTROL, "control", copy.deepcopy(base))]
+    for name in methods:
+        impl = METHODS.get(name)
+        adapted = impl.apply(copy.deepcopy(base), hyperparameters[name])
+        adapted.model.to(device=device, dtype=dtype).eval()
+        variants.append(Variant(name, "method", adapted.model, adapted, name))
+        if impl.capabilities.mergeable:
+            twin = impl.apply(copy.deepcopy(base), hyperparameters[name])
+            twin.load_adapter_state_dict(adapted.adapter_state_dict())
+            twin.model.to(device=device, dtype=dtype).eval()
+            counted = twin.param_counts()
+            twin.merge()
+            variants.append(Variant(f"{name} merged", "method", twin.model, twin, name, merged=True, params=counted))
+    return variants
+
+
+@torch.no_grad()
+def output_gaps(variants: list[Variant], inputs: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Largest absolute difference of each variant's output from the base's (all start from the same weights)."""
+    outs = {v.name: first_tensor(v(inputs)).float() for v in variants}
+    ref = outs[BASE]
+    return {name: float((out - ref).abs().max()) if out.shape == ref.shape else math.nan for name, out in outs.items()}
+
+
+def first_tensor(output: Any) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    return output.logits if hasattr(output, "logits") else output[0]
+
+
+# ---------------------------------------------------------------- the protocol
+
+
+def rotated(items: list[Any], round_index: int) -> list[Any]:
+    k = round_index % len(items)
+    return items[k:] + items[:k]
+
+
+@torch.no_grad()
+def time_cell(
+    variants: list[Variant],
+    inputs: dict[str, torch.Tensor],
+    device: torch.device,
+    *,
+    rounds: int | None,
+    warmup: int,
+    budget_s: float,
+    desc: str = "",
+) -> dict[str, Any]:
+    """Warm-up, then rounds of every variant once in rotated order. Returns times and orders per round."""
+    names = [v.name for v in variants]
+    by_name = {v.name: v for v in variants}
+    last_round = 0.0
+    for w in range(warmup):
+        last_round = sum(measure.timed(lambda v=v: v(inputs), device) for v in rotated(variants, w))
+    if rounds is None:  # as many as the budget allows, within [MIN_ROUNDS, DEFAULT_ROUNDS]
+        rounds = MIN_ROUNDS if last_round <= 0 else max(MIN_ROUNDS, min(DEFAULT_ROUNDS, int(budget_s / last_round)))
+    times: dict[str, list[float]] = {n: [] for n in names}
+    orders: list[list[str]] = []
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a collection in the middle of a call would land on one variant only
+    try:
+        for r in tqdm(range(rounds), desc=desc, unit="round", mininterval=1.0, leave=False):
+            order = rotated(names, r)
+            orders.append(order)
+            for name in order:
+                times[name].append(measure.timed(lambda v=by_name[name]: v(inputs), device))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return {"rounds": rounds, "warmup": warmup, "times_s": times, "orders": orders}
+
+
+def verdict(ratio: dict[str, float], control: dict[str, float]) -> str:
+    """The labelling rule of the module docstring."""
+    if ratio["n"] < FEW_ROUNDS:
+        return f"too few rounds (< {FEW_ROUNDS}) to say"
+    if ratio["q1"] > max(control["q3"], 1.0):
+        return "distinguishable (slower)"
+    if ratio["q3"] < min(control["q1"], 1.0):
+        return "distinguishable (faster)"
+    return "within noise"
+
+
+def analyse(timing: dict[str, Any]) -> dict[str, Any]:
+    """Per variant: time summary (ms); paired ratios to the base in the same round, their summary and verdict."""
+    times = timing["times_s"]
+    base = times[BASE]
+    out: dict[str, Any] = {}
+    ratios = {n: [t / b for t, b in zip(ts, base, strict=True)] for n, ts in times.items() if n != BASE}
+    control = measure.summarize(ratios[CONTROL])
+    for name, ts in times.items():
+        entry: dict[str, Any] = {"time_ms": measure.summarize(1e3 * t for t in ts), "times_ms": [1e3 * t for t in ts]}
+        if name != BASE:
+            summary = measure.summarize(ratios[name])
+            entry["ratio"] = summary
+            entry["ratios"] = ratios[name]
+            entry["overhead_pct"] = 100.0 * (summary["median"] - 1.0)
+            entry["verdict"] = "noise floor (A/A control)" if name == CONTROL else verdict(summary, control)
+        else:
+            entry["verdict"] = "reference"
+        out[name] = entry
+    return out
+
+
+@dataclass
+class LatencyResult:
+    record: dict[str, Any]
+    path: Path | None = None
+    text: str = ""
+    variants: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_latency(
+    model: str,
+    methods: list[str],
+    *,
+    cells: list[tuple[int, int]] | None = None,
+    rounds: int | None = None,
+    warmup: int = DEFAULT_WARMUP,
+    budget_s: float = DEFAULT_BUDGET_S,
+    cpu: bool = False,
+    threads: int | None = None,
+    dtype: str = "fp32",
+    overrides: list[str] = (),  # type: ignore[assignment]
+    seed: int = 0,
+    results: Path | None = None,
+) -> LatencyResult:
+    """The whole protocol; writes `<results>/latency/<time>-<model>.json` when `results` is given."""
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    if rounds is not None and rounds < 1:
+        raise UsageError(f"--rounds must be >= 1, got {rounds}")
+    if warmup < 0:
+        raise UsageError(f"--warmup must be >= 0, got {warmup}")
+    torch_dtype = parse_dtype(dtype)
+    device = pick_device(cpu)
+    grid_note = ""
+    if cells is None:
+        cells = list(PAPER_GRID if device.type == "cuda" else CPU_GRID)
+        grid_note = (
+            "the paper's Table 1 cells"
+            if device.type == "cuda"
+            else "the CPU grid (no CUDA device, or --cpu); give --batch/--seq for others"
+        )
+    source = resolve_model(model)
+    kind, num_labels = default_kind(base_config(source).model_type)
+    hps = resolve_hyperparameters(methods, model, list(overrides))
+    dims = dims_of(task_config(source, kind, num_labels))
+    extra = max([METHODS.get(m).extra_positions(hps[m]) for m in methods] + [0])
+    for batch, seq in cells:
+        if batch < 1 or seq < 1:
+            raise UsageError(f"batch and seq must be >= 1, got {batch}x{seq}")
+        if seq + extra > dims.max_positions:
+            raise UsageError(f"seq {seq} (+{extra} inserted positions) exceeds {source.name}'s {dims.max_positions} positions")
+
+    from peftbench.env import environment
+
+    variants = build_variants(shaped_model(source, kind, num_labels, seed), methods, hps, device, torch_dtype)
+    gaps = output_gaps(variants, random_batch(dims.vocab_size, 1, min(seq for _, seq in cells), device, seed))
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "latency",
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "model": source.name,
+        "model_origin": str(source.local_dir) if source.local_dir else "random weights of the real shape (no download)",
+        "model_class": kind,
+        "methods": methods,
+        "protocol": {
+            "what": "single forward pass, torch.no_grad, eval mode, no key/value cache; synchronised on CUDA",
+            "warmup_rounds": warmup,
+            "rounds": rounds if rounds is not None else f"budget {budget_s:g} s per cell, {MIN_ROUNDS}..{DEFAULT_ROUNDS} rounds",
+            "order": "every round runs each variant once; the order rotates by one position per round",
+            "overhead": "median over rounds of t_variant / t_base measured in the same round",
+            "verdict_rule": "distinguishable (slower) if the variant's ratio Q1 > max(A/A ratio Q3, 1); "
+            "distinguishable (faster) if its ratio Q3 < min(A/A ratio Q1, 1); otherwise within noise "
+            f"(no verdict below {FEW_ROUNDS} rounds); Q1/Q3 = quartiles of the per-round paired ratios",
+            "grid": grid_note or "given on the command line",
+        },
+        "note": ADAPTER_SIZE_NOTE,
+        "env": environment(device, torch_dtype),
+        "variants": [v.describe() for v in variants],
+        "output_max_abs_diff_vs_base": gaps,
+        "cells": [],
+    }
+    for batch, seq in cells:
+        inputs = random_batch(dims.vocab_size, batch, seq, device, seed)
+        timing = time_cell(variants, inputs, device, rounds=rounds, warmup=warmup, budget_s=budget_s, desc=f"{batch}x{seq}")
+        record["cells"].append(
+            {"batch": batch, "seq": seq, "rounds": timing["rounds"], "orders": timing["orders"], "variants": analyse(timing)}
+        )
+    path = None
+    if results is not None:
+        path = results / "latency" / f"{utc_stamp()}-{source.name.replace('/', '_')}.json"
+        write_record(path, record)
+    return LatencyResult(record, path, format_latency(record), record["variants"])
+
+
+# ---------------------------------------------------------------- output
+
+
+def paper_overheads(model: str) -> dict[tuple[str, int, int], float]:
+    """The paper's Table 1 % increases keyed by (method, batch, seq), for GPT-2 medium only."""
+    if model != "gpt2-medium":
+        return {}
+    import json
+
+    from peftbench.specs import PACKAGE_DIR, method_specs
+
+    table = json.loads((PACKAGE_DIR / "paper" / "paper_tables.json").read_text(encoding="utf-8"))["table1"]
+    labels = {label: name for name, spec in method_specs().items() for label in spec.paper_labels}
+    out = {}
+    for row in table["rows"]:
+        name = labels.get(row["method"])
+        for setting, pct in zip(table["settings"], row.get("pct_increase") or (), strict=False):
+            if name and pct is not None:
+                out[(name, setting["batch_size"], setting["seq_len"])] = pct
+    return out
+
+
+def pct(ratio: float) -> str:
+    return f"{100 * (ratio - 1):+.1f}%"
+
+
+def format_latency(record: dict[str, Any]) -> str:
+    env = record["env"]
+    paper = paper_overheads(record["model"])
+    lines = [
+        f"latency: {record['model']} ({record['model_origin']}), {record['model_class']} model, "
+        f"{env['device']} {env['device_name']}, {env['threads']} threads, {env['dtype']}",
+        f"protocol: {record['protocol']['what']}; {record['protocol']['order']}; warm-up {record['protocol']['warmup_rounds']} rounds",
+        f"grid: {record['protocol']['grid']}",
+        "",
+        "variants:",
+    ]
+    for v in record["variants"]:
+        if v["role"] == "base":
+            lines.append(f"  {v['name']}: the model as is")
+        elif v["role"] == "control":
+            lines.append(f"  {v['name']}: a second identical copy of the base (A/A control: its ratios are the noise floor)")
+        else:
+            hp = ", ".join(f"{k}={x}" for k, x in v["hyperparameters"].items()) or "no hyperparameters"
+            state = "merged into the base weights, " if v["merged"] else "unmerged, " if v["capabilities"]["mergeable"] else ""
+            lines.append(f"  {v['name']}: {v['params']['method']:,} method params ({state}{hp})")
+    gaps = {k: x for k, x in record["output_max_abs_diff_vs_base"].items() if not x <= 1e-4}
+    if gaps:
+        lines.append("  outputs differ from the base at the start: " + ", ".join(f"{k} {x:.2g}" for k, x in gaps.items()))
+    for cell in record["cells"]:
+        with_paper = any(k[1:] == (cell["batch"], cell["seq"]) for k in paper)
+        header = ["variant", "median ms", "IQR ms", "overhead vs base", "paired-ratio IQR", "verdict"] + (["paper"] if with_paper else [])
+        rows = []
+        for v in record["variants"]:
+            e = cell["variants"][v["name"]]
+            t = e["time_ms"]
+            if v["role"] == "base":
+                row = [v["name"], f"{t['median']:.3f}", f"{t['iqr']:.3f}", "-", "-", e["verdict"]]
+            else:
+                r = e["ratio"]
+                row = [
+                    v["name"],
+                    f"{t['median']:.3f}",
+                    f"{t['iqr']:.3f}",
+                    pct(r["median"]),
+                    f"[{pct(r['q1'])}, {pct(r['q3'])}]",
+                    e["verdict"],
+                ]
+            if with_paper:
+                key = (v["method"], cell["batch"], cell["seq"])
+                row.append(f"{paper[key]:+.1f}%" if key in paper and not v["merged"] else "")
+            rows.append(row)
+        lines += ["", f"batch {cell['batch']} x seq {cell['seq']}: {cell['rounds']} rounds", *markdown_table(header, rows)]
+    wide = [c for c in record["cells"] if c["variants"][CONTROL]["ratio"]["iqr"] > NOISY_IQR]
+    if wide and record["env"]["device"] == "cpu":
+        worst = max(c["variants"][CONTROL]["ratio"]["iqr"] for c in wide)
+        lines += [
+            "",
+            f"hint: the A/A control's paired ratios spread widely (IQR up to {100 * worst:.0f} points) in {len(wide)} cell(s); "
+            "on a shared CPU, --threads 1 (no thread synchronisation across preemptions) and more --rounds narrow it.",
+        ]
+    lines += ["", "summary (the paper's Table 1 layout: median ms, overhead vs base; * = distinguishable):"]
+    lines += summary_table([record])
+    lines += ["", "verdict rule: " + record["protocol"]["verdict_rule"], "note: " + record["note"]]
+    return "\n".join(lines)
+
+
+def summary_table(records: list[dict[str, Any]]) -> list[str]:
+    """Variants as rows, every (batch x seq) cell of every record as a column, like the paper's Table 1."""
+    cells = [(rec, cell) for rec in records for cell in rec["cells"]]
+    names = list(dict.fromkeys(v["name"] for rec in records for v in rec["variants"]))
+    header = ["variant"] + [f"{c['batch']}x{c['seq']}" for _, c in cells]
+    rows = []
+    for name in names:
+        row = [name]
+        for _, cell in cells:
+            e = cell["variants"].get(name)
+            if e is None:
+                row.append("")
+            elif name == BASE:
+                row.append(f"{e['time_ms']['median']:.2f}")
+            else:
+                star = "*" if e["verdict"].startswith("distinguishable") else ""
+                row.append(f"{e['time_ms']['median']:.2f} ({pct(e['ratio']['median'])}){star}")
+        rows.append(row)
+    return markdown_table(header, rows)
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    return [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(line(r) for r in rows)]
