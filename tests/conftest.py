@@ -10,8 +10,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from dataclasses import dataclass
 
 import pytest
+import torch
 
 from peftbench.cli import main
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Tiny models gain nothing from threads, and on busy cores the intra-op pool's spinning costs 10-50x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @dataclass

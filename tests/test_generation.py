@@ -21,15 +21,6 @@ TOKENIZER = tiny_tokenizer("gpt2")
 EOS = TOKENIZER.eos_token_id
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny ops on busy cores run ~10x faster without the intra-op thread pool."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def pipeline(task: str = "e2e", training: dict | None = None, generation: dict | None = None) -> GenerationPipeline:
     spec = task_specs().get(task)
     return GenerationPipeline(spec, TOKENIZER, TrainConfig(**{**spec.training, **(training or {})}), GenerationConfig(**(generation or {})))

@@ -6,18 +6,12 @@ family's own file; this file holds what the runner relies on for all of them.
 
 import pytest
 import torch
+from tiny import CASES, batch, labels_for
 
 from peftbench.config import resolve_sections
 from peftbench.methods import METHODS
 from peftbench.models import build_model, resolve_model
 
-CASES = [
-    ("tiny-roberta", "classification"),
-    ("tiny-deberta", "classification"),
-    ("tiny-gpt2", "classification"),
-    ("tiny-gpt2", "generation"),
-    ("tiny-roberta", "regression"),
-]
 ALL = [(m, model, kind) for m in METHODS for model, kind in CASES]
 IDS = [f"{m}-{model}-{kind}" for m, model, kind in ALL]
 
@@ -26,13 +20,6 @@ def adapted_model(method, model_name, kind, seed=0):
     model = build_model(resolve_model(model_name), kind, seed=seed).eval()
     hyperparameters = resolve_sections(method, None, model_name).sections["hyperparameters"]  # the spec's defaults
     return model, METHODS.get(method).apply(model, hyperparameters)
-
-
-def batch(kind, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = {"input_ids": torch.randint(6, 500, (3, 12), generator=g), "attention_mask": torch.ones(3, 12, dtype=torch.long)}
-    labels = {"generation": x["input_ids"], "regression": torch.tensor([0.1, 0.5, 0.9]), "classification": torch.tensor([0, 1, 1])}
-    return x, labels[kind]
 
 
 def perturb(adapted):
@@ -50,7 +37,8 @@ def test_only_the_method_and_head_train_and_the_loss_goes_down(method, model_nam
     assert {n for n, p in model.named_parameters() if p.requires_grad} == set(trainable)
     counts = adapted.param_counts()
     assert counts["trainable"] == sum(p.numel() for p in trainable.values()) == counts["method"] + counts["head"]
-    x, labels = batch(kind)
+    x = batch()
+    labels = labels_for(kind, x)
     optimizer = torch.optim.AdamW(trainable.values(), lr=1e-2)
     model.train()
     losses = []
@@ -79,7 +67,7 @@ def test_methods_that_keep_the_sequence_start_at_the_base_model(method, model_na
         pytest.skip("inserted positions change the output by design")
     base = build_model(resolve_model(model_name), kind, seed=0).eval()
     _, adapted = adapted_model(method, model_name, kind)
-    x, _ = batch(kind)
+    x = batch()
     with torch.no_grad():
         assert torch.allclose(adapted(**x).logits, base(**x).logits, atol=1e-6)
 
@@ -89,7 +77,7 @@ def test_adapter_state_round_trips_into_a_fresh_model(method, model_name, kind):
     _, adapted = adapted_model(method, model_name, kind, seed=0)
     perturb(adapted)
     state = adapted.adapter_state_dict()
-    x, _ = batch(kind)
+    x = batch()
     with torch.no_grad():
         expected = adapted(**x).logits
     _, fresh = adapted_model(method, model_name, kind, seed=0)

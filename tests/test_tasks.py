@@ -28,15 +28,6 @@ DATA_TO_TEXT = ("e2e", "webnlg", "dart")
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny ops on busy cores run ~10x faster without the intra-op thread pool."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def sample_splits(name: str) -> dict:
     spec = task_specs().get(name)
     return load_splits(spec, data_source(spec, "sample", True))

@@ -1,0 +1,37 @@
+"""Tiny-model helpers shared by the method tests: the (model, task kind) cases, one fixed batch, its labels.
+
+A plain module, imported as `from tiny import ...`: pytest's default import mode puts this folder on sys.path.
+"""
+
+import torch
+
+from peftbench.methods import METHODS
+from peftbench.models import build_model, resolve_model
+
+CASES = [  # the three architectures and the three task kinds
+    ("tiny-roberta", "classification"),
+    ("tiny-deberta", "classification"),
+    ("tiny-gpt2", "classification"),
+    ("tiny-gpt2", "generation"),
+    ("tiny-roberta", "regression"),
+]
+
+
+def adapt(model_name, kind, method, *, seed=0, meta=False, **hyperparameters):
+    """A model in eval mode and `method` applied to it with its config class's defaults overridden by `hyperparameters`."""
+    model = build_model(resolve_model(model_name), kind, seed=seed, meta=meta).eval()
+    impl = METHODS.get(method)
+    return model, impl.apply(model, impl.config_cls(**hyperparameters))
+
+
+def batch(seed=0):
+    """Three unpadded rows of 12 random token ids."""
+    g = torch.Generator().manual_seed(seed)
+    return {"input_ids": torch.randint(6, 500, (3, 12), generator=g), "attention_mask": torch.ones(3, 12, dtype=torch.long)}
+
+
+def labels_for(kind, x):
+    """Labels for a 3-row batch: the inputs themselves (padding ignored) for generation, fixed targets otherwise."""
+    if kind == "generation":
+        return x["input_ids"].masked_fill(x["attention_mask"] == 0, -100)
+    return torch.tensor([0.1, 0.5, 0.9]) if kind == "regression" else torch.tensor([0, 1, 1])
