@@ -202,17 +202,27 @@ def add_measure_parsers(sub: Any) -> None:
     profile = sub.add_parser(
         "profile",
         help="one training step per method: time, peak memory, optimizer state, vs ft and the floor",
-        description="One training step per method (median of a few timed steps after warm-up): step time, peak memory, the "
-        "AdamW state actually allocated, trainable parameters, and ratios to ft and to the floor (the frozen model with "
-        "gradients only w.r.t. the input embeddings). Each method runs in its own process. Random weights of the real shape.",
+        description="One training step per method: step time, its paired ratios to ft and to the floor (the frozen model "
+        "with gradients only w.r.t. the input embeddings), peak memory, the AdamW state actually allocated and the trainable "
+        "parameters. Step times come from one process in which the floor and every method (each on its own copy of the same "
+        "random-init model, with its own AdamW) run one step per round, in an order rotated every round; ratios are medians "
+        "of the per-round ratios, shown with their quartiles. Peak memory comes from a fresh process per variant. "
+        "Random weights of the real shape: no download.",
         epilog=EPILOG,
     )
     profile.add_argument("--model", required=True, help="a model preset (e.g. roberta-base) or a local model folder")
     profile.add_argument("--methods", required=True, help="comma-separated method names, e.g. ft,lora,bitfit,adapter_h")
     profile.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
     profile.add_argument("--seq", type=int, default=128, help="sequence length (default 128)")
-    profile.add_argument("--steps", type=int, default=3, help="timed steps per method (default 3)")
-    profile.add_argument("--warmup", type=int, default=1, help="untimed warm-up steps per method (default 1)")
+    profile.add_argument(
+        "--rounds",
+        "--steps",
+        dest="rounds",
+        type=int,
+        default=5,
+        help="timed rounds, one step of every variant each (default 5; as many as variants puts each at every position once)",
+    )
+    profile.add_argument("--warmup", type=int, default=1, help="untimed warm-up rounds (default 1)")
     profile.add_argument("--cpu", action="store_true", help="run on the CPU even if CUDA is present")
     profile.add_argument("--threads", type=int, help="torch CPU threads")
     profile.add_argument("--dtype", default="fp32", help="fp32 (default), fp16 or bf16")
@@ -226,9 +236,12 @@ def add_measure_parsers(sub: Any) -> None:
     )
     profile.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
     profile.add_argument(
+        "--no-memory",
         "--in-process",
+        dest="no_memory",
         action="store_true",
-        help="measure all methods in this process (faster; on CPU the peak memory is then not per method)",
+        help="skip the per-variant peak-memory processes: everything runs in this process, no peak memory is reported "
+        "(step times always come from this process)",
     )
     profile.add_argument("--results-dir", help="where records go (default: $PEFTBENCH_RESULTS or ./results); written to profile/")
     profile.set_defaults(func=cmd_profile)
@@ -292,14 +305,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
         parse_methods(args.methods),
         batch=args.batch,
         seq=args.seq,
-        steps=args.steps,
+        rounds=args.rounds,
         warmup=args.warmup,
         overrides=args.overrides,
         cpu=args.cpu,
         threads=args.threads,
         dtype=args.dtype,
         seed=args.seed,
-        isolate=not args.in_process,
+        memory=not args.no_memory,
         results=results_dir(args.results_dir),
     )
     print(result.text)

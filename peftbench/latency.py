@@ -31,7 +31,6 @@ we use each method's spec defaults (or `--set`) and print the resulting paramete
 from __future__ import annotations
 
 import copy
-import gc
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,7 +39,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from peftbench import measure
 from peftbench.config import default_kind, field_types, resolve_sections, to_plain
@@ -223,9 +221,7 @@ def first_tensor(output: Any) -> torch.Tensor:
 # ---------------------------------------------------------------- the protocol
 
 
-def rotated(items: list[Any], round_index: int) -> list[Any]:
-    k = round_index % len(items)
-    return items[k:] + items[:k]
+rotated = measure.rotated  # the shared paired design lives in measure (also used by `peftbench profile`)
 
 
 @torch.no_grad()
@@ -240,28 +236,13 @@ def time_cell(
     desc: str = "",
 ) -> dict[str, Any]:
     """Warm-up, then rounds of every variant once in rotated order. Returns times and orders per round."""
-    names = [v.name for v in variants]
-    by_name = {v.name: v for v in variants}
-    last_round = 0.0
-    for w in range(warmup):
-        last_round = sum(measure.timed(lambda v=v: v(inputs), device) for v in rotated(variants, w))
-    if rounds is None:  # as many as the budget allows, within [MIN_ROUNDS, DEFAULT_ROUNDS]
-        rounds = MIN_ROUNDS if last_round <= 0 else max(MIN_ROUNDS, min(DEFAULT_ROUNDS, int(budget_s / last_round)))
-    times: dict[str, list[float]] = {n: [] for n in names}
-    orders: list[list[str]] = []
-    gc.collect()
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # a collection in the middle of a call would land on one variant only
-    try:
-        for r in tqdm(range(rounds), desc=desc, unit="round", mininterval=1.0, leave=False):
-            order = rotated(names, r)
-            orders.append(order)
-            for name in order:
-                times[name].append(measure.timed(lambda v=by_name[name]: v(inputs), device))
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return {"rounds": rounds, "warmup": warmup, "times_s": times, "orders": orders}
+
+    def budgeted(last_round: float) -> int:  # as many as the budget allows, within [MIN_ROUNDS, DEFAULT_ROUNDS]
+        return MIN_ROUNDS if last_round <= 0 else max(MIN_ROUNDS, min(DEFAULT_ROUNDS, int(budget_s / last_round)))
+
+    calls = {v.name: (lambda v=v: v(inputs)) for v in variants}
+    timing = measure.rotated_rounds(calls, device, rounds=budgeted if rounds is None else rounds, warmup=warmup, desc=desc)
+    return {k: timing[k] for k in ("rounds", "warmup", "times_s", "orders")}
 
 
 def verdict(ratio: dict[str, float], control: dict[str, float]) -> str:
@@ -278,9 +259,8 @@ def verdict(ratio: dict[str, float], control: dict[str, float]) -> str:
 def analyse(timing: dict[str, Any]) -> dict[str, Any]:
     """Per variant: time summary (ms); paired ratios to the base in the same round, their summary and verdict."""
     times = timing["times_s"]
-    base = times[BASE]
     out: dict[str, Any] = {}
-    ratios = {n: [t / b for t, b in zip(ts, base, strict=True)] for n, ts in times.items() if n != BASE}
+    ratios = measure.paired_ratios(times, BASE)
     control = measure.summarize(ratios[CONTROL])
     for name, ts in times.items():
         entry: dict[str, Any] = {"time_ms": measure.summarize(1e3 * t for t in ts), "times_ms": [1e3 * t for t in ts]}

@@ -1,21 +1,31 @@
 """`peftbench profile`: one training step per method, side by side, against `ft` and the floor.
 
-For every method: the median wall time of a training step (forward, loss, backward, AdamW step,
-zero_grad) over a few timed steps after warm-up, the step's peak memory, the optimizer state
-actually allocated (AdamW's tensors after a step, measured), and the trainable parameters.
+For every method: the wall time of a training step (forward, loss, backward, AdamW step,
+zero_grad), its ratio to `ft`'s step and to the floor's, the step's peak memory, the optimizer
+state actually allocated (AdamW's tensors after the steps, measured), and the trainable parameters.
 
 The *floor* is the same frozen model with gradients taken only with respect to the input
 embeddings (`inputs_embeds.requires_grad_()`): a forward pass plus the backward pass through
 every layer's activations, with no parameter gradient and no optimizer. A method that trains
 anything in the first layer needs at least that backward, so no such method can beat it.
 
-Models have their real shape and random weights (no download). Each measurement runs in a fresh
-process (`python -m peftbench.profile JOB.json OUT.json`): on CPU the peak RSS only grows within a
-process, and on CUDA a fresh process also starts from an empty caching allocator.
+Step times: paired, in this one process. Every *variant* (the floor and each method) gets its own
+copy of the same random-init model (the real shape, no download) and, for a method, its own AdamW.
+After warm-up rounds, each timed round runs one training step of every variant, in an order rotated
+by one position from round to round (`measure.rotated_rounds`, the design `peftbench latency` uses),
+so slow machine drift falls on all variants alike. Per variant: the median step time and its IQR,
+and the median of the per-round paired ratios t_variant / t_ft and t_variant / t_floor, with the
+ratios' quartiles as their spread. With as many rounds as variants (or a multiple), every variant
+sits at every position equally often.
+
+Peak memory: a fresh process per variant (`python -m peftbench.profile JOB.json OUT.json`), after
+the timing: on CPU the peak RSS only grows within a process, and on CUDA a fresh process also starts
+from an empty caching allocator. `--no-memory` skips those processes (no peak memory then).
 """
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
 import os
@@ -23,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +41,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
 from peftbench import measure
@@ -51,23 +63,12 @@ from peftbench.store import SCHEMA_VERSION, write_record
 
 FLOOR = "floor"
 FLOOR_LABEL = "floor (frozen; grad w.r.t. input embeddings only)"
+DEFAULT_ROUNDS = 5
+DEFAULT_WARMUP = 1
+MEMORY_STEPS = 2  # the first step allocates AdamW's state; the second runs with it already held
 
 
-@dataclass(frozen=True)
-class Job:
-    """One measurement: `method` None is the floor."""
-
-    model: str
-    method: str | None
-    overrides: tuple[str, ...] = ()
-    batch: int = 8
-    seq: int = 128
-    steps: int = 3
-    warmup: int = 1
-    seed: int = 0
-    cpu: bool = False
-    threads: int | None = None
-    dtype: str = "fp32"
+# ---------------------------------------------------------------- one variant: a model, its step, its optimizer
 
 
 def loss_for(kind: str, logits: torch.Tensor, batch: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
@@ -79,92 +80,138 @@ def loss_for(kind: str, logits: torch.Tensor, batch: dict[str, torch.Tensor], la
     return F.cross_entropy(logits.float(), labels)
 
 
-def measure_job(job: Job) -> dict[str, Any]:
-    """Run one job in this process and return what it measured (JSON-ready)."""
-    if job.threads is not None:
-        torch.set_num_threads(job.threads)
-    device = pick_device(job.cpu)
-    dtype = parse_dtype(job.dtype)
-    source = resolve_model(job.model)
+@dataclass
+class Workload:
+    """What every variant shares: the model's task class, the random-init base, one batch and its labels."""
+
+    kind: str
+    num_labels: int
+    base: nn.Module
+    batch: dict[str, torch.Tensor]
+    labels: torch.Tensor
+
+
+def workload(model: str, batch: int, seq: int, device: torch.device, dtype: torch.dtype, seed: int) -> Workload:
+    source = resolve_model(model)
     kind, num_labels = default_kind(base_config(source).model_type)
     vocab = dims_of(task_config(source, kind, num_labels)).vocab_size
-    model = shaped_model(source, kind, num_labels, job.seed).to(device=device, dtype=dtype)
-    if hasattr(model.config, "use_cache"):
-        model.config.use_cache = False
-    batch = random_batch(vocab, job.batch, job.seq, device, job.seed)
-    labels = torch.randint(0, num_labels, (job.batch,), generator=torch.Generator().manual_seed(job.seed)).to(device)
-    result: dict[str, Any] = {"method": job.method or FLOOR, "kind": kind, "threads": torch.get_num_threads(), "device": device.type}
+    base = shaped_model(source, kind, num_labels, seed).to(device=device, dtype=dtype)
+    if hasattr(base.config, "use_cache"):
+        base.config.use_cache = False
+    inputs = random_batch(vocab, batch, seq, device, seed)
+    labels = torch.randint(0, num_labels, (batch,), generator=torch.Generator().manual_seed(seed)).to(device)
+    return Workload(kind, num_labels, base, inputs, labels)
 
-    if job.method is None:
+
+@dataclass
+class TrainVariant:
+    """The floor (`method` None) or a method applied to its own model, with one training step to call."""
+
+    name: str
+    model: nn.Module
+    step: Callable[[], None]
+    params: dict[str, int]
+    trainable: dict[str, nn.Parameter]
+    optimizer: torch.optim.Optimizer | None
+    seen: dict[str, int] = field(default_factory=dict)  # gradient bytes, recorded at the first step
+
+    def optimizer_state_bytes(self) -> int:
+        return measure.optimizer_state_bytes(self.optimizer) if self.optimizer is not None else 0
+
+
+def build_variant(model: nn.Module, method: str | None, hp: Any, work: Workload, device: torch.device, dtype: torch.dtype) -> TrainVariant:
+    """`model` (consumed: the caller passes its own copy) made into the floor or `method`, in train mode."""
+    batch, labels, kind = work.batch, work.labels, work.kind
+    seen: dict[str, int] = {}
+    if method is None:
         model.requires_grad_(False)
         embed = model.get_input_embeddings()
         total = sum(p.numel() for p in model.parameters())
-        result["params"] = {"method": 0, "head": 0, "trainable": 0, "total": total, "base_total": total}
-        trainable: dict[str, torch.nn.Parameter] = {}
-        optimizer = None
 
-        def step() -> None:
+        def floor_step() -> None:
             embeds = embed(batch["input_ids"]).detach().requires_grad_()
             logits = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"]).logits
             loss_for(kind, logits, batch, labels).backward()
-            result["gradient_bytes"] = measure.tensor_bytes([embeds.grad])
+            if not seen:
+                seen["gradient_bytes"] = measure.tensor_bytes([embeds.grad])
 
-    else:
-        hp = resolve_hyperparameters([job.method], job.model, list(job.overrides))[job.method]
-        adapted = METHODS.get(job.method).apply(model, hp)
-        model.to(device=device, dtype=dtype)
-        trainable = adapted.trainable_parameters()
-        result["params"] = adapted.param_counts()
-        optimizer = torch.optim.AdamW(trainable.values(), lr=1e-4)
+        params = {"method": 0, "head": 0, "trainable": 0, "total": total, "base_total": total}
+        model.train()
+        return TrainVariant(FLOOR, model, floor_step, params, {}, None, seen)
 
-        def step() -> None:
-            out = adapted(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], prompt_lengths=batch["prompt_lengths"])
-            loss_for(kind, out.logits, batch, labels).backward()
-            result["gradient_bytes"] = measure.gradient_bytes(trainable.values())
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+    adapted = METHODS.get(method).apply(model, hp)
+    adapted.model.to(device=device, dtype=dtype)
+    trainable = adapted.trainable_parameters()
+    optimizer = torch.optim.AdamW(trainable.values(), lr=1e-4)
 
-    model.train()
+    def method_step() -> None:
+        out = adapted(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], prompt_lengths=batch["prompt_lengths"])
+        loss_for(kind, out.logits, batch, labels).backward()
+        if not seen:
+            seen["gradient_bytes"] = measure.gradient_bytes(trainable.values())
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    adapted.model.train()
+    return TrainVariant(method, adapted.model, method_step, adapted.param_counts(), trainable, optimizer, seen)
+
+
+# ---------------------------------------------------------------- peak memory: a fresh process per variant
+
+
+@dataclass(frozen=True)
+class Job:
+    """One peak-memory measurement, in its own process: `method` None is the floor."""
+
+    model: str
+    method: str | None
+    overrides: tuple[str, ...] = ()
+    batch: int = 8
+    seq: int = 128
+    steps: int = MEMORY_STEPS
+    seed: int = 0
+    cpu: bool = False
+    threads: int | None = None
+    dtype: str = "fp32"
+
+
+def measure_memory(job: Job) -> dict[str, Any]:
+    """Build one variant in this process, run `job.steps` training steps, return the peak memory (JSON-ready)."""
+    if job.threads is not None:
+        torch.set_num_threads(job.threads)
+    device, dtype = pick_device(job.cpu), parse_dtype(job.dtype)
+    work = workload(job.model, job.batch, job.seq, device, dtype, job.seed)
+    hp = resolve_hyperparameters([job.method], job.model, list(job.overrides))[job.method] if job.method else None
+    variant = build_variant(work.base, job.method, hp, work, device, dtype)
     gc.collect()
     measure.synchronize(device)
-    before = {"peak_rss_bytes": measure.peak_rss_bytes(), "rss_bytes": measure.current_rss_bytes()}
+    before: dict[str, Any] = {"peak_rss_bytes": measure.peak_rss_bytes(), "rss_bytes": measure.current_rss_bytes()}
     if device.type == "cuda":
         before["allocated_bytes"] = torch.cuda.memory_allocated(device)
         measure.reset_peaks(device)
-    times = [measure.timed(step, device) for _ in range(job.warmup + job.steps)]
+    times = [measure.timed(variant.step, device) for _ in range(job.steps)]
     peak_rss = measure.peak_rss_bytes()
-    memory: dict[str, Any] = {"peak_rss_bytes": peak_rss, "before_steps": before, **measure.cuda_peaks(device)}
+    memory: dict[str, Any] = {"peak_rss_bytes": peak_rss, "before_steps": before, "steps": job.steps, **measure.cuda_peaks(device)}
     if device.type == "cuda":
         memory["peak_bytes"] = memory["max_memory_allocated"]
         memory["added_by_steps_bytes"] = memory["max_memory_allocated"] - before["allocated_bytes"]
-        memory["source"] = "torch.cuda.max_memory_allocated (reset after the model was built)"
+        memory["source"] = "torch.cuda.max_memory_allocated (reset after the model was built), a fresh process per variant"
     else:
         memory["peak_bytes"] = peak_rss
         memory["added_by_steps_bytes"] = peak_rss - before["peak_rss_bytes"]
-        memory["source"] = "peak RSS of this process (its own process per method)"
-    result.update(
-        {
-            "step_times_s": times,
-            "warmup_steps": job.warmup,
-            "step_s": measure.summarize(times[job.warmup :])["median"],
-            "memory": memory,
-            "optimizer_state_bytes": measure.optimizer_state_bytes(optimizer) if optimizer is not None else 0,
-            "memory_breakdown_bytes": measure.memory_breakdown(model, trainable),
-        }
-    )
-    if job.method is None:  # the forward alone, for scale
-        model.eval()
-        with torch.no_grad():
-            fwd = [
-                measure.timed(lambda: model(**{k: batch[k] for k in ("input_ids", "attention_mask")}), device)
-                for _ in range(job.warmup + job.steps)
-            ]
-        result["forward_s"] = measure.summarize(fwd[job.warmup :])["median"]
-    return result
+        memory["source"] = "peak RSS of a fresh process per variant"
+    return {
+        "method": job.method or FLOOR,
+        "device": device.type,
+        "threads": torch.get_num_threads(),
+        "memory": memory,
+        "optimizer_state_bytes": variant.optimizer_state_bytes(),
+        "step_times_s": times,  # informational only: the reported step times are the paired ones
+    }
 
 
 def run_isolated(job: Job) -> dict[str, Any]:
-    """`measure_job` in a fresh Python process; its failure comes back as `{'error': ...}`."""
+    """`measure_memory` in a fresh Python process; its failure comes back as `{'error': ...}`."""
     with tempfile.TemporaryDirectory(prefix="peftbench-profile-") as tmp:
         spec, out = Path(tmp) / "job.json", Path(tmp) / "out.json"
         spec.write_text(json.dumps(asdict(job)), encoding="utf-8")
@@ -180,13 +227,16 @@ def worker_main(argv: list[str]) -> int:
     data = json.loads(Path(spec).read_text(encoding="utf-8"))
     data["overrides"] = tuple(data["overrides"])
     try:
-        result = measure_job(Job(**data))
+        result = measure_memory(Job(**data))
     except Exception as exc:  # reported by the parent, with the method's name
         traceback.print_exc()
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     Path(out).write_text(json.dumps(result), encoding="utf-8")
     return 0
+
+
+# ---------------------------------------------------------------- the profile
 
 
 @dataclass
@@ -203,18 +253,18 @@ def run_profile(
     *,
     batch: int = 8,
     seq: int = 128,
-    steps: int = 3,
-    warmup: int = 1,
+    rounds: int = DEFAULT_ROUNDS,
+    warmup: int = DEFAULT_WARMUP,
     overrides: list[str] = (),  # type: ignore[assignment]
     cpu: bool = False,
     threads: int | None = None,
     dtype: str = "fp32",
     seed: int = 0,
-    isolate: bool = True,
+    memory: bool = True,
     results: Path | None = None,
 ) -> ProfileResult:
-    """The floor, then each method, each measured in its own process (`isolate`); one table, one record."""
-    for name, value, low in (("--batch", batch, 1), ("--seq", seq, 2), ("--steps", steps, 1), ("--warmup", warmup, 0)):
+    """Paired step times of the floor and every method in this process, then (`memory`) one process per variant for its peak."""
+    for name, value, low in (("--batch", batch, 1), ("--seq", seq, 2), ("--rounds", rounds, 1), ("--warmup", warmup, 0)):
         if value < low:
             raise UsageError(f"{name} must be >= {low}, got {value}")
     if threads is not None and threads < 1:
@@ -231,18 +281,22 @@ def run_profile(
         extra = METHODS.get(m).extra_positions(hps[m])
         if seq + extra > dims.max_positions:
             raise UsageError(f"seq {seq} (+{extra} inserted by {m}) exceeds {source.name}'s {dims.max_positions} positions")
+    if threads is not None:
+        torch.set_num_threads(threads)
     device = pick_device(cpu)
-    common = {"model": model, "batch": batch, "seq": seq, "steps": steps, "warmup": warmup, "seed": seed, "cpu": cpu, "threads": threads}
-    jobs = [Job(method=None, dtype=dtype, **common)] + [Job(method=m, overrides=tuple(routed[m]), dtype=dtype, **common) for m in methods]
-    rows = []
-    for job in tqdm(jobs, desc="profile", unit="method", mininterval=0.5):
-        if isolate:
-            rows.append(run_isolated(job))
-        else:
-            try:
-                rows.append(measure_job(job))
-            except Exception as exc:
-                rows.append({"method": job.method or FLOOR, "error": f"{type(exc).__name__}: {exc}"})
+
+    timing, rows, forward = time_variants(
+        model, methods, hps, batch=batch, seq=seq, rounds=rounds, warmup=warmup, device=device, dtype=torch_dtype, seed=seed
+    )
+    if memory:
+        ok = [r for r in rows if "error" not in r]
+        for row in tqdm(ok, desc="peak memory", unit="variant", mininterval=0.5, leave=False):
+            method = None if row["method"] == FLOOR else row["method"]
+            common = {"model": model, "batch": batch, "seq": seq, "seed": seed, "cpu": cpu, "threads": threads, "dtype": dtype}
+            got = run_isolated(Job(method=method, overrides=tuple(routed[method]) if method else (), **common))
+            row["memory"] = {"error": got["error"]} if "error" in got else got["memory"]
+    add_ratios(rows)
+
     from peftbench.env import environment
 
     env = environment(device, torch_dtype)
@@ -256,52 +310,135 @@ def run_profile(
         "model_origin": str(source.local_dir) if source.local_dir else "random weights of the real shape (no download)",
         "model_class": kind,
         "methods": methods,
-        "settings": {"batch": batch, "seq": seq, "warmup_steps": warmup, "timed_steps": steps, "seed": seed, "isolated": isolate},
+        "settings": {"batch": batch, "seq": seq, "warmup_rounds": warmup, "rounds": rounds, "seed": seed, "memory": memory},
         "protocol": {
-            "step": "forward, loss, backward, AdamW step, zero_grad; median wall time of the timed steps after warm-up",
+            "step": "forward, loss, backward, AdamW step, zero_grad (the floor: forward, loss, backward only)",
             "floor": "same frozen model, gradient only w.r.t. inputs_embeds: forward + activation backward, no parameter gradients",
-            "memory": memory_protocol(device, isolate),
-            "optimizer_state": "bytes of the tensors in AdamW's state after the steps (measured)",
+            "timing": "one process; every variant on its own copy of the same random-init model with its own AdamW; after "
+            "the warm-up rounds, each round runs one step of every variant, in an order rotated by one position per round; "
+            "step time = median over the timed rounds (IQR = its spread); ratio vs ft / vs floor = median over rounds of "
+            "t_variant / t_reference of the same round, with the quartiles of those per-round ratios",
+            "memory": memory_protocol(device) if memory else "not measured (--no-memory)",
+            "optimizer_state": "bytes of the tensors in AdamW's state after the timed rounds (measured)",
         },
         "env": env,
         "hyperparameters": {m: {k: v for k, v in asdict(hps[m]).items() if v is not None} for m in methods},
+        "timing": timing,
+        "forward": forward,
         "rows": rows,
     }
-    add_ratios(rows)
     path = None
     if results is not None:
         path = results / "profile" / f"{utc_stamp()}-{source.name.replace('/', '_')}.json"
         write_record(path, record)
-    failed = [r["method"] for r in rows if "error" in r]
+    failed = [r["method"] for r in rows if "error" in r or "error" in (r.get("memory") or {})]
     return ProfileResult(record, path, format_profile(record), failed)
 
 
-def memory_protocol(device: torch.device, isolate: bool) -> str:
+def time_variants(
+    model: str,
+    methods: list[str],
+    hps: dict[str, Any],
+    *,
+    batch: int,
+    seq: int,
+    rounds: int,
+    warmup: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    seed: int,
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """The paired timing: build every variant here, run the rotated rounds, summarise; frees the models before returning.
+
+    Returns the rounds' bookkeeping (orders, errors), one row per variant (the floor first; a variant that
+    failed to build or to step is `{'method', 'error'}`), and the no-grad forward pass alone, for scale.
+    """
+    work = workload(model, batch, seq, device, dtype, seed)
+    errors: dict[str, str] = {}
+    variants: dict[str, TrainVariant] = {}
+    for m in methods:  # each on its own copy of the same random-init base
+        try:
+            variants[m] = build_variant(copy.deepcopy(work.base), m, hps[m], work, device, dtype)
+        except Exception as exc:
+            errors[m] = f"{type(exc).__name__}: {exc}"
+    variants = {FLOOR: build_variant(work.base, None, None, work, device, dtype), **variants}
+    timing = measure.rotated_rounds(
+        {name: v.step for name, v in variants.items()}, device, rounds=rounds, warmup=warmup, desc="profile rounds", catch=True
+    )
+    errors.update(timing["errors"])
+    times = timing["times_s"]
+    paired = {ref: measure.paired_ratios(times, ref) for ref in ("ft", FLOOR) if ref in times}
+    rows: list[dict[str, Any]] = []
+    for name in [FLOOR, *methods]:
+        if name in errors:
+            rows.append({"method": name, "error": errors[name]})
+            continue
+        v = variants[name]
+        row: dict[str, Any] = {
+            "method": name,
+            "kind": work.kind,
+            "params": v.params,
+            "step_s": measure.summarize(times[name])["median"],
+            "step_time_s": measure.summarize(times[name]),
+            "step_times_s": times[name],
+            "warmup_times_s": timing["warmup_times_s"][name],
+            "paired": {f"vs_{ref}": {**measure.summarize(ratios[name]), "per_round": ratios[name]} for ref, ratios in paired.items()},
+            "optimizer_state_bytes": v.optimizer_state_bytes(),
+            "gradient_bytes": v.seen.get("gradient_bytes"),
+            "memory_breakdown_bytes": measure.memory_breakdown(v.model, v.trainable),
+            "memory": None,
+        }
+        rows.append(row)
+    forward: dict[str, Any] = {}
+    if FLOOR in variants and FLOOR not in errors:  # the forward alone (eval mode, no grad), for scale; not paired
+        floor_model, inputs = variants[FLOOR].model, {k: work.batch[k] for k in ("input_ids", "attention_mask")}
+        floor_model.eval()
+        with torch.no_grad():
+            fwd = [measure.timed(lambda: floor_model(**inputs), device) for _ in range(warmup + rounds)]
+        floor_model.train()
+        forward = {"what": "forward pass alone, eval mode, no grad, the floor's model", "times_s": fwd[warmup:]}
+        forward["time_s"] = measure.summarize(forward["times_s"])
+        del floor_model, inputs
+    variants.clear()
+    del work
+    gc.collect()
     if device.type == "cuda":
-        return "torch.cuda.max_memory_allocated after a reset, in " + ("a fresh process per method" if isolate else "one shared process")
-    if isolate:
-        return "peak RSS of a fresh process per method"
-    return "peak RSS of one shared process: it only grows, so it is not per method"
+        torch.cuda.empty_cache()
+    bookkeeping = {"rounds": timing["rounds"], "warmup_rounds": warmup, "orders": timing["orders"], "errors": errors}
+    return bookkeeping, rows, forward
+
+
+def memory_protocol(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"torch.cuda.max_memory_allocated after a reset, in a fresh process per variant over {MEMORY_STEPS} steps"
+    return f"peak RSS of a fresh process per variant over {MEMORY_STEPS} steps"
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
-    """Step time vs ft and vs the floor; peak memory and optimizer state vs ft (where those rows exist)."""
+    """Medians of the paired step ratios vs ft and vs the floor; peak memory and optimizer state vs ft (where those rows exist)."""
     ok = {r["method"]: r for r in rows if "error" not in r}
-    ft, floor = ok.get("ft"), ok.get(FLOOR)
+    ft = ok.get("ft")
     for r in ok.values():
-        ratios: dict[str, float] = {}
-        if floor:
-            ratios["step_vs_floor"] = r["step_s"] / floor["step_s"]
+        ratios: dict[str, float] = {f"step_{key}": p["median"] for key, p in r["paired"].items()}
         if ft:
-            ratios["step_vs_ft"] = r["step_s"] / ft["step_s"]
-            ratios["peak_memory_vs_ft"] = r["memory"]["peak_bytes"] / ft["memory"]["peak_bytes"]
+            peak, ft_peak = peak_bytes(r), peak_bytes(ft)
+            if peak is not None and ft_peak:
+                ratios["peak_memory_vs_ft"] = peak / ft_peak
             if ft["optimizer_state_bytes"]:
                 ratios["optimizer_state_vs_ft"] = r["optimizer_state_bytes"] / ft["optimizer_state_bytes"]
         r["ratios"] = ratios
 
 
-def mib(n: float) -> str:
-    return f"{n / 2**20:,.0f}"
+def peak_bytes(row: dict[str, Any]) -> int | None:
+    m = row.get("memory") or {}
+    return m.get("peak_bytes")
+
+
+# ---------------------------------------------------------------- output
+
+
+def mib(n: float | None, digits: int = 0) -> str:
+    return "-" if n is None else f"{n / 2**20:,.{digits}f}"
 
 
 def fmt_ratio(x: float | None, digits: int = 2) -> str:
@@ -314,62 +451,85 @@ def fmt_fraction(x: float | None) -> str:
     return f"{100 * x:.3g}%"
 
 
+def fmt_paired(row: dict[str, Any], key: str) -> str:
+    """`0.617x (0.612-0.624)`: median of the per-round ratios and their quartiles; `ref` for the reference itself."""
+    p = row["paired"].get(key)
+    if p is None:
+        return "-"
+    if row["method"] == key.removeprefix("vs_"):
+        return "ref"
+    return f"{p['median']:.3f}x ({p['q1']:.3f}-{p['q3']:.3f})"
+
+
 def format_profile(record: dict[str, Any]) -> str:
-    s, env = record["settings"], record["env"]
+    s, env, timing = record["settings"], record["env"], record["timing"]
+    names = [r["method"] for r in record["rows"] if "error" not in r]
     lines = [
         f"profile: {record['model']} ({record['model_origin']}), {record['model_class']} model, batch {s['batch']} x seq {s['seq']}, "
         f"{env['dtype']}, {env['device']} {env['device_name']}, {env['threads']} threads",
-        f"{s['warmup_steps']} warm-up + {s['timed_steps']} timed steps per method (median); "
-        + ("each method in its own process" if s["isolated"] else "all in one process (CPU peak memory not per method)"),
+        f"step times: one process, {s['warmup_rounds']} warm-up + {timing['rounds']} timed rounds; each round runs one step of every "
+        f"variant ({', '.join(names)}), the order rotated by one per round",
         "",
     ]
     header = [
         "method",
         "step s",
-        "vs ft",
-        "vs floor",
+        "IQR s",
+        "vs ft (Q1-Q3)",
+        "vs floor (Q1-Q3)",
         "peak MiB",
         "added MiB",
         "peak vs ft",
-        "optimizer state",
+        "optimizer MiB",
         "vs ft",
         "trainable params",
         "% of base",
     ]
     rows = []
     for r in record["rows"]:
-        name = FLOOR_LABEL if r["method"] == FLOOR else r["method"]
         if "error" in r:
-            rows.append([name, "failed", *([""] * (len(header) - 2))])
+            rows.append([r["method"], "failed", *([""] * (len(header) - 2))])
             continue
-        q, m, p = r["ratios"], r["memory"], r["params"]
+        q, m, p, t = r["ratios"], r.get("memory") or {}, r["params"], r["step_time_s"]
         rows.append(
             [
-                name,
-                f"{r['step_s']:.3f}",
-                fmt_ratio(q.get("step_vs_ft")),
-                fmt_ratio(q.get("step_vs_floor")),
-                mib(m["peak_bytes"]),
-                mib(m["added_by_steps_bytes"]),
+                r["method"],
+                f"{t['median']:.4g}",
+                f"{t['iqr']:.2g}",
+                fmt_paired(r, "vs_ft"),
+                fmt_paired(r, f"vs_{FLOOR}"),
+                "failed" if "error" in m else mib(m.get("peak_bytes")),
+                mib(m.get("added_by_steps_bytes")),
                 fmt_ratio(q.get("peak_memory_vs_ft")),
-                f"{r['optimizer_state_bytes']:,} B",
+                mib(r["optimizer_state_bytes"], 1),
                 fmt_fraction(q.get("optimizer_state_vs_ft")),
                 f"{p['trainable']:,}",
                 f"{100 * p['trainable'] / p['base_total']:.3g}%",
             ]
         )
     lines += markdown_table(header, rows)
-    floor = next((r for r in record["rows"] if r["method"] == FLOOR and "error" not in r), None)
-    if floor and "forward_s" in floor:
-        lines.append(f"\nforward pass alone (no grad): {floor['forward_s']:.3f} s")
+    lines.append("")
     lines.append(
-        "floor: the frozen model's forward + backward through the activations to the input embeddings, with no parameter "
-        "gradients and no optimizer; no method that trains something in the first layer can take less."
+        "vs ft / vs floor: median over rounds of t_method / t_reference measured in the same round; (Q1-Q3) = quartiles of "
+        "those per-round ratios, the spread. IQR s = interquartile range of the step times."
     )
-    lines.append(f"peak memory: {record['protocol']['memory']}; added = peak minus the peak before the first step.")
+    forward = record.get("forward") or {}
+    floor = next((r for r in record["rows"] if r["method"] == FLOOR and "error" not in r), None)
+    if forward and floor:
+        f = forward["time_s"]["median"]
+        lines.append(f"forward pass alone (eval, no grad; timed after the rounds): {f:.3f} s = {f / floor['step_s']:.2f}x the floor's step")
+    lines.append(
+        f"{FLOOR_LABEL}: the frozen model's forward + backward through the activations to the input embeddings, with no "
+        "parameter gradients and no optimizer; no method that trains something in the first layer can take less."
+    )
+    lines.append(
+        f"peak memory: {record['protocol']['memory']}" + ("; added = peak minus the peak before the first step." if s["memory"] else ".")
+    )
     for r in record["rows"]:
         if "error" in r:
             lines.append(f"{r['method']} failed: {r['error']}")
+        elif "error" in (r.get("memory") or {}):
+            lines.append(f"{r['method']} peak memory failed: {r['memory']['error']}")
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ from peftbench import measure
 from peftbench.errors import UsageError
 from peftbench.latency import BASE, CONTROL, rotated, split_overrides, verdict
 from peftbench.methods import METHODS
-from peftbench.profile import FLOOR, Job, run_isolated
+from peftbench.profile import FLOOR, Job, run_isolated, run_profile
 
 MiB = 2**20
 
@@ -44,6 +44,26 @@ def test_peak_rss_sees_a_200_mib_tensor_allocated_in_a_fresh_process():
     assert seen["size"] == 200 * MiB
     assert seen["after"] >= seen["now"] + 0.95 * seen["size"]
     assert seen["after"] > seen["peak"]  # importing torch may peak above today's RSS; the tensor goes higher
+
+
+def test_a_worker_does_not_inherit_the_peak_memory_of_its_parent():
+    """`ru_maxrss` survives fork + exec on Linux: a worker would report its parent's old peak as its own."""
+    code = textwrap.dedent(
+        """
+        import subprocess, sys
+        from peftbench.measure import peak_rss_bytes
+        x = bytearray(1024 * 2**20)  # 1 GiB, touched, then freed: the parent's peak
+        x[::4096] = b"\\1" * len(x[::4096])
+        del x
+        child = "from peftbench.measure import peak_rss_bytes; print(peak_rss_bytes())"
+        worker = int(subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True).stdout)
+        print(peak_rss_bytes(), worker)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    parent, worker = map(int, out.stdout.split())
+    assert parent >= 1024 * MiB
+    assert worker < parent - 512 * MiB
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -136,6 +156,45 @@ def test_rotation_puts_every_variant_in_every_position():
     assert all(sorted(o[i] for o in orders) == names for i in range(3))
 
 
+def test_rotated_rounds_time_every_call_once_per_round_in_rotated_order():
+    log = []
+    calls = {name: (lambda name=name: log.append(name)) for name in ("a", "b", "c")}
+    timing = measure.rotated_rounds(calls, torch.device("cpu"), rounds=4, warmup=2)
+    assert log[:6] == ["a", "b", "c", "b", "c", "a"]  # the warm-up rounds rotate too
+    assert timing["orders"] == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
+    assert log[6:] == [name for order in timing["orders"] for name in order]  # each round ran in its recorded order
+    assert all(len(timing["times_s"][n]) == 4 and len(timing["warmup_times_s"][n]) == 2 for n in calls)
+    assert timing["rounds"] == 4 and timing["errors"] == {}
+
+
+def test_rotated_rounds_can_size_the_rounds_from_the_warm_up():
+    seen = []
+    timing = measure.rotated_rounds({"a": lambda: None}, torch.device("cpu"), rounds=lambda s: seen.append(s) or 3, warmup=1)
+    assert timing["rounds"] == 3 and len(seen) == 1 and seen[0] >= 0
+
+
+def test_rotated_rounds_drop_a_failing_call_and_keep_the_others_paired():
+    count = {"n": 0}
+
+    def flaky():
+        count["n"] += 1
+        if count["n"] == 3:
+            raise RuntimeError("boom")
+
+    calls = {"a": lambda: None, "bad": flaky, "c": lambda: None}
+    timing = measure.rotated_rounds(calls, torch.device("cpu"), rounds=4, warmup=1, catch=True)
+    assert timing["errors"] == {"bad": "RuntimeError: boom"}
+    assert set(timing["times_s"]) == {"a", "c"} and all(len(t) == 4 for t in timing["times_s"].values())
+    with pytest.raises(RuntimeError, match="boom"):
+        count["n"] = 0
+        measure.rotated_rounds(calls, torch.device("cpu"), rounds=4, warmup=1)
+
+
+def test_paired_ratios_divide_by_the_reference_of_the_same_round():
+    ratios = measure.paired_ratios({"ref": [2.0, 4.0], "x": [3.0, 2.0]}, "ref")
+    assert ratios == {"ref": [1.0, 1.0], "x": [1.5, 0.5]}
+
+
 def test_set_goes_to_the_methods_that_have_the_key():
     assert split_overrides(["lora", "ft"], ["r=4"]) == {"lora": ["r=4"], "ft": []}
     assert split_overrides(["lora", "ft"], ["lora.alpha=16"]) == {"lora": ["alpha=16"], "ft": []}
@@ -197,7 +256,7 @@ def test_latency_rejects_bad_input_before_work(cli):
     assert cli("latency", "--model", "gpt3-175b", "--methods", "lora").code == 2
 
 
-def test_profile_against_ft_and_the_floor(cli, results):
+def test_profile_times_every_variant_in_paired_rotated_rounds(cli, results):
     r = cli(
         "profile",
         "--model",
@@ -208,31 +267,66 @@ def test_profile_against_ft_and_the_floor(cli, results):
         "2",
         "--seq",
         "16",
-        "--steps",
-        "2",
-        "--in-process",
+        "--rounds",
+        "3",
+        "--warmup",
+        "1",
+        "--no-memory",
         "--threads",
         "1",
     )
     assert r.code == 0, r.err
-    assert "floor" in r.out and "| lora " in r.out
+    assert "| floor " in r.out and "| lora " in r.out and "rotated" in r.out and "not measured" in r.out
     (path,) = (results / "profile").glob("*.json")
-    rows = {row["method"]: row for row in json.loads(path.read_text())["rows"]}
+    record = json.loads(path.read_text())
+    rows = {row["method"]: row for row in record["rows"]}
     assert list(rows) == [FLOOR, "ft", "lora"]
+    timing = record["timing"]
+    assert timing["rounds"] == len(timing["orders"]) == 3 and timing["warmup_rounds"] == 1
+    assert timing["orders"] == [[FLOOR, "ft", "lora"], ["ft", "lora", FLOOR], ["lora", FLOOR, "ft"]]  # every position once
     floor, ft, lora = rows[FLOOR], rows["ft"], rows["lora"]
-    assert floor["optimizer_state_bytes"] == 0 and floor["params"]["trainable"] == 0 and floor["forward_s"] > 0
+    for row in rows.values():
+        assert len(row["step_times_s"]) == 3 and len(row["warmup_times_s"]) == 1 and row["memory"] is None
+        assert row["step_s"] == pytest.approx(sorted(row["step_times_s"])[1])
+        for ref in (ft, floor):  # paired: the ratio of the same round, then the median
+            paired = row["paired"][f"vs_{ref['method']}"]
+            per_round = [t / b for t, b in zip(row["step_times_s"], ref["step_times_s"], strict=True)]
+            assert paired["per_round"] == pytest.approx(per_round)
+            assert paired["median"] == pytest.approx(sorted(per_round)[1])
+            assert paired["q1"] <= paired["median"] <= paired["q3"]
+            assert row["ratios"][f"step_vs_{ref['method']}"] == pytest.approx(paired["median"])
+    assert ft["paired"]["vs_ft"]["per_round"] == [1.0, 1.0, 1.0]
+    assert floor["optimizer_state_bytes"] == 0 and floor["params"]["trainable"] == 0 and floor["gradient_bytes"] > 0
+    assert record["forward"]["time_s"]["median"] > 0
     assert 0 < lora["optimizer_state_bytes"] < ft["optimizer_state_bytes"]
     assert ft["optimizer_state_bytes"] >= 2 * 4 * ft["params"]["trainable"]  # AdamW: two fp32 moments per value
     assert lora["params"]["trainable"] < ft["params"]["trainable"]
-    assert len(lora["step_times_s"]) == 3 and lora["step_s"] > 0
-    assert set(lora["ratios"]) == {"step_vs_floor", "step_vs_ft", "peak_memory_vs_ft", "optimizer_state_vs_ft"}
-    assert ft["ratios"]["step_vs_ft"] == pytest.approx(1.0)
+    assert set(lora["ratios"]) == {"step_vs_floor", "step_vs_ft", "optimizer_state_vs_ft"}  # no peak memory measured
 
 
-def test_profile_measures_each_method_in_a_fresh_process():
-    row = run_isolated(Job(model="tiny-roberta", method="lora", batch=2, seq=16, steps=1, warmup=0, threads=1))
+def test_profile_takes_peak_memory_from_one_fresh_process_per_variant(monkeypatch, results):
+    jobs = []
+
+    def fake_isolated(job):
+        jobs.append(job)
+        peak = {None: 100, "ft": 400, "lora": 200}[job.method]
+        return {"method": job.method or FLOOR, "memory": {"peak_bytes": peak * MiB, "added_by_steps_bytes": MiB}}
+
+    monkeypatch.setattr("peftbench.profile.run_isolated", fake_isolated)
+    result = run_profile("tiny-roberta", ["ft", "lora"], batch=2, seq=8, rounds=1, warmup=0, overrides=["r=2"], threads=1, results=results)
+    assert not result.failed
+    assert [j.method for j in jobs] == [None, "ft", "lora"]
+    assert [j.overrides for j in jobs] == [(), (), ("r=2",)]
+    rows = {row["method"]: row for row in result.record["rows"]}
+    assert rows["lora"]["ratios"]["peak_memory_vs_ft"] == pytest.approx(0.5)
+    assert rows["lora"]["params"]["trainable"] < rows["ft"]["params"]["trainable"]
+    assert "fresh process per variant" in result.record["protocol"]["memory"]
+
+
+def test_the_memory_worker_measures_one_variant_in_a_fresh_process():
+    row = run_isolated(Job(model="tiny-roberta", method="lora", batch=2, seq=16, steps=1, threads=1))
     assert "error" not in row, row.get("error")
-    assert row["memory"]["source"].startswith("peak RSS of this process") or row["device"] == "cuda"
+    assert row["memory"]["source"].startswith("peak RSS of a fresh process") or row["device"] == "cuda"
     assert row["memory"]["peak_bytes"] > 0 and row["optimizer_state_bytes"] > 0
 
 
@@ -251,11 +345,11 @@ def test_a_failing_method_is_reported_and_the_others_still_measured(cli, monkeyp
         "2",
         "--seq",
         "8",
-        "--steps",
+        "--rounds",
         "1",
         "--warmup",
         "0",
-        "--in-process",
+        "--in-process",  # the old spelling of --no-memory
         "--threads",
         "1",
     )
