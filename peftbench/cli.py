@@ -184,19 +184,7 @@ def add_measure_parsers(sub: Any) -> None:
     latency.add_argument("--rounds", type=int, help="timed rounds per cell (default: as many as --budget allows, 10..100)")
     latency.add_argument("--budget", type=float, default=30.0, help="seconds per cell when --rounds is not given (default 30)")
     latency.add_argument("--warmup", type=int, default=3, help="untimed warm-up rounds per cell (default 3)")
-    latency.add_argument("--cpu", action="store_true", help="run on the CPU even if CUDA is present; default grid 4x128, 2x64, 1x32, 1x8")
-    latency.add_argument("--threads", type=int, help="torch CPU threads")
-    latency.add_argument("--dtype", default="fp32", help="fp32 (default), fp16 or bf16")
-    latency.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a method hyperparameter for every listed method that has it, or METHOD.KEY=VALUE for one (repeatable)",
-    )
-    latency.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
-    latency.add_argument("--results-dir", help="where records go (default: $PEFTBENCH_RESULTS or ./results); written to latency/")
+    add_shared_measure_options(latency, "latency", cpu_help="; default grid 4x128, 2x64, 1x32, 1x8")
     latency.set_defaults(func=cmd_latency)
 
     profile = sub.add_parser(
@@ -223,18 +211,7 @@ def add_measure_parsers(sub: Any) -> None:
         help="timed rounds, one step of every variant each (default 5; as many as variants puts each at every position once)",
     )
     profile.add_argument("--warmup", type=int, default=1, help="untimed warm-up rounds (default 1)")
-    profile.add_argument("--cpu", action="store_true", help="run on the CPU even if CUDA is present")
-    profile.add_argument("--threads", type=int, help="torch CPU threads")
-    profile.add_argument("--dtype", default="fp32", help="fp32 (default), fp16 or bf16")
-    profile.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a method hyperparameter for every listed method that has it, or METHOD.KEY=VALUE for one (repeatable)",
-    )
-    profile.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
+    add_shared_measure_options(profile, "profile")
     profile.add_argument(
         "--no-memory",
         "--in-process",
@@ -243,8 +220,24 @@ def add_measure_parsers(sub: Any) -> None:
         help="skip the per-variant peak-memory processes: everything runs in this process, no peak memory is reported "
         "(step times always come from this process)",
     )
-    profile.add_argument("--results-dir", help="where records go (default: $PEFTBENCH_RESULTS or ./results); written to profile/")
     profile.set_defaults(func=cmd_profile)
+
+
+def add_shared_measure_options(parser: argparse.ArgumentParser, folder: str, cpu_help: str = "") -> None:
+    """Options `latency` and `profile` share: device, threads, dtype, method hyperparameters, seed, results."""
+    parser.add_argument("--cpu", action="store_true", help=f"run on the CPU even if CUDA is present{cpu_help}")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--dtype", default="fp32", help="fp32 (default), fp16 or bf16")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a method hyperparameter for every listed method that has it, or METHOD.KEY=VALUE for one (repeatable)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
+    parser.add_argument("--results-dir", help=f"where records go (default: $PEFTBENCH_RESULTS or ./results); written to {folder}/")
 
 
 def parse_cells(batch: str | None, seq: str | None) -> list[tuple[int, int]] | None:
