@@ -207,8 +207,8 @@ def add_measure_parsers(sub: Any) -> None:
         "--steps",
         dest="rounds",
         type=int,
-        default=5,
-        help="timed rounds, one step of every variant each (default 5; as many as variants puts each at every position once)",
+        help="timed rounds, one step of every variant each (default 10; a multiple of the variant count puts each at every "
+        "position equally often)",
     )
     profile.add_argument("--warmup", type=int, default=1, help="untimed warm-up rounds (default 1)")
     add_shared_measure_options(profile, "profile")

@@ -63,7 +63,7 @@ from peftbench.store import SCHEMA_VERSION, write_record
 
 FLOOR = "floor"
 FLOOR_LABEL = "floor (frozen; grad w.r.t. input embeddings only)"
-DEFAULT_ROUNDS = 5
+DEFAULT_ROUNDS = 10
 DEFAULT_WARMUP = 1
 MEMORY_STEPS = 2  # the first step allocates AdamW's state; the second runs with it already held
 
@@ -253,7 +253,7 @@ def run_profile(
     *,
     batch: int = 8,
     seq: int = 128,
-    rounds: int = DEFAULT_ROUNDS,
+    rounds: int | None = None,
     warmup: int = DEFAULT_WARMUP,
     overrides: list[str] = (),  # type: ignore[assignment]
     cpu: bool = False,
@@ -264,6 +264,7 @@ def run_profile(
     results: Path | None = None,
 ) -> ProfileResult:
     """Paired step times of the floor and every method in this process, then (`memory`) one process per variant for its peak."""
+    rounds = DEFAULT_ROUNDS if rounds is None else rounds
     for name, value, low in (("--batch", batch, 1), ("--seq", seq, 2), ("--rounds", rounds, 1), ("--warmup", warmup, 0)):
         if value < low:
             raise UsageError(f"{name} must be >= {low}, got {value}")
