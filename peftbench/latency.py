@@ -46,7 +46,7 @@ from peftbench.errors import UsageError
 from peftbench.methods import METHODS, Adapted
 from peftbench.models import ModelSource, base_config, build_model, dims_of, model_class, resolve_model, task_config
 from peftbench.registry import unknown_name_message
-from peftbench.store import SCHEMA_VERSION, write_record
+from peftbench.store import write_record
 
 PAPER_GRID: tuple[tuple[int, int], ...] = ((32, 512), (16, 256), (1, 128))  # Table 1's cells
 CPU_GRID: tuple[tuple[int, int], ...] = ((4, 128), (2, 64), (1, 32), (1, 8))
@@ -334,13 +334,7 @@ def run_latency(
     variants = build_variants(shaped_model(source, kind, num_labels, seed), methods, hps, device, torch_dtype)
     gaps = output_gaps(variants, random_batch(dims.vocab_size, 1, min(seq for _, seq in cells), device, seed))
     record: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "latency",
-        "created_at": datetime.now(timezone.utc).isoformat(),
-        "model": source.name,
-        "model_origin": str(source.local_dir) if source.local_dir else "random weights of the real shape (no download)",
-        "model_class": kind,
-        "methods": methods,
+        **measure.record_header("latency", source, kind, methods),
         "protocol": {
             "what": "single forward pass, torch.no_grad, eval mode, no key/value cache; synchronised on CUDA",
             "warmup_rounds": warmup,

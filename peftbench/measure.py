@@ -336,3 +336,20 @@ def paired_ratios(times: dict[str, list[float]], reference: str) -> dict[str, li
     """Per entry, t / t_reference of the same round (the reference's own ratios are all 1)."""
     ref = times[reference]
     return {name: [t / b for t, b in zip(ts, ref, strict=True)] for name, ts in times.items()}
+
+
+def record_header(kind: str, source: Any, model_class: str, methods: list[str]) -> dict[str, Any]:
+    """The fields every measurement record (latency, profile) starts with."""
+    from datetime import datetime, timezone
+
+    from peftbench.store import SCHEMA_VERSION
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "model": source.name,
+        "model_origin": str(source.local_dir) if source.local_dir else "random weights of the real shape (no download)",
+        "model_class": model_class,
+        "methods": methods,
+    }

@@ -35,7 +35,6 @@ import tempfile
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,7 @@ from peftbench.latency import (
 )
 from peftbench.methods import METHODS
 from peftbench.models import base_config, dims_of, resolve_model, task_config
-from peftbench.store import SCHEMA_VERSION, write_record
+from peftbench.store import write_record
 
 FLOOR = "floor"
 FLOOR_LABEL = "floor (frozen; grad w.r.t. input embeddings only)"
@@ -304,13 +303,7 @@ def run_profile(
     if threads is not None:
         env["threads"] = threads
     record: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "profile",
-        "created_at": datetime.now(timezone.utc).isoformat(),
-        "model": source.name,
-        "model_origin": str(source.local_dir) if source.local_dir else "random weights of the real shape (no download)",
-        "model_class": kind,
-        "methods": methods,
+        **measure.record_header("profile", source, kind, methods),
         "settings": {"batch": batch, "seq": seq, "warmup_rounds": warmup, "rounds": rounds, "seed": seed, "memory": memory},
         "protocol": {
             "step": "forward, loss, backward, AdamW step, zero_grad (the floor: forward, loss, backward only)",

@@ -132,8 +132,7 @@ def metric_direction(name: str) -> bool:
 def with_directions(scores: dict[str, float]) -> dict[str, dict[str, Any]]:
     """Each score with its direction; NaN (e.g. Pearson of a constant prediction) is stored as null."""
     return {
-        name: {"value": None if math.isnan(value) else value, "higher_is_better": metric_direction(name)}
-        for name, value in scores.items()
+        name: {"value": None if math.isnan(value) else value, "higher_is_better": metric_direction(name)} for name, value in scores.items()
     }
 
 
