@@ -29,9 +29,9 @@ import argparse
 import statistics
 import sys
 
+from peftbench.cli import build_parser
 from peftbench.latency import parse_methods
-from peftbench.profile import DEFAULT_ROUNDS, DEFAULT_WARMUP, FLOOR, run_profile
-from peftbench.store import results_dir
+from peftbench.profile import FLOOR, profile_from_args
 
 
 def expectations(rows: dict[str, dict]) -> list[tuple[str, bool, str]]:
@@ -60,34 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="roberta-base")
     parser.add_argument("--methods", default="ft,lora")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--rounds", "--steps", dest="rounds", type=int, default=DEFAULT_ROUNDS, help="timed rounds")
-    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="warm-up rounds")
-    parser.add_argument("--no-memory", action="store_true", help="skip the per-variant peak-memory processes")
-    parser.add_argument("--cpu", action="store_true")
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--dtype", default="fp32")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--results-dir", help="where the record goes (default: $PEFTBENCH_RESULTS or ./results)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when an expectation fails")
-    args = parser.parse_args(argv)
+    own, rest = parser.parse_known_args(argv)  # everything else is `peftbench profile`'s options
+    args = build_parser().parse_args(["profile", "--model", own.model, "--methods", own.methods, *rest])
 
     methods = parse_methods(args.methods)
-    result = run_profile(
-        args.model,
-        methods,
-        batch=args.batch,
-        seq=args.seq,
-        rounds=args.rounds,
-        warmup=args.warmup,
-        overrides=args.overrides,
-        cpu=args.cpu,
-        threads=args.threads,
-        dtype=args.dtype,
-        memory=not args.no_memory,
-        results=results_dir(args.results_dir),
-    )
+    result = profile_from_args(args)
     print(result.text)
     print(f"record: {result.path}")
     rows = {r["method"]: r for r in result.record["rows"] if "error" not in r}
@@ -106,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  [{'ok' if ok else 'FAIL'}] {what}: {value}")
     if result.failed:
         return 1
-    return 1 if args.strict and not all(ok for _, ok, _ in checks) else 0
+    return 1 if own.strict and not all(ok for _, ok, _ in checks) else 0
 
 
 if __name__ == "__main__":

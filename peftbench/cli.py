@@ -289,25 +289,9 @@ def cmd_latency(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from peftbench.latency import parse_methods
-    from peftbench.profile import run_profile
-    from peftbench.store import results_dir
+    from peftbench.profile import profile_from_args
 
-    result = run_profile(
-        args.model,
-        parse_methods(args.methods),
-        batch=args.batch,
-        seq=args.seq,
-        rounds=args.rounds,
-        warmup=args.warmup,
-        overrides=args.overrides,
-        cpu=args.cpu,
-        threads=args.threads,
-        dtype=args.dtype,
-        seed=args.seed,
-        memory=not args.no_memory,
-        results=results_dir(args.results_dir),
-    )
+    result = profile_from_args(args)
     print(result.text)
     print(f"record: {result.path}")
     if result.failed:

@@ -530,3 +530,25 @@ def format_profile(record: dict[str, Any]) -> str:
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sys.exit(worker_main(sys.argv[1:]))
+
+
+def profile_from_args(args: Any) -> ProfileResult:
+    """`run_profile` with the options of `peftbench profile` (shared by the CLI and benchmarks/lora_vs_ft.py)."""
+    from peftbench.latency import parse_methods
+    from peftbench.store import results_dir
+
+    return run_profile(
+        args.model,
+        parse_methods(args.methods),
+        batch=args.batch,
+        seq=args.seq,
+        rounds=args.rounds,
+        warmup=args.warmup,
+        overrides=args.overrides,
+        cpu=args.cpu,
+        threads=args.threads,
+        dtype=args.dtype,
+        seed=args.seed,
+        memory=not args.no_memory,
+        results=results_dir(args.results_dir),
+    )
