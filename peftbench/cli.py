@@ -301,14 +301,20 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def raise_interrupt(signum: int, frame: Any) -> None:
+    """SIGINT/SIGTERM: remember the request (a KeyboardInterrupt raised inside a `__del__` is swallowed by
+    Python, so the training loop also checks the flag after every step), then interrupt."""
+    from peftbench import runner
+
+    runner.STOP.requested = True
     raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from peftbench.runner import RunFailed, RunInterrupted
+    from peftbench.runner import STOP, RunFailed, RunInterrupted
 
     args = build_parser().parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    STOP.requested = False
+    previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return args.func(args)
     except PeftbenchError as exc:
@@ -324,7 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def entry_point() -> None:

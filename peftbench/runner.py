@@ -34,6 +34,15 @@ from peftbench.tasks.metrics import METRIC_DIRECTIONS
 from peftbench.tasks.pipeline import Pipeline, make_pipeline
 
 
+class StopRequest:
+    """Set by the CLI's SIGINT/SIGTERM handler; checked after every training step."""
+
+    requested = False
+
+
+STOP = StopRequest()
+
+
 class RunInterrupted(Exception):
     """Ctrl-C (or SIGTERM) during a run; its record says `interrupted`."""
 
@@ -218,6 +227,8 @@ def train_and_evaluate(plan: Plan, record: dict[str, Any], on_update: Any) -> No
                 step += 1
                 progress.update(1)
                 progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                if STOP.requested:
+                    raise KeyboardInterrupt
                 if step >= total_steps:
                     break
         entry = {"epoch": epoch, "step": step, "train_loss": sum(losses) / max(len(losses), 1), "metrics": {}}
