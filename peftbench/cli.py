@@ -301,19 +301,22 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def raise_interrupt(signum: int, frame: Any) -> None:
-    """SIGINT/SIGTERM: remember the request (a KeyboardInterrupt raised inside a `__del__` is swallowed by
-    Python, so the training loop also checks the flag after every step), then interrupt."""
+    """SIGINT/SIGTERM. While the training loop polls, only set the flag: it stops after the current step
+    (an exception raised here can land inside some object's `__del__`, where Python swallows it with a
+    printed traceback). Elsewhere, or on a second signal, interrupt at once."""
     from peftbench import runner
 
+    already = runner.STOP.requested
     runner.STOP.requested = True
-    raise KeyboardInterrupt
+    if already or not runner.STOP.polling:
+        raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from peftbench.runner import STOP, RunFailed, RunInterrupted
 
     args = build_parser().parse_args(argv)
-    STOP.requested = False
+    STOP.requested = STOP.polling = False
     previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return args.func(args)

@@ -8,9 +8,11 @@ it as finished, failed (with the error) or interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,12 +37,22 @@ from peftbench.tasks.pipeline import Pipeline, make_pipeline
 
 
 class StopRequest:
-    """Set by the CLI's SIGINT/SIGTERM handler; checked after every training step."""
+    """Set by the CLI's SIGINT/SIGTERM handler; the training loop polls it after every step."""
 
     requested = False
+    polling = False
 
 
 STOP = StopRequest()
+
+
+@contextlib.contextmanager
+def polling_for_stop() -> Iterator[None]:
+    STOP.polling = True
+    try:
+        yield
+    finally:
+        STOP.polling = False
 
 
 class RunInterrupted(Exception):
@@ -217,7 +229,7 @@ def train_and_evaluate(plan: Plan, record: dict[str, Any], on_update: Any) -> No
     for epoch in range(1, epochs + 1):
         model.train()
         losses = []
-        with measure.Phase(times, "train", device, peaks):
+        with measure.Phase(times, "train", device, peaks), polling_for_stop():
             for batch in loader:
                 start = time.perf_counter()
                 loss = training_step(adapted, pipeline, batch, optimizer, scheduler, accelerator, train.grad_clip)
