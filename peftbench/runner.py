@@ -226,34 +226,37 @@ def train_and_evaluate(plan: Plan, record: dict[str, Any], on_update: Any) -> No
     eval_counter = measure.ForwardCounter(device)
     step = 0
     progress = tqdm(total=total_steps, desc=f"{cfg.method}/{cfg.task}/{cfg.model}", unit="step", mininterval=1.0)
-    for epoch in range(1, epochs + 1):
-        model.train()
-        losses = []
-        with measure.Phase(times, "train", device, peaks), polling_for_stop():
-            for batch in loader:
-                start = time.perf_counter()
-                loss = training_step(adapted, pipeline, batch, optimizer, scheduler, accelerator, train.grad_clip)
-                measure.synchronize(device)
-                timer.add(time.perf_counter() - start, int(batch["attention_mask"].sum()), len(batch["input_ids"]))
-                losses.append(loss)
-                step += 1
-                progress.update(1)
-                progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
-                if STOP.requested:
-                    raise KeyboardInterrupt
-                if step >= total_steps:
-                    break
-        entry = {"epoch": epoch, "step": step, "train_loss": sum(losses) / max(len(losses), 1), "metrics": {}}
-        if pipeline.evaluate_every_epoch or step >= total_steps:
-            entry["metrics"] = evaluate(adapted, pipeline, plan.splits, device, times, peaks, eval_counter)
-        record["epochs"].append(entry)
-        update_scores(record, plan.spec.main_metric)
-        record["measurements"].update(run_measurements(adapted, timer, times, device, peaks, eval_counter))
-        write_record(plan.record_path, record)
-        if on_update:
-            on_update(entry)
-        if step >= total_steps:
-            break
+    with polling_for_stop():
+        for epoch in range(1, epochs + 1):
+            model.train()
+            losses = []
+            with measure.Phase(times, "train", device, peaks):
+                for batch in loader:
+                    start = time.perf_counter()
+                    loss = training_step(adapted, pipeline, batch, optimizer, scheduler, accelerator, train.grad_clip)
+                    measure.synchronize(device)
+                    timer.add(time.perf_counter() - start, int(batch["attention_mask"].sum()), len(batch["input_ids"]))
+                    losses.append(loss)
+                    step += 1
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                    if STOP.requested:
+                        raise KeyboardInterrupt
+                    if step >= total_steps:
+                        break
+            entry = {"epoch": epoch, "step": step, "train_loss": sum(losses) / max(len(losses), 1), "metrics": {}}
+            if pipeline.evaluate_every_epoch or step >= total_steps:
+                entry["metrics"] = evaluate(adapted, pipeline, plan.splits, device, times, peaks, eval_counter)
+            record["epochs"].append(entry)
+            if STOP.requested:
+                raise KeyboardInterrupt
+            update_scores(record, plan.spec.main_metric)
+            record["measurements"].update(run_measurements(adapted, timer, times, device, peaks, eval_counter))
+            write_record(plan.record_path, record)
+            if on_update:
+                on_update(entry)
+            if step >= total_steps:
+                break
     progress.close()
 
 
