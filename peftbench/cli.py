@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from peftbench import __version__
-from peftbench.errors import PeftbenchError
+from peftbench import __version__, stop
+from peftbench.errors import PeftbenchError, RunFailed, RunInterrupted
 
 EPILOG = "Exit codes: 0 success, 1 a run failed (recorded), 2 usage or input error, 130 interrupted."
 
@@ -330,25 +330,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def raise_interrupt(signum: int, frame: Any) -> None:
-    """SIGINT/SIGTERM. While the training loop polls, only set the flag: it stops after the current step
-    (an exception raised here can land inside some object's `__del__`, where Python swallows it with a
-    printed traceback). Elsewhere, or on a second signal, interrupt at once."""
-    from peftbench import runner
-
-    already = runner.STOP.requested
-    runner.STOP.requested = True
-    if already or not runner.STOP.polling:
-        raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    from peftbench.runner import STOP, RunFailed, RunInterrupted
-
-    args = build_parser().parse_args(argv)
-    STOP.requested = STOP.polling = False
-    previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = stop.install()
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except PeftbenchError as exc:
         print(f"peftbench: error: {exc}", file=sys.stderr)
@@ -356,9 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunFailed as exc:
         print(f"peftbench: {exc}", file=sys.stderr)
         return 1
-    except (RunInterrupted, KeyboardInterrupt) as exc:
-        where = f"; record: {exc}" if isinstance(exc, RunInterrupted) else ""
-        print(f"peftbench: interrupted{where}", file=sys.stderr)
+    except RunInterrupted as exc:
+        print(f"peftbench: interrupted; record: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("peftbench: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

@@ -266,8 +266,8 @@ def _v1_to_v2(record: dict[str, Any]) -> None:
         record.setdefault("key_parts", parts)
     else:
         record.setdefault("status", "finished")
-        record.setdefault("seed", None)
-        key, parts = comparability_key({k: record.get(k) for k in ("kind", "model", "model_class", "methods")}, None, {})
+        record.setdefault("seed", (record.get("settings") or {}).get("seed"))
+        key, parts = measurement_key(record)
         record.setdefault("key", key)
         record.setdefault("key_parts", parts)
 

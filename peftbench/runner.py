@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,49 +37,17 @@ from transformers import get_linear_schedule_with_warmup
 
 from peftbench import measure
 from peftbench.env import environment
+from peftbench.errors import RunFailed, RunInterrupted
 from peftbench.methods import METHODS, Adapted
 from peftbench.models import build_model, load_tokenizer
 from peftbench.record import SCHEMA_VERSION, comparability_key, liveness, update_scores, utc_now, with_directions
 from peftbench.resolve import ResolvedRun
+from peftbench.stop import STOP, polling_for_stop
 from peftbench.store import Store, write_record
 from peftbench.tasks.base import content_hash, load_splits
 from peftbench.tasks.pipeline import Pipeline, make_pipeline
 
 HEARTBEAT_S = 30.0
-
-
-class StopRequest:
-    """Set by the CLI's SIGINT/SIGTERM handler; the training loop polls it after every step.
-
-    While `polling` is set the handler only sets the flag (an exception raised inside a signal
-    handler can land in some object's `__del__`, where Python swallows it); elsewhere it raises.
-    """
-
-    requested = False
-    polling = False
-
-
-STOP = StopRequest()
-
-
-@contextlib.contextmanager
-def polling_for_stop() -> Iterator[None]:
-    previous = STOP.polling
-    STOP.polling = True
-    try:
-        yield
-    finally:
-        STOP.polling = previous
-
-
-class RunInterrupted(Exception):
-    """Ctrl-C (or SIGTERM) during a run; its record says `interrupted`."""
-
-
-class RunFailed(Exception):
-    """A run that started and failed; its record says `failed` with the error."""
-
-    exit_code = 1
 
 
 class NonFiniteLoss(ArithmeticError):
@@ -136,7 +104,7 @@ def run_id_for(resolved: ResolvedRun, key: str) -> str:
 
 def prepare(resolved: ResolvedRun, store: Store, canonical: bool = False) -> Plan:
     """Check where records go, seed once, load model, tokenizer and data, claim the record file."""
-    main = PartialState().is_main_process
+    main = PartialState(cpu=not torch.cuda.is_available()).is_main_process  # the first init decides: CPU processes use gloo
     if main:
         store.check_writable()  # before minutes of model loading
     set_seed(resolved.seed)
@@ -385,7 +353,7 @@ def training_step(loop: Loop, batch: dict[str, torch.Tensor], grad_clip: float) 
     loop.optimizer.step()
     loop.scheduler.step()
     loop.optimizer.zero_grad(set_to_none=True)
-    return float(loss.detach())
+    return float(loop.accelerator.reduce(loss.detach(), reduction="mean"))  # the global batch's loss on every process
 
 
 def evaluate(
