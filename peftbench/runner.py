@@ -303,7 +303,7 @@ def train_and_evaluate(plan: Plan, keeper: RecordKeeper, callbacks: Sequence[Cal
         mininterval=1.0,
         disable=not loop.accelerator.is_main_process,
     )
-    with polling_for_stop():
+    with polling_for_stop(), progress:  # the bar is closed on every way out, before the closing line
         for epoch in range(1, loop.epochs + 1):
             state.epoch = epoch
             adapted.model.train()
@@ -340,7 +340,6 @@ def train_and_evaluate(plan: Plan, keeper: RecordKeeper, callbacks: Sequence[Cal
             keeper.write()
             if state.step >= loop.total_steps:
                 break
-    progress.close()
 
 
 def training_step(loop: Loop, batch: dict[str, torch.Tensor], grad_clip: float) -> float:

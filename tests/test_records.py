@@ -308,3 +308,42 @@ def test_two_processes_match_one_with_the_same_global_batch_and_write_one_record
     assert a["epochs"][-1]["train_loss"] == pytest.approx(b["epochs"][-1]["train_loss"], abs=0.01)
     for name, metric in a["metrics"].items():
         assert metric["value"] == pytest.approx(b["metrics"][name]["value"], abs=0.05), name
+
+
+def wait_for_record(root: Path, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and not [p for p in root.rglob("*.json") if p.stat().st_size]:
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sig", "args", "when"),
+    [
+        (signal.SIGINT, ("--method", "ft", "--task", "mrpc", "--epochs", "100"), 0.5),  # imports
+        (signal.SIGTERM, ("--method", "ft", "--task", "mrpc", "--epochs", "100"), 2.5),  # imports or model building
+        (signal.SIGTERM, ("--method", "lora", "--task", "mrpc", "--epochs", "100"), "record+1"),  # training
+        (signal.SIGINT, ("--method", "lora", "--task", "e2e", "--max-steps", "1", "--set", "num_beams=4"), "record+4"),  # decoding
+    ],
+)
+def test_a_signal_at_any_moment_ends_cleanly(tmp_path, sig, args, when):
+    """Exit 130 with one line and no traceback; any record left is complete and says interrupted (or finished)."""
+    model = "tiny-gpt2" if "e2e" in args else "tiny-roberta"
+    cmd = peftbench_cmd("run", *args, "--model", model, "--results-dir", str(tmp_path))
+    proc = subprocess.Popen(cmd, env=quiet_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if isinstance(when, str):
+        wait_for_record(tmp_path)
+        time.sleep(float(when.split("+")[1]))
+    else:
+        time.sleep(when)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    records = records_in(tmp_path)
+    if proc.returncode == 0:  # it finished first: fine, as long as the record says so
+        assert [r["status"] for r in records] == ["finished"]
+        return
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("peftbench: interrupted")
+    assert all(r["status"] == "interrupted" and r["finished_at"] for r in records)
+    assert not list(tmp_path.rglob("*.tmp"))
