@@ -116,7 +116,7 @@ def parse_methods(text: str) -> list[str]:
     return methods
 
 
-def resolve_hyperparameters(methods: list[str], model: str, overrides: list[str]) -> dict[str, Any]:
+def resolve_hyperparameters(methods: list[str], model: str | ModelSource, overrides: list[str]) -> dict[str, Any]:
     """Each method's hyperparameters: its spec's defaults and presets for the model (no task), then `--set`."""
     routed = split_overrides(methods, overrides)
     return {m: resolve_sections(m, None, model, overrides=routed[m]).sections["hyperparameters"] for m in methods}
@@ -316,7 +316,7 @@ def run_latency(
         )
     source = resolve_model(model)
     kind, num_labels = default_kind(base_config(source).model_type)
-    hps = resolve_hyperparameters(methods, model, list(overrides))
+    hps = resolve_hyperparameters(methods, source, list(overrides))
     dims = dims_of(task_config(source, kind, num_labels))
     extra = max([METHODS.get(m).extra_positions(hps[m]) for m in methods] + [0])
     for batch, seq in cells:

@@ -274,7 +274,7 @@ def run_profile(
     if source.counting_only:
         raise UsageError(f"{source.name} is for parameter counting only (peftbench params)")
     kind, num_labels = default_kind(base_config(source).model_type)
-    hps = resolve_hyperparameters(methods, model, list(overrides))  # bad --set fails here, before any work
+    hps = resolve_hyperparameters(methods, source, list(overrides))  # bad --set fails here, before any work
     routed = split_overrides(methods, list(overrides))
     dims = dims_of(task_config(source, kind, num_labels))
     for m in methods:
