@@ -171,7 +171,7 @@ def build_model(
     """Pretrained weights for hub presets and local folders; random init for tiny presets and `meta`.
 
     `config`: the task-specialised config when the caller has it already (a resolved run does).
-    `seed=None`: the caller has seeded the generators (a run seeds once, before anything random).
+    `seed`: random-init weights (tiny presets) come from a generator seeded with it, without touching the global one.
     """
     config = config if config is not None else task_config(source, kind, num_labels, cls_dropout)
     cls = model_class(kind)
@@ -181,9 +181,11 @@ def build_model(
     if source.counting_only:
         raise UsageError(f"{source.name} is for parameter counting only (peftbench params)")
     if source.is_tiny:
-        if seed is not None:
+        if seed is None:
+            return cls.from_config(config)
+        with torch.random.fork_rng(devices=[]):  # the weights depend on `seed` alone; the global generator is left as it was
             torch.manual_seed(seed)
-        return cls.from_config(config)
+            return cls.from_config(config)
     if source.local_dir:
         return cls.from_pretrained(source.local_dir, config=config)
     return load_from_hub(

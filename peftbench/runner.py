@@ -18,6 +18,7 @@ predictions with `gather_for_metrics`, and only the main process writes the reco
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import secrets
 import threading
@@ -35,7 +36,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from peftbench import measure
+from peftbench import checkpoint, measure
 from peftbench.env import environment
 from peftbench.errors import RunFailed, RunInterrupted
 from peftbench.methods import METHODS, Adapted
@@ -43,7 +44,7 @@ from peftbench.models import build_model, load_tokenizer
 from peftbench.record import SCHEMA_VERSION, comparability_key, liveness, update_scores, utc_now, with_directions
 from peftbench.resolve import ResolvedRun
 from peftbench.stop import STOP, polling_for_stop
-from peftbench.store import Store, write_record
+from peftbench.store import Store, read_record, write_record
 from peftbench.tasks.base import content_hash, load_splits
 from peftbench.tasks.pipeline import Pipeline, make_pipeline
 
@@ -90,10 +91,82 @@ class Plan:
     run_id: str
     record_path: Path | None  # None on processes other than the main one: they never write
     split_hashes: dict[str, str] = field(default_factory=dict)
+    checkpoint_path: Path | None = None  # where checkpoints go (None: no checkpoints)
+    keep_checkpoint: bool = False  # keep the last checkpoint after the run finishes
+    resume: dict[str, Any] | None = None  # a loaded checkpoint to continue from
+    previous: dict[str, Any] | None = None  # the interrupted run's record, continued in place
 
     @property
     def config(self) -> Any:
         return self.resolved.config
+
+    @property
+    def key(self) -> str:
+        return comparability_key(self.config.to_dict(), self.resolved.spec_hashes, self.split_hashes)[0]
+
+
+class LoadCache:
+    """What a process reuses across the runs of a grid: tokenizers, data splits with their hashes, and a
+    pristine copy of the last base model (each run gets its own deep copy, since methods change the model)."""
+
+    def __init__(self) -> None:
+        self._tokenizers: dict[Any, Any] = {}
+        self._splits: dict[Any, tuple[dict[str, list[Any]], dict[str, str]]] = {}
+        self._model: tuple[Any, Any] | None = None
+
+    def tokenizer(self, r: ResolvedRun) -> Any:
+        key = (r.source.name, str(r.source.local_dir), r.hf_config.model_type)
+        if key not in self._tokenizers:
+            self._tokenizers[key] = load_tokenizer(r.source, r.hf_config.model_type)
+        return self._tokenizers[key]
+
+    def splits(self, r: ResolvedRun) -> tuple[dict[str, list[Any]], dict[str, str]]:
+        key = (r.spec.name, r.data.kind, str(r.data.path))
+        if key not in self._splits:
+            splits = load_splits(r.spec, r.data)
+            self._splits[key] = (splits, {name: content_hash(examples) for name, examples in splits.items()})
+        return self._splits[key]
+
+    def model(self, r: ResolvedRun) -> Any:
+        key = (r.source.name, str(r.source.local_dir), r.hf_config.to_json_string(), r.seed if r.source.is_tiny else None)
+        if self._model is None or self._model[0] != key:
+            self._model = None  # free the previous one first
+            self._model = (key, build_model(r.source, r.spec.kind, config=r.hf_config, seed=r.seed))
+        return copy.deepcopy(self._model[1])
+
+
+def prepare(
+    resolved: ResolvedRun,
+    store: Store,
+    canonical: bool = False,
+    *,
+    cache: LoadCache | None = None,
+    checkpoints: bool = False,
+    keep_checkpoint: bool = False,
+    resume: Path | None = None,
+) -> Plan:
+    """Check where records go, load model, tokenizer and data, and claim the record file.
+
+    `resume`: the record of an interrupted run of the same experiment; with its checkpoint, the run
+    continues in that record from where it stopped (without one, it starts over in it).
+    """
+    main = PartialState(cpu=not torch.cuda.is_available()).is_main_process  # the first init decides: CPU processes use gloo
+    if main:
+        store.check_writable()  # before minutes of model loading
+    cache = cache or LoadCache()
+    tokenizer = cache.tokenizer(resolved)
+    model = cache.model(resolved)
+    splits, hashes = cache.splits(resolved)
+    key = comparability_key(resolved.config.to_dict(), resolved.spec_hashes, hashes)[0]
+    previous = saved = None
+    if resume is not None:
+        previous = read_record(resume)
+        run_id, path = previous["run_id"], resume if main else None
+        saved = checkpoint.load(store.checkpoint_path(run_id))
+    else:
+        run_id, path = claim_record(store, resolved, key, canonical, main)
+    ckpt = store.checkpoint_path(run_id) if checkpoints and main else None
+    return Plan(resolved, splits, model, tokenizer, run_id, path, hashes, ckpt, keep_checkpoint, saved, previous)
 
 
 def run_id_for(resolved: ResolvedRun, key: str) -> str:
@@ -102,28 +175,18 @@ def run_id_for(resolved: ResolvedRun, key: str) -> str:
     return f"{utc_now():%Y%m%dT%H%M%SZ}-{cfg.method}-{cfg.task}-{model}-{key[:8]}-{secrets.token_hex(3)}"
 
 
-def prepare(resolved: ResolvedRun, store: Store, canonical: bool = False) -> Plan:
-    """Check where records go, seed once, load model, tokenizer and data, claim the record file."""
-    main = PartialState(cpu=not torch.cuda.is_available()).is_main_process  # the first init decides: CPU processes use gloo
-    if main:
-        store.check_writable()  # before minutes of model loading
-    set_seed(resolved.seed)
-    tokenizer = load_tokenizer(resolved.source, resolved.hf_config.model_type)
-    model = build_model(resolved.source, resolved.spec.kind, config=resolved.hf_config, seed=None)
-    splits = load_splits(resolved.spec, resolved.data)
-    hashes = {name: content_hash(examples) for name, examples in splits.items()}
-    key, _ = comparability_key(resolved.config.to_dict(), resolved.spec_hashes, hashes)
+def claim_record(store: Store, resolved: ResolvedRun, key: str, canonical: bool, main: bool) -> tuple[str, Path | None]:
     while True:
         run_id = run_id_for(resolved, key)
         try:
-            path = store.claim("run", run_id, canonical) if main else None
+            return run_id, (store.claim("run", run_id, canonical) if main else None)
         except FileExistsError:
             continue
-        break
-    return Plan(resolved, splits, model, tokenizer, run_id, path, hashes)
 
 
 def new_record(plan: Plan) -> dict[str, Any]:
+    if plan.previous is not None:
+        return continued_record(plan)
     cfg, train = plan.config, plan.config.training
     config = cfg.to_dict()
     key, key_parts = comparability_key(config, plan.resolved.spec_hashes, plan.split_hashes)
@@ -159,15 +222,34 @@ def new_record(plan: Plan) -> dict[str, Any]:
     }
 
 
+def continued_record(plan: Plan) -> dict[str, Any]:
+    """The interrupted run's record, running again; `resumed` says from where (or that it started over)."""
+    record = dict(plan.previous or {})
+    at = {"at": utc_now().isoformat(), "from_step": plan.resume["step"] if plan.resume else 0}
+    if plan.resume is None:
+        record["epochs"], record["metrics"], record["metrics_last"], record["best_epoch"] = [], {}, {}, None
+        at["note"] = "no checkpoint: started over"
+    else:
+        record["epochs"] = [e for e in record.get("epochs", []) if e["epoch"] <= plan.resume["epochs_done"]]
+    record.update(status="running", error=None, finished_at=None, **liveness())
+    record.pop("traceback", None)
+    record["resumed"] = [*record.get("resumed", []), at]
+    return record
+
+
 def run(
     resolved: ResolvedRun,
     *,
     store: Store | None = None,
     canonical: bool = False,
     callbacks: Sequence[Callback] = (),
+    cache: LoadCache | None = None,
+    checkpoints: bool = False,
+    resume: Path | None = None,
 ) -> dict[str, Any]:
     """Prepare and execute one run; returns its final record (raises RunFailed / RunInterrupted)."""
-    return execute(prepare(resolved, store or Store(), canonical), callbacks)
+    plan = prepare(resolved, store or Store(), canonical, cache=cache, checkpoints=checkpoints, resume=resume)
+    return execute(plan, callbacks)
 
 
 class Heartbeat:
@@ -260,12 +342,14 @@ class Loop:
     total_steps: int
     epochs: int
     callbacks: list[Callback]
+    generator: torch.Generator  # the loader's shuffling generator (its state at an epoch's start is checkpointed)
 
 
 def setup(plan: Plan, record: dict[str, Any], callbacks: Sequence[Callback], times: dict[str, float]) -> Loop:
     cfg, train = plan.config, plan.config.training
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     record["env"] = environment(accelerator.device) | {"processes": accelerator.num_processes}
+    set_seed(train.seed)  # the one seed point of a run: method initialisation, dropout (model weights have their own)
     with measure.Phase(times, "setup"):
         adapted = METHODS.get(cfg.method).apply(plan.model, cfg.hyperparameters)
         pipeline = make_pipeline(plan.resolved.spec, plan.tokenizer, train, cfg.generation)
@@ -283,7 +367,68 @@ def setup(plan: Plan, record: dict[str, Any], callbacks: Sequence[Callback], tim
     epochs = math.ceil(total_steps / len(loader))
     record["measurements"]["schedule"] = {"total_steps": total_steps, "warmup_steps": warmup, "epochs": epochs}
     hooks = [*adapted.callbacks(), *callbacks]
-    return Loop(accelerator, adapted, pipeline, loader, prepared_optimizer, scheduler, total_steps, epochs, hooks)
+    return Loop(accelerator, adapted, pipeline, loader, prepared_optimizer, scheduler, total_steps, epochs, hooks, generator)
+
+
+@dataclass
+class Position:
+    """Where the loop is: what a checkpoint must restore to continue exactly."""
+
+    epoch: int = 1
+    batches_done: int = 0  # in this epoch
+    losses: list[float] = field(default_factory=list)  # this epoch's, so far
+    epoch_generator: Any = None  # the loader generator's state when this epoch began
+
+
+def save_checkpoint(plan: Plan, loop: Loop, state: TrainState, pos: Position, epochs_done: int) -> None:
+    if plan.checkpoint_path is None:
+        return
+    checkpoint.save(
+        plan.checkpoint_path,
+        {
+            "step": state.step,
+            "epoch": pos.epoch,
+            "epochs_done": epochs_done,
+            "batches_done": pos.batches_done,
+            "losses": pos.losses,
+            "epoch_generator": pos.epoch_generator,
+            "adapter_state": loop.adapted.adapter_state_dict(),
+            "optimizer": loop.optimizer.state_dict(),
+            "scheduler": loop.scheduler.state_dict(),
+            "rng": checkpoint.rng_states(),
+        },
+    )
+
+
+def restore(plan: Plan, loop: Loop, state: TrainState) -> Position:
+    """Continue from the plan's checkpoint: the trained tensors, optimizer, scheduler, generators and position."""
+    saved = plan.resume
+    if saved is None:
+        return Position()
+    loop.adapted.load_adapter_state_dict(saved["adapter_state"])
+    loop.optimizer.load_state_dict(saved["optimizer"])
+    loop.scheduler.load_state_dict(saved["scheduler"])
+    state.step = saved["step"]
+    if saved["batches_done"] == 0:  # saved at an epoch's end: the next epoch starts afresh
+        checkpoint.restore_rng_states(saved["rng"])
+        return Position(epoch=saved["epochs_done"] + 1)
+    pos = Position(saved["epoch"], saved["batches_done"], list(saved["losses"]), saved["epoch_generator"])
+    checkpoint.restore_rng_states(saved["rng"])
+    return pos
+
+
+def epoch_batches(loop: Loop, pos: Position) -> Any:
+    """This epoch's batches in their shuffled order, the ones a resumed run already did skipped."""
+    if pos.epoch_generator is None:
+        pos.epoch_generator = loop.generator.get_state()
+        return iter(loop.loader)
+    rng = checkpoint.rng_states()
+    loop.generator.set_state(pos.epoch_generator)
+    batches = iter(loop.loader)
+    for _ in range(pos.batches_done):
+        next(batches)
+    checkpoint.restore_rng_states(rng)  # skipping ran no model: dropout continues where it stopped
+    return batches
 
 
 def train_and_evaluate(plan: Plan, keeper: RecordKeeper, callbacks: Sequence[Callback]) -> None:
@@ -295,51 +440,60 @@ def train_and_evaluate(plan: Plan, keeper: RecordKeeper, callbacks: Sequence[Cal
     peaks: dict[str, dict[str, int]] = {}
     eval_counter = measure.ForwardCounter(device)
     state = TrainState(0, 0, loop.total_steps, adapted, loop.optimizer, loop.scheduler, loop.accelerator, record)
+    pos = restore(plan, loop, state)
     cfg = plan.config
     progress = tqdm(
         total=loop.total_steps,
+        initial=state.step,
         desc=f"{cfg.method}/{cfg.task}/{cfg.model}",
         unit="step",
         mininterval=1.0,
         disable=not loop.accelerator.is_main_process,
+        leave=False,
     )
     with polling_for_stop(), progress:  # the bar is closed on every way out, before the closing line
-        for epoch in range(1, loop.epochs + 1):
-            state.epoch = epoch
+        while pos.epoch <= loop.epochs and state.step < loop.total_steps:
+            state.epoch = pos.epoch
             adapted.model.train()
-            losses = []
-            with measure.Phase(times, "train", device, peaks):
-                for batch in loop.loader:
-                    start = time.perf_counter()
-                    loss = training_step(loop, batch, plan.config.training.grad_clip)
-                    measure.synchronize(device)
-                    timer.add(time.perf_counter() - start, int(batch["attention_mask"].sum()), len(batch["input_ids"]))
-                    state.step += 1
-                    if not math.isfinite(loss):
-                        raise NonFiniteLoss(f"training loss is {loss} at step {state.step} (epoch {epoch})")
-                    losses.append(loss)
-                    state.loss = loss
-                    for hook in loop.callbacks:
-                        hook.on_step_end(state)
-                    progress.update(1)
-                    progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
-                    if STOP.requested:
-                        raise KeyboardInterrupt
-                    if state.step >= loop.total_steps:
-                        break
-            entry = {"epoch": epoch, "step": state.step, "train_loss": sum(losses) / max(len(losses), 1), "metrics": {}}
+            try:
+                with measure.Phase(times, "train", device, peaks):
+                    for batch in epoch_batches(loop, pos):
+                        start = time.perf_counter()
+                        loss = training_step(loop, batch, plan.config.training.grad_clip)
+                        measure.synchronize(device)
+                        timer.add(time.perf_counter() - start, int(batch["attention_mask"].sum()), len(batch["input_ids"]))
+                        state.step += 1
+                        pos.batches_done += 1
+                        if not math.isfinite(loss):
+                            raise NonFiniteLoss(f"training loss is {loss} at step {state.step} (epoch {pos.epoch})")
+                        pos.losses.append(loss)
+                        state.loss = loss
+                        for hook in loop.callbacks:
+                            hook.on_step_end(state)
+                        progress.update(1)
+                        progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                        if STOP.requested:
+                            raise KeyboardInterrupt
+                        if state.step >= loop.total_steps:
+                            break
+            except KeyboardInterrupt:
+                save_checkpoint(plan, loop, state, pos, pos.epoch - 1)
+                raise
+            entry = {"epoch": pos.epoch, "step": state.step, "train_loss": sum(pos.losses) / max(len(pos.losses), 1), "metrics": {}}
             if loop.pipeline.evaluate_every_epoch or state.step >= loop.total_steps:
                 entry["metrics"] = evaluate(loop, plan.splits, times, peaks, eval_counter)
             record["epochs"].append(entry)
-            if STOP.requested:
-                raise KeyboardInterrupt
             update_scores(record)
             record["measurements"].update(run_measurements(adapted, timer, times, device, peaks, eval_counter))
             for hook in loop.callbacks:
                 hook.on_epoch_end(state, entry)
+            pos = Position(epoch=pos.epoch + 1)
+            save_checkpoint(plan, loop, state, pos, pos.epoch - 1)
             keeper.write()
-            if state.step >= loop.total_steps:
-                break
+            if STOP.requested:
+                raise KeyboardInterrupt
+    if plan.checkpoint_path is not None and not plan.keep_checkpoint:
+        plan.checkpoint_path.unlink(missing_ok=True)
 
 
 def training_step(loop: Loop, batch: dict[str, torch.Tensor], grad_clip: float) -> float:

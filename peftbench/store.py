@@ -26,6 +26,7 @@ from peftbench.record import SCHEMA_VERSION, effective_status, liveness, measure
 
 FOLDERS = {"run": ("runs", "scratch"), "latency": ("latency",), "profile": ("profile",)}
 BASELINES = "baselines"
+CHECKPOINTS = "checkpoints"
 
 
 def results_dir(explicit: str | None = None) -> Path:
@@ -113,6 +114,9 @@ class Store:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         os.close(fd)
         return path
+
+    def checkpoint_path(self, run_id: str) -> Path:
+        return self.root / CHECKPOINTS / f"{run_id}.pt"
 
     def baseline_path(self, name: str) -> Path:
         return self.root / BASELINES / f"{name}.json"
