@@ -104,6 +104,30 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--results-dir", help="where records are (default: $PEFTBENCH_RESULTS or ./results)")
     runs.add_argument("--json", action="store_true", help="the records themselves, as a JSON list")
     runs.set_defaults(func=cmd_runs)
+    sweep = sub.add_parser(
+        "sweep",
+        help="run a grid of methods x tasks x models x seeds, resumable",
+        description="Run every cell of a grid: from --methods/--tasks/--models/--seeds, from a built-in preset "
+        "(peftbench sweep smoke; --list shows them) or a sweep spec file (peftbench sweep my.yaml). Every cell is resolved "
+        "before anything trains. Cells with a finished record of the same comparability key and seed are skipped; "
+        "interrupted ones continue from their checkpoint; failed ones are retried; a failing cell never stops the grid.",
+        epilog=EPILOG,
+    )
+    sweep.add_argument("spec", nargs="?", help="a sweep preset name (see --list) or a sweep spec file (.yaml)")
+    sweep.add_argument("--list", action="store_true", help="list the built-in sweep presets")
+    sweep.add_argument("--methods", help="comma-separated method names")
+    sweep.add_argument("--tasks", help="comma-separated task names")
+    sweep.add_argument("--models", help="comma-separated models (default: each task's); pairs a model cannot serve are left out")
+    sweep.add_argument("--seeds", help="comma-separated seeds (default 0)")
+    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="for every cell (repeatable)")
+    sweep.add_argument("--preset", dest="method_preset", help="a named method preset applied to every method (e.g. repo)")
+    sweep.add_argument("--data-dir", help="the datasets' original files (as for run)")
+    sweep.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1; one GPU each when there are GPUs)")
+    sweep.add_argument("--backend", choices=["local", "ray"], default="local", help="local processes (default) or Ray tasks")
+    sweep.add_argument("--address", help="a Ray cluster's address (default: a local Ray instance)")
+    sweep.add_argument("--keep-checkpoints", action="store_true", help="keep the checkpoints of finished runs")
+    sweep.add_argument("--results-dir", help="where records go (default: $PEFTBENCH_RESULTS or ./results)")
+    sweep.set_defaults(func=cmd_sweep)
     add_measure_parsers(sub)
     return parser
 
@@ -159,6 +183,31 @@ def cmd_runs(args: argparse.Namespace) -> int:
     else:
         print(runs_table(entries))
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from peftbench import sweep
+    from peftbench.store import Store
+
+    if args.list:
+        for name in sweep.preset_names():
+            spec = sweep.load_spec(name)
+            print(f"{name:<22} {len(spec.cells()):>4} cells  {spec.description}")
+        return 0
+    spec = sweep.grid_from_flags(args)
+    store = Store(args.results_dir and Path(args.results_dir))
+    result = sweep.run_sweep(
+        spec, store, jobs=args.jobs, backend=args.backend, address=args.address, keep_checkpoints=args.keep_checkpoints
+    )
+    print(sweep.summary_table(result, store))
+    ran = len(result.outcomes)
+    print(
+        f"sweep {spec.name}: {ran} ran, {len(result.skipped)} skipped (done before), {len(result.failed)} failed, "
+        f"{result.seconds:.0f} s; records in {store.root}"
+    )
+    for outcome in result.failed:
+        print(f"  failed: {outcome.cell.label}: {outcome.error}", file=sys.stderr)
+    return 1 if result.failed else 0
 
 
 def cmd_params(args: argparse.Namespace) -> int:

@@ -134,6 +134,11 @@ def task_config(source: ModelSource, kind: str, num_labels: int, cls_dropout: fl
     return specialise(base_config(source), source.name, kind, num_labels, cls_dropout)
 
 
+def generates(config: PretrainedConfig) -> bool:
+    """Whether the family has a causal-LM head, i.e. can serve generation tasks."""
+    return config.model_type == "gpt2"
+
+
 def specialise(config: PretrainedConfig, name: str, kind: str, num_labels: int, cls_dropout: float = -1.0) -> PretrainedConfig:
     """A copy of a base config for a task kind: classification, regression or generation.
 
@@ -144,7 +149,7 @@ def specialise(config: PretrainedConfig, name: str, kind: str, num_labels: int, 
         config.classifier_dropout = config.cls_dropout = config.pooler_dropout = cls_dropout
     arch_for_type(config.model_type)  # unsupported architectures fail here, before any work
     if kind == "generation":
-        if config.model_type != "gpt2":
+        if not generates(config):
             raise UsageError(f"{name} ({config.model_type}) has no causal-LM head; generation tasks need a GPT-2 model")
         return config
     config.num_labels = 1 if kind == "regression" else num_labels

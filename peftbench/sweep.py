@@ -1,0 +1,469 @@
+"""Sweeps: a grid of runs (methods x tasks x models x seeds), resolved up front, resumable, on one
+machine or a Ray cluster.
+
+A grid comes from the command line or from a sweep spec (`sweeps/NAME.yaml`, or any YAML file):
+
+    version: 1
+    name: smoke
+    description: ...
+    methods: [lora, bitfit, adapter_d@0.3m]               # METHOD@PRESET: a method with a named preset
+    tasks: [mrpc, e2e]
+    models: {mrpc: [tiny-roberta], e2e: [tiny-gpt2]}   # or a list, crossed with every task
+    seeds: [0]
+    set: [epochs=2]                                      # every cell
+    per_method: {lora: [r=4]}                            # cells of one method
+    per_task: {e2e: [max_eval_examples=8]}               # cells of one task
+    presets: {adapter_d: 0.3m}                           # a method's named preset
+    report: {out: reports/smoke}                         # written when the sweep ends
+
+Every cell is resolved before anything trains, so a typo in the 40th cell fails in a second.
+A model crossed with a task it cannot serve (an encoder with a generation task) is left out
+and said so. A cell whose comparability key and seed already have a finished record is skipped;
+an interrupted (or stale) one continues in its own record from its checkpoint; a failed one is
+tried again. A failing cell never stops the grid: failures are listed at the end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from peftbench.errors import RunFailed, RunInterrupted, UsageError
+from peftbench.specs import check_keys, check_version, read_yaml, spec_dir
+
+SPEC_KEYS_REQUIRED = {"version", "name", "methods", "tasks"}
+SPEC_KEYS_OPTIONAL = {"description", "models", "seeds", "set", "per_method", "per_task", "presets", "data_dir", "report"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid, by name."""
+
+    method: str
+    task: str
+    model: str | None
+    seed: int
+    overrides: tuple[str, ...] = ()
+    preset: str | None = None
+    data_dir: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}/{self.task}/{self.model or 'default'}/seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    methods: tuple[str, ...]
+    tasks: tuple[str, ...]
+    models: dict[str, tuple[str, ...]] | tuple[str, ...] = ()  # per task, or crossed with every task; () = each task's default
+    seeds: tuple[int, ...] = (0,)
+    overrides: tuple[str, ...] = ()
+    per_method: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    per_task: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    presets: dict[str, str] = field(default_factory=dict)
+    data_dir: str | None = None
+    report: dict[str, Any] | None = None
+    description: str = ""
+
+    def models_for(self, task: str) -> tuple[str | None, ...]:
+        if isinstance(self.models, dict):
+            return self.models.get(task) or (None,)
+        return self.models or (None,)
+
+    def cells(self) -> list[Cell]:
+        """The grid in a stable order: task, model, seed, then method (one model loaded for many methods)."""
+        out = []
+        for task in self.tasks:
+            for model, seed, entry in itertools.product(self.models_for(task), self.seeds, self.methods):
+                method, _, preset = entry.partition("@")  # `adapter_d@0.3m`: a method with one of its named presets
+                sets = (*self.overrides, *self.per_task.get(task, ()), *self.per_method.get(method, ()), *self.per_method.get(entry, ()))
+                out.append(Cell(method, task, model, seed, sets, preset or self.presets.get(method), self.data_dir))
+        return out
+
+
+def strings(where: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+        raise UsageError(f"{where}: expected a list, got {value!r}")
+    return tuple(str(v) for v in value)
+
+
+def mapping(where: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UsageError(f"{where}: expected a mapping, got {value!r}")
+    return value
+
+
+def parse_spec(path: Path) -> SweepSpec:
+    data = read_yaml(path)
+    where = str(path)
+    check_keys(where, data, SPEC_KEYS_REQUIRED, SPEC_KEYS_OPTIONAL)
+    check_version(where, data)
+    models = data.get("models") or ()
+    models = (
+        {t: strings(f"{where}: models.{t}", m) for t, m in models.items()}
+        if isinstance(models, dict)
+        else strings(f"{where}: models", models)
+    )
+    try:
+        seeds = tuple(int(s) for s in strings(f"{where}: seeds", data.get("seeds", [0])))
+    except ValueError:
+        raise UsageError(f"{where}: seeds must be integers, got {data.get('seeds')!r}") from None
+    return SweepSpec(
+        name=str(data["name"]),
+        description=str(data.get("description", "")),
+        methods=strings(f"{where}: methods", data["methods"]),
+        tasks=strings(f"{where}: tasks", data["tasks"]),
+        models=models,
+        seeds=seeds,
+        overrides=strings(f"{where}: set", data.get("set") or []),
+        per_method={k: strings(f"{where}: per_method.{k}", v) for k, v in mapping(f"{where}: per_method", data.get("per_method")).items()},
+        per_task={k: strings(f"{where}: per_task.{k}", v) for k, v in mapping(f"{where}: per_task", data.get("per_task")).items()},
+        presets={k: str(v) for k, v in mapping(f"{where}: presets", data.get("presets")).items()},
+        data_dir=data.get("data_dir"),
+        report=mapping(f"{where}: report", data.get("report")) or None,
+    )
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in spec_dir("sweeps").glob("*.yaml"))
+
+
+def load_spec(name_or_path: str) -> SweepSpec:
+    """A built-in preset by name (`peftbench sweep --preset smoke`) or a sweep spec file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise UsageError(f"sweep spec {name_or_path}: no such file")
+        return parse_spec(path)
+    known = preset_names()
+    if name_or_path not in known:
+        from peftbench.registry import unknown_name_message
+
+        raise UsageError(unknown_name_message("sweep preset", name_or_path, known))
+    return parse_spec(spec_dir("sweeps") / f"{name_or_path}.yaml")
+
+
+# ---------------------------------------------------------------- planning
+
+
+@dataclass
+class Planned:
+    cell: Cell
+    resolved: Any  # ResolvedRun
+    key: str
+    action: str  # run, resume, skip
+    resume: Path | None = None
+    note: str = ""
+
+
+def compatible(cell: Cell) -> bool:
+    """Can the cell's model serve its task at all (a generation task needs a causal LM)?"""
+    from peftbench.models import base_config, generates, resolve_model
+    from peftbench.tasks.base import task_specs
+
+    if task_specs().get(cell.task).kind != "generation":
+        return True
+    spec_model = cell.model or task_specs().get(cell.task).default_model
+    return generates(base_config(resolve_model(spec_model)))
+
+
+def plan(cells: list[Cell], store: Any, cache: Any) -> tuple[list[Planned], list[str]]:
+    """Resolve every cell (all errors at once, before any work), then decide what each one needs."""
+    from peftbench.record import comparability_key
+    from peftbench.resolve import resolve_run
+
+    resolved, errors, left_out = [], [], []
+    for cell in cells:
+        try:
+            if not compatible(cell):
+                left_out.append(f"{cell.task} with {cell.model} (the task generates text; the model cannot)")
+                continue
+            r = resolve_run(
+                cell.method,
+                cell.task,
+                cell.model,
+                preset=cell.preset,
+                overrides=[*cell.overrides, f"seed={cell.seed}"],
+                data_dir=cell.data_dir,
+            )
+            resolved.append((cell, r))
+        except UsageError as exc:
+            errors.append(f"{cell.label}: {exc}")
+    if errors:
+        raise UsageError(f"{len(errors)} of {len(cells)} cells are invalid; nothing was run:\n  " + "\n  ".join(errors))
+    existing = index_by_key_and_seed(store)
+    planned = []
+    for cell, r in resolved:
+        key = comparability_key(r.config.to_dict(), r.spec_hashes, cache.splits(r)[1])[0]
+        planned.append(decide(cell, r, key, existing.get((key, r.seed), []), store))
+    return planned, sorted(set(left_out))
+
+
+def index_by_key_and_seed(store: Any) -> dict[tuple[str, int], list[Any]]:
+    out: dict[tuple[str, int], list[Any]] = {}
+    for entry in store.entries("run"):
+        out.setdefault((entry.record.get("key"), entry.record.get("seed")), []).append(entry)
+    return out
+
+
+def decide(cell: Cell, resolved: Any, key: str, entries: list[Any], store: Any) -> Planned:
+    statuses = {e.status for e in entries}
+    if "finished" in statuses:
+        return Planned(cell, resolved, key, "skip", note="finished before")
+    if "running" in statuses:
+        return Planned(cell, resolved, key, "skip", note="running elsewhere")
+    stopped = [e for e in entries if e.status in ("interrupted", "stale")]
+    if stopped:
+        latest = max(stopped, key=lambda e: e.record.get("created_at") or "")
+        has_checkpoint = store.checkpoint_path(latest.record["run_id"]).exists()
+        note = "from its checkpoint" if has_checkpoint else "no checkpoint: starts over in the same record"
+        return Planned(cell, resolved, key, "resume", latest.path, note)
+    return Planned(cell, resolved, key, "run")
+
+
+# ---------------------------------------------------------------- executing
+
+
+@dataclass
+class Outcome:
+    cell: Cell
+    status: str  # finished, failed, interrupted, skipped
+    run_id: str | None = None
+    error: str | None = None
+    note: str = ""
+
+
+_CACHE: Any = None  # one LoadCache per worker process
+
+
+def run_cell(resolved: Any, root: str, resume: str | None, keep_checkpoints: bool, quiet: bool = False) -> dict[str, Any]:
+    """Run one planned cell in this process (a worker, or the sweep's own process); returns a summary."""
+    global _CACHE
+    from peftbench import runner
+    from peftbench.store import Store
+
+    if _CACHE is None:
+        _CACHE = runner.LoadCache()
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"
+    try:
+        plan_ = runner.prepare(
+            resolved,
+            Store(Path(root)),
+            cache=_CACHE,
+            checkpoints=True,
+            keep_checkpoint=keep_checkpoints,
+            resume=Path(resume) if resume else None,
+        )
+        record = runner.execute(plan_)
+        return {"status": record["status"], "run_id": record["run_id"]}
+    except RunFailed as exc:
+        return {"status": "failed", "error": str(exc).splitlines()[0]}
+    except RunInterrupted:
+        return {"status": "interrupted"}
+
+
+def execute_local(planned: list[Planned], store: Any, jobs: int, keep_checkpoints: bool) -> Iterator[Outcome]:
+    todo = [p for p in planned if p.action != "skip"]
+    if jobs <= 1:
+        for p in todo:
+            got = run_cell(p.resolved, str(store.root), str(p.resume) if p.resume else None, keep_checkpoints)
+            yield Outcome(p.cell, got["status"], got.get("run_id"), got.get("error"), p.note)
+            if got["status"] == "interrupted":
+                raise KeyboardInterrupt
+        return
+    yield from execute_pool(todo, store, jobs, keep_checkpoints)
+
+
+def execute_pool(todo: list[Planned], store: Any, jobs: int, keep_checkpoints: bool) -> Iterator[Outcome]:
+    """N worker processes, each with its own cache (and its own GPU, when there are GPUs)."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    context = multiprocessing.get_context("spawn")
+    devices = context.Queue()
+    for i in range(jobs):
+        devices.put(i)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=worker_init, initargs=(devices,)) as pool:
+        futures = {
+            pool.submit(run_cell, p.resolved, str(store.root), str(p.resume) if p.resume else None, keep_checkpoints, True): p for p in todo
+        }
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    p, got = futures[future], future.result()
+                    yield Outcome(p.cell, got["status"], got.get("run_id"), got.get("error"), p.note)
+        except KeyboardInterrupt:
+            for process in list(getattr(pool, "_processes", {}).values()):  # a SIGTERM to the sweep reaches its workers
+                if process.is_alive():
+                    os.kill(process.pid, signal.SIGTERM)
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def worker_init(devices: Any) -> None:
+    """A worker's device (one GPU each when there are several) and Ctrl-C handling like the CLI's."""
+    from peftbench import stop
+
+    stop.install()
+    index = devices.get()
+    if "CUDA_VISIBLE_DEVICES" not in os.environ:
+        import torch
+
+        if torch.cuda.device_count() > 1:
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(index % torch.cuda.device_count())
+
+
+def execute_ray(planned: list[Planned], store: Any, address: str | None) -> Iterator[Outcome]:
+    """Each cell a Ray task (a GPU each when the cluster has them); records come back to this machine's store."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--backend ray needs Ray: pip install 'peftbench[ray]'") from None
+    import torch
+
+    from peftbench.store import write_record
+
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, **({} if address else {"num_cpus": os.cpu_count()}))
+    remote = ray.remote(num_gpus=1 if torch.cuda.is_available() else 0, num_cpus=1)(ray_cell)
+    todo = [p for p in planned if p.action != "skip"]
+    refs = {remote.remote(p.resolved): p for p in todo}
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        p = refs[done[0]]
+        got = ray.get(done[0])
+        if got.get("record"):
+            path = store.claim("run", got["record"]["run_id"])
+            write_record(path, got["record"])
+        yield Outcome(p.cell, got["status"], got.get("run_id"), got.get("error"), p.note)
+
+
+def ray_cell(resolved: Any) -> dict[str, Any]:
+    """On a Ray worker: run into a private results folder and hand the record back to the driver."""
+    import tempfile
+
+    from peftbench.store import Store
+
+    with tempfile.TemporaryDirectory(prefix="peftbench-ray-") as tmp:
+        got = run_cell(resolved, tmp, None, False, quiet=True)
+        records = [e.record for e in Store(Path(tmp)).entries("run")]
+    return {**got, "record": records[0] if records else None}
+
+
+# ---------------------------------------------------------------- the whole sweep
+
+
+@dataclass
+class SweepResult:
+    outcomes: list[Outcome]
+    skipped: list[Planned]
+    left_out: list[str]
+    keys: list[str]
+    seconds: float
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+def run_sweep(
+    spec: SweepSpec,
+    store: Any,
+    *,
+    jobs: int = 1,
+    backend: str = "local",
+    address: str | None = None,
+    keep_checkpoints: bool = False,
+    out: Any = sys.stdout,
+) -> SweepResult:
+    from tqdm.auto import tqdm
+
+    from peftbench.runner import LoadCache
+
+    global _CACHE
+    start = time.perf_counter()
+    if jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {jobs}")
+    cells = spec.cells()
+    if not cells:
+        raise UsageError("the sweep has no cells (no methods, tasks or seeds)")
+    _CACHE = _CACHE or LoadCache()
+    store.check_writable()
+    planned, left_out = plan(cells, store, _CACHE)
+    skipped = [p for p in planned if p.action == "skip"]
+    resumed = [p for p in planned if p.action == "resume"]
+    print(
+        f"sweep {spec.name}: {len(planned)} cells, {len(skipped)} done before, {len(resumed)} to resume, "
+        f"{len(planned) - len(skipped) - len(resumed)} to run" + (f"; left out: {'; '.join(left_out)}" if left_out else ""),
+        file=out,
+        flush=True,
+    )
+    outcomes: list[Outcome] = []
+    runs = execute_ray(planned, store, address) if backend == "ray" else execute_local(planned, store, jobs, keep_checkpoints)
+    with tqdm(total=len(planned), initial=len(skipped), desc=f"sweep {spec.name}", unit="run", position=0, mininterval=0.5) as bar:
+        for outcome in runs:
+            outcomes.append(outcome)
+            bar.update(1)
+            bar.set_postfix(failed=sum(o.status == "failed" for o in outcomes), refresh=False)
+    return SweepResult(outcomes, skipped, left_out, sorted({p.key for p in planned}), time.perf_counter() - start)
+
+
+def grid_from_flags(args: Any) -> SweepSpec:
+    """`--methods a,b --tasks c --models x,y --seeds 0,1 --set k=v --preset P` (a method preset for every method)."""
+    if args.spec:
+        spec = load_spec(args.spec)
+        return replace(spec, overrides=(*spec.overrides, *args.overrides), seeds=seeds(args.seeds) if args.seeds else spec.seeds)
+    if not (args.methods and args.tasks):
+        raise UsageError("sweep needs --methods and --tasks (or a preset: peftbench sweep smoke, or a spec file)")
+    methods = strings("--methods", args.methods)
+    presets = dict.fromkeys(methods, args.method_preset) if args.method_preset else {}
+    return SweepSpec(
+        name="grid",
+        methods=methods,
+        tasks=strings("--tasks", args.tasks),
+        models=strings("--models", args.models) if args.models else (),
+        seeds=seeds(args.seeds) if args.seeds else (0,),
+        overrides=tuple(args.overrides),
+        presets=presets,
+        data_dir=args.data_dir,
+    )
+
+
+def seeds(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise UsageError(f"--seeds expects comma-separated integers, got {text!r}") from None
+    if not values:
+        raise UsageError("--seeds needs at least one seed")
+    return values
+
+
+def summary_table(result: SweepResult, store: Any) -> str:
+    """Until a report is asked for: the main metric per method and task (median over seeds, seed count)."""
+    from peftbench.results import load
+
+    frame = load(store.root, key=result.keys, status="finished")
+    if frame.empty:
+        return "no finished runs"
+    frame["where"] = frame["task"] + " / " + frame["model"] + " (" + frame["main_metric"] + ")"
+    grouped = frame.groupby(["method", "where"])["main_value"].agg(["median", "count"])
+    cells = grouped.apply(lambda r: f"{r['median']:.4f} (n={int(r['count'])})", axis=1).unstack("where")
+    return cells.fillna("-").to_string()
