@@ -10,10 +10,11 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from peftbench import __version__
-from peftbench.errors import PeftbenchError
+from peftbench import __version__, stop
+from peftbench.errors import PeftbenchError, RunFailed, RunInterrupted
 
 EPILOG = "Exit codes: 0 success, 1 a run failed (recorded), 2 usage or input error, 130 interrupted."
 
@@ -87,6 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--results-dir", help="where records are (default: $PEFTBENCH_RESULTS or ./results)")
     show.add_argument("--json", action="store_true", help="print the raw JSON record")
     show.set_defaults(func=cmd_show)
+    runs = sub.add_parser(
+        "runs",
+        help="list the records in the results directory, one line each",
+        description="One line per record: id, status (a running record whose process is gone shows as 'stale'), method, "
+        "task, model, seed, main metric, wall time. Filters combine; unreadable files are reported and skipped.",
+    )
+    runs.add_argument("--method", help="only this method")
+    runs.add_argument("--task", help="only this task")
+    runs.add_argument("--model", help="only this model")
+    runs.add_argument("--status", choices=["running", "finished", "failed", "interrupted", "stale"], help="only this status")
+    runs.add_argument("--seed", type=int, help="only this seed")
+    runs.add_argument("--key", help="only this comparability key")
+    runs.add_argument("--kind", choices=["run", "latency", "profile"], default="run", help="record kind (default: run)")
+    runs.add_argument("--results-dir", help="where records are (default: $PEFTBENCH_RESULTS or ./results)")
+    runs.add_argument("--json", action="store_true", help="the records themselves, as a JSON list")
+    runs.set_defaults(func=cmd_runs)
     add_measure_parsers(sub)
     return parser
 
@@ -112,26 +129,35 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from peftbench import runner
-    from peftbench.display import print_config, print_epoch, print_summary
-    from peftbench.store import results_dir
+    from peftbench.display import EpochPrinter, print_config, print_summary
+    from peftbench.resolve import resolve_run
+    from peftbench.store import Store
 
     overrides = list(args.overrides)
     for key, value in (("seed", args.seed), ("max_steps", args.max_steps), ("epochs", args.epochs)):
         if value is not None:
             overrides.append(f"{key}={value}")
-    plan = runner.prepare(
-        args.method,
-        args.task,
-        args.model,
-        preset=args.preset,
-        overrides=overrides,
-        data_dir=args.data_dir,
-        results=results_dir(args.results_dir),
-        canonical=args.record,
-    )
+    resolved = resolve_run(args.method, args.task, args.model, preset=args.preset, overrides=overrides, data_dir=args.data_dir)
+    plan = runner.prepare(resolved, Store(args.results_dir and Path(args.results_dir)), canonical=args.record)
+    if plan.record_path is None:  # not the main process of a multi-process launch: train quietly, write nothing
+        runner.execute(plan)
+        return 0
     print_config(plan)
-    record = runner.execute(plan, on_update=print_epoch)
+    record = runner.execute(plan, callbacks=[EpochPrinter()])
     print_summary(record, plan.record_path)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from peftbench.display import runs_table
+    from peftbench.store import Store
+
+    where = {"method": args.method, "task": args.task, "model": args.model, "status": args.status, "seed": args.seed, "key": args.key}
+    entries = list(Store(args.results_dir and Path(args.results_dir)).entries(args.kind, **where))
+    if args.json:
+        print(json.dumps([{"path": str(e.path), "effective_status": e.status, **e.record} for e in entries], indent=2, default=str))
+    else:
+        print(runs_table(entries))
     return 0
 
 
@@ -156,12 +182,16 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from peftbench.display import show_record
-    from peftbench.store import find_record, read_record, results_dir
+    from datetime import datetime, timezone
 
-    path = find_record(args.run, results_dir(args.results_dir))
+    from peftbench.display import show_record
+    from peftbench.record import effective_status
+    from peftbench.store import Store, read_record
+
+    path = Store(args.results_dir and Path(args.results_dir)).find(args.run)
     record = read_record(path)
-    print(json.dumps(record, indent=2) if args.json else show_record(record, path))
+    mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+    print(json.dumps(record, indent=2) if args.json else show_record(record, path, effective_status(record, heartbeat=mtime)))
     return 0
 
 
@@ -300,25 +330,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def raise_interrupt(signum: int, frame: Any) -> None:
-    """SIGINT/SIGTERM. While the training loop polls, only set the flag: it stops after the current step
-    (an exception raised here can land inside some object's `__del__`, where Python swallows it with a
-    printed traceback). Elsewhere, or on a second signal, interrupt at once."""
-    from peftbench import runner
-
-    already = runner.STOP.requested
-    runner.STOP.requested = True
-    if already or not runner.STOP.polling:
-        raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    from peftbench.runner import STOP, RunFailed, RunInterrupted
-
-    args = build_parser().parse_args(argv)
-    STOP.requested = STOP.polling = False
-    previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = stop.install()
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except PeftbenchError as exc:
         print(f"peftbench: error: {exc}", file=sys.stderr)
@@ -326,9 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunFailed as exc:
         print(f"peftbench: {exc}", file=sys.stderr)
         return 1
-    except (RunInterrupted, KeyboardInterrupt) as exc:
-        where = f"; record: {exc}" if isinstance(exc, RunInterrupted) else ""
-        print(f"peftbench: interrupted{where}", file=sys.stderr)
+    except RunInterrupted as exc:
+        print(f"peftbench: interrupted; record: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("peftbench: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

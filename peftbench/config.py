@@ -201,16 +201,23 @@ def resolve_run_config(
     data: str = "hub",
 ) -> RunConfig:
     """Merge the layers (see the module docstring) into one validated `RunConfig`."""
-    resolved = resolve_sections(method, task, model, preset=preset, overrides=overrides)
-    return RunConfig(method=method, task=task, model=resolved.model, data=data, preset=preset, **resolved.sections)
+    return resolve_sections(method, task, model, preset=preset, overrides=overrides).run_config(method, task, preset, data)
 
 
 @dataclass(frozen=True)
 class Resolved:
+    """The sections of one (method, task, model) and what resolving them had to learn about the model."""
+
     model: str
     kind: str  # classification, regression or generation
     num_labels: int
     sections: dict[str, Any]
+    source: Any  # models.ModelSource
+    hf_config: Any  # the task-specialised transformers config, built once
+    dims: Any  # models.ModelDims
+
+    def run_config(self, method: str, task: str, preset: str | None, data: str) -> RunConfig:
+        return RunConfig(method=method, task=task, model=self.model, data=data, preset=preset, **self.sections)
 
 
 def default_kind(model_type: str) -> tuple[str, int]:
@@ -223,14 +230,18 @@ def default_kind(model_type: str) -> tuple[str, int]:
 def resolve_sections(
     method: str,
     task: str | None,
-    model: str,
+    model: str | Any,
     *,
     preset: str | None = None,
     overrides: list[str] = (),  # type: ignore[assignment]
 ) -> Resolved:
-    """The three config sections for (method, task, model); `task=None` for counting without a task."""
+    """The three config sections for (method, task, model); `task=None` for counting without a task.
+
+    `model` is a preset name, a folder, or an already resolved `ModelSource`. The model source is
+    resolved once and its transformers config built once, here.
+    """
     from peftbench.methods import METHODS
-    from peftbench.models import base_config, dims_of, resolve_model, task_config
+    from peftbench.models import ModelSource, base_config, dims_of, resolve_model, specialise
     from peftbench.specs import method_specs
     from peftbench.tasks.base import task_specs
 
@@ -240,7 +251,7 @@ def resolve_sections(
     if method not in specs:
         raise UsageError(f"method {method!r} has no spec file in methods/")
     method_spec = specs[method]
-    source = resolve_model(model)
+    source = model if isinstance(model, ModelSource) else resolve_model(model)
 
     layers: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
     if task_spec:
@@ -262,14 +273,16 @@ def resolve_sections(
     built = {s: build(classes[s], f"{method}/{task or '-'}/{source.name} {s}", layers[s]) for s in SECTIONS}
     built["training"].validate()
     built["generation"].validate()
-    kind, num_labels = (task_spec.kind, task_spec.num_labels) if task_spec else default_kind(base_config(source).model_type)
-    dims = dims_of(task_config(source, kind, num_labels))
+    base = base_config(source)
+    kind, num_labels = (task_spec.kind, task_spec.num_labels) if task_spec else default_kind(base.model_type)
+    hf_config = specialise(base, source.name, kind, num_labels, built["training"].cls_dropout)
+    dims = dims_of(hf_config)
     built["hyperparameters"].validate(dims)
     extra = method_impl.extra_positions(built["hyperparameters"])
     if task_spec and built["training"].max_seq_len + extra > dims.max_positions:
         added = f" + {extra} inserted by {method}" if extra else ""
         raise UsageError(f"max_seq_len {built['training'].max_seq_len}{added} exceeds {source.name}'s {dims.max_positions} positions")
-    return Resolved(model=source.name, kind=kind, num_labels=num_labels, sections=built)
+    return Resolved(model=source.name, kind=kind, num_labels=num_labels, sections=built, source=source, hf_config=hf_config, dims=dims)
 
 
 def apply_preset(layers: dict[str, dict[str, Any]], preset: Any) -> None:

@@ -1,4 +1,8 @@
-"""Human-readable text for the terminal: the resolved config, epoch lines, summaries, records."""
+"""Human-readable text for the terminal: the resolved config, epoch lines, summaries, records, run lists.
+
+Records come from disk and may be old, partial (a run killed early) or of another kind: every
+function here reads them with `.get` and shows `-` for what is missing, never a KeyError.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +11,34 @@ from typing import Any
 
 import yaml
 
-from peftbench.runner import Plan
+from peftbench.record import main_metric_name, main_value
+from peftbench.runner import Callback, Plan, TrainState
+from peftbench.store import Entry
 
 
 def print_config(plan: Plan) -> None:
+    r = plan.resolved
     print(f"run {plan.run_id}")
-    print(f"data: {plan.data.describe(plan.spec)} ({', '.join(f'{k} {len(v)}' for k, v in plan.splits.items())})")
-    print(f"model: {plan.config.model} ({plan.source.origin})")
-    print("resolved config (hash " + plan.config.config_hash()[:12] + "):")
-    print(indent(yaml.safe_dump(plan.config.to_dict(), sort_keys=False, default_flow_style=None)))
+    print(f"data: {r.data.describe(r.spec)} ({', '.join(f'{k} {len(v)}' for k, v in plan.splits.items())})")
+    print(f"model: {r.config.model} ({r.source.origin})")
+    print("resolved config (hash " + r.config.config_hash()[:12] + "):")
+    print(indent(yaml.safe_dump(r.config.to_dict(), sort_keys=False, default_flow_style=None)))
 
 
-def format_metrics(metrics: dict[str, dict[str, Any]]) -> str:
-    return ", ".join(f"{name} {m['value']:.4f}" for name, m in metrics.items())
+def format_metrics(metrics: dict[str, dict[str, Any]] | None) -> str:
+    return ", ".join(f"{name} {fmt(m.get('value'))}" for name, m in (metrics or {}).items())
 
 
-def print_epoch(entry: dict[str, Any]) -> None:
-    scores = f"  {format_metrics(entry['metrics'])}" if entry["metrics"] else ""
-    print(f"epoch {entry['epoch']} step {entry['step']}: train loss {entry['train_loss']:.4f}{scores}", flush=True)
+def fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+class EpochPrinter(Callback):
+    """One line per epoch on the terminal."""
+
+    def on_epoch_end(self, state: TrainState, entry: dict[str, Any]) -> None:
+        scores = f"  {format_metrics(entry['metrics'])}" if entry["metrics"] else ""
+        print(f"epoch {entry['epoch']} step {entry['step']}: train loss {entry['train_loss']:.4f}{scores}", flush=True)
 
 
 def print_summary(record: dict[str, Any], path: Path) -> None:
@@ -35,17 +49,18 @@ def print_summary(record: dict[str, Any], path: Path) -> None:
 def summary_lines(record: dict[str, Any]) -> str:
     p = record.get("params") or {}
     m = record.get("measurements") or {}
-    tp = m.get("train_throughput", {})
+    tp = m.get("train_throughput") or {}
     lines = [
-        f"status: {record['status']}" + (f" ({record['error']})" if record.get("error") else ""),
-        f"metrics (best epoch {record.get('best_epoch')}): {format_metrics(record.get('metrics', {})) or '-'}",
+        f"status: {record.get('status', '-')}" + (f" ({record['error']})" if record.get("error") else ""),
+        f"metrics (best epoch {record.get('best_epoch')}): {format_metrics(record.get('metrics')) or '-'}",
     ]
     if record.get("metrics_last") and record["metrics_last"] != record.get("metrics"):
         lines.append(f"metrics (last epoch): {format_metrics(record['metrics_last'])}")
-    if p:
+    if p.get("method") is not None:
         formula = f", paper formula {p['formula']:,}" if p.get("formula") is not None else ""
         lines.append(
-            f"parameters: method {p['method']:,} (head {p['head']:,}, trainable {p['trainable']:,}, total {p['total']:,}){formula}"
+            f"parameters: method {p['method']:,} (head {p.get('head', 0):,}, trainable {p.get('trainable', 0):,}, "
+            f"total {p.get('total', 0):,}){formula}"
         )
     if tp.get("steps_measured"):
         lines.append(
@@ -56,20 +71,64 @@ def summary_lines(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def show_record(record: dict[str, Any], path: Path) -> str:
-    cfg = record["config"]
+def show_record(record: dict[str, Any], path: Path, status: str | None = None) -> str:
+    """Any kind of record, readable; `status` is the effective one (stale) when the caller knows it."""
+    kind = record.get("kind", "run")
+    env = record.get("env") or {}
+    versions = ", ".join(f"{k} {env[k]}" for k in ("peftbench", "python", "torch", "transformers", "accelerate") if env.get(k))
+    commit = f"{env.get('commit') or '-'}{' (dirty)' if env.get('dirty') else ''}"
     head = [
-        f"run {record['run_id']}  [{path}]",
-        f"{cfg['method']} on {cfg['task']} with {cfg['model']}, data {record['data']['source']}",
-        f"created {record['created_at']}, finished {record.get('finished_at') or '-'}",
-        f"config hash {record['config_hash'][:12]}; commit {(record.get('env') or {}).get('commit') or '-'}",
+        f"{kind} {record.get('run_id', path.stem)}  [{path}]",
+        f"created {record.get('created_at', '-')}, finished {record.get('finished_at') or '-'}, on {record.get('host') or '-'}",
+        f"key {record.get('key', '-')}; seed {record.get('seed', '-')}; schema {record.get('schema_version', '-')}",
+        f"versions: {versions or '-'}; commit {commit}; device {env.get('device_name') or env.get('device') or '-'}",
     ]
-    epochs = [
-        f"  epoch {e['epoch']} step {e['step']}: loss {e['train_loss']:.4f}  {format_metrics(e['metrics'])}"
-        for e in record.get("epochs", [])
+    if kind != "run":
+        body = {k: v for k, v in record.items() if k not in ("env", "schema_version", "kind", "run_id", "created_at", "key_parts")}
+        return "\n".join([*head, indent(yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=120))])
+    cfg = record.get("config") or {}
+    data = record.get("data") or {}
+    lines = [
+        *head,
+        f"{cfg.get('method', '-')} on {cfg.get('task', '-')} with {cfg.get('model', '-')}, data {data.get('source', '-')}",
+        summary_lines({**record, "status": status or record.get("status")}),
+        "epochs:",
+        *(
+            f"  epoch {e.get('epoch')} step {e.get('step')}: loss {fmt(e.get('train_loss'))}  {format_metrics(e.get('metrics'))}"
+            for e in record.get("epochs") or []
+        ),
     ]
-    config = indent(yaml.safe_dump({k: cfg[k] for k in ("hyperparameters", "training")}, sort_keys=False, default_flow_style=None))
-    return "\n".join([*head, summary_lines(record), "epochs:", *epochs, "config:", config])
+    sections = {k: cfg[k] for k in ("hyperparameters", "training") if k in cfg}
+    if sections:
+        lines += ["config:", indent(yaml.safe_dump(sections, sort_keys=False, default_flow_style=None))]
+    return "\n".join(lines)
+
+
+def runs_table(entries: list[Entry]) -> str:
+    """One line per record: id, status (stale included), method, task, model, seed, main metric, wall time."""
+    header = ("run", "status", "method", "task", "model", "seed", "main metric", "wall s")
+    rows = []
+    for e in entries:
+        r, cfg = e.record, e.record.get("config") or {}
+        metric = main_metric_name(r.get("metrics") or {}, r.get("main_metric") or "")
+        value = main_value(r)
+        wall = sum(((r.get("measurements") or {}).get("wall_time_s") or {}).values())
+        rows.append(
+            (
+                r.get("run_id", e.path.stem),
+                e.status,
+                cfg.get("method", ",".join(r.get("methods", [])) or "-"),
+                cfg.get("task", r.get("kind", "-")),
+                cfg.get("model", r.get("model", "-")),
+                str(r.get("seed", "-")),
+                f"{metric} {value:.4f}" if metric and value is not None else "-",
+                f"{wall:.1f}" if wall else "-",
+            )
+        )
+    if not rows:
+        return "no records"
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows])
 
 
 def indent(text: str, prefix: str = "  ") -> str:

@@ -39,3 +39,13 @@ class DataError(UsageError):
 
 class OfflineError(UsageError):
     """A download was needed (model weights, a dataset) and could not happen."""
+
+
+class RunFailed(Exception):
+    """A run that started and failed; its record says `failed` with the error (exit 1)."""
+
+    exit_code = 1
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C (or SIGTERM) during a run; its record says `interrupted` (exit 130). The argument is the record's path."""

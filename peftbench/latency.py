@@ -33,7 +33,6 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +44,9 @@ from peftbench.config import default_kind, field_types, resolve_sections, to_pla
 from peftbench.errors import UsageError
 from peftbench.methods import METHODS, Adapted
 from peftbench.models import ModelSource, base_config, build_model, dims_of, model_class, resolve_model, task_config
+from peftbench.record import measurement_header
 from peftbench.registry import unknown_name_message
-from peftbench.store import write_record
+from peftbench.store import save_measurement
 
 PAPER_GRID: tuple[tuple[int, int], ...] = ((32, 512), (16, 256), (1, 128))  # Table 1's cells
 CPU_GRID: tuple[tuple[int, int], ...] = ((4, 128), (2, 64), (1, 32), (1, 8))
@@ -116,7 +116,7 @@ def parse_methods(text: str) -> list[str]:
     return methods
 
 
-def resolve_hyperparameters(methods: list[str], model: str, overrides: list[str]) -> dict[str, Any]:
+def resolve_hyperparameters(methods: list[str], model: str | ModelSource, overrides: list[str]) -> dict[str, Any]:
     """Each method's hyperparameters: its spec's defaults and presets for the model (no task), then `--set`."""
     routed = split_overrides(methods, overrides)
     return {m: resolve_sections(m, None, model, overrides=routed[m]).sections["hyperparameters"] for m in methods}
@@ -143,10 +143,6 @@ def random_batch(vocab_size: int, batch: int, seq: int, device: torch.device, se
         "attention_mask": torch.ones(batch, seq, dtype=torch.long, device=device),
         "prompt_lengths": torch.full((batch,), seq, dtype=torch.long, device=device),
     }
-
-
-def utc_stamp() -> str:
-    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
 
 
 # ---------------------------------------------------------------- variants
@@ -320,7 +316,7 @@ def run_latency(
         )
     source = resolve_model(model)
     kind, num_labels = default_kind(base_config(source).model_type)
-    hps = resolve_hyperparameters(methods, model, list(overrides))
+    hps = resolve_hyperparameters(methods, source, list(overrides))
     dims = dims_of(task_config(source, kind, num_labels))
     extra = max([METHODS.get(m).extra_positions(hps[m]) for m in methods] + [0])
     for batch, seq in cells:
@@ -334,7 +330,8 @@ def run_latency(
     variants = build_variants(shaped_model(source, kind, num_labels, seed), methods, hps, device, torch_dtype)
     gaps = output_gaps(variants, random_batch(dims.vocab_size, 1, min(seq for _, seq in cells), device, seed))
     record: dict[str, Any] = {
-        **measure.record_header("latency", source, kind, methods),
+        **measurement_header("latency", source, kind, methods),
+        "seed": seed,
         "protocol": {
             "what": "single forward pass, torch.no_grad, eval mode, no key/value cache; synchronised on CUDA",
             "warmup_rounds": warmup,
@@ -360,8 +357,7 @@ def run_latency(
         )
     path = None
     if results is not None:
-        path = results / "latency" / f"{utc_stamp()}-{source.name.replace('/', '_')}.json"
-        write_record(path, record)
+        path = save_measurement(record, results)
     return LatencyResult(record, path, format_latency(record), record["variants"])
 
 

@@ -12,6 +12,7 @@ position per round), `paired_ratios` (per-round ratios to a reference variant) a
 from __future__ import annotations
 
 import gc
+import json
 import resource
 import sys
 import time
@@ -21,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save as safetensors_bytes
 from tqdm.auto import tqdm
 
 
@@ -211,9 +211,28 @@ def memory_breakdown(model: torch.nn.Module, trainable: dict[str, torch.nn.Param
     return {"weights": weights, "gradients": grads, "optimizer_state": optimizer_states * grads}
 
 
+SAFETENSORS_DTYPES = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+}
+
+
 def checkpoint_bytes(state: dict[str, torch.Tensor]) -> int:
-    """Bytes of the method's own tensors saved as safetensors (what a user would ship)."""
-    return len(safetensors_bytes({k: v.contiguous() for k, v in state.items()}))
+    """Bytes of these tensors saved as one safetensors file (what a user would ship), from shapes and dtypes alone.
+
+    No tensor is copied or serialised (for `ft` on a large model that would be gigabytes per epoch):
+    the file is an 8-byte length, a JSON header padded to 8 bytes, then the raw data, and the header
+    depends only on names, dtypes, shapes and offsets. Tensors are laid out by dtype size (largest
+    first), then name, as safetensors does; `tests/test_measure.py` checks this against a real save.
+    """
+    order = sorted(state.items(), key=lambda item: (-item[1].element_size(), item[0]))
+    header, offset = {}, 0
+    for name, tensor in order:
+        size = tensor.numel() * tensor.element_size()
+        header[name] = {"dtype": SAFETENSORS_DTYPES[tensor.dtype], "shape": list(tensor.shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    text = json.dumps(header, separators=(",", ":")).encode()
+    return 8 + len(text) + (-len(text)) % 8 + offset
 
 
 def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
@@ -336,20 +355,3 @@ def paired_ratios(times: dict[str, list[float]], reference: str) -> dict[str, li
     """Per entry, t / t_reference of the same round (the reference's own ratios are all 1)."""
     ref = times[reference]
     return {name: [t / b for t, b in zip(ts, ref, strict=True)] for name, ts in times.items()}
-
-
-def record_header(kind: str, source: Any, model_class: str, methods: list[str]) -> dict[str, Any]:
-    """The fields every measurement record (latency, profile) starts with."""
-    from datetime import datetime, timezone
-
-    from peftbench.store import SCHEMA_VERSION
-
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": kind,
-        "created_at": datetime.now(timezone.utc).isoformat(),
-        "model": source.name,
-        "model_origin": str(source.local_dir) if source.local_dir else "random weights of the real shape (no download)",
-        "model_class": model_class,
-        "methods": methods,
-    }

@@ -7,6 +7,7 @@ counts a 1.5B model instantly.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -138,18 +139,23 @@ def usable_positions(config: PretrainedConfig) -> int:
 
 
 def task_config(source: ModelSource, kind: str, num_labels: int, cls_dropout: float = -1.0) -> PretrainedConfig:
-    """The base config specialised for a task kind: classification, regression or generation.
+    """The base config specialised for a task kind (see `specialise`)."""
+    return specialise(base_config(source), source.name, kind, num_labels, cls_dropout)
+
+
+def specialise(config: PretrainedConfig, name: str, kind: str, num_labels: int, cls_dropout: float = -1.0) -> PretrainedConfig:
+    """A copy of a base config for a task kind: classification, regression or generation.
 
     `cls_dropout` >= 0 sets the classifier's dropout under each family's own name.
     """
-    config = base_config(source)
+    config = copy.deepcopy(config)
     if cls_dropout >= 0:
         config.classifier_dropout = config.cls_dropout = config.pooler_dropout = cls_dropout
     arch = arch_for_type(config.model_type)  # unsupported architectures fail here, before any work
     if kind == "generation":
         if not arch.causal:
             decoders = ", ".join(t for a in ARCHS if a.causal for t in a.model_types)
-            raise UsageError(f"{source.name} ({config.model_type}) has no causal-LM head; generation tasks need a decoder ({decoders})")
+            raise UsageError(f"{name} ({config.model_type}) has no causal-LM head; generation tasks need a decoder ({decoders})")
         return config
     config.num_labels = 1 if kind == "regression" else num_labels
     config.problem_type = "regression" if kind == "regression" else "single_label_classification"
@@ -163,10 +169,21 @@ def model_class(kind: str) -> type:
 
 
 def build_model(
-    source: ModelSource, kind: str, num_labels: int = 2, *, meta: bool = False, seed: int = 0, cls_dropout: float = -1.0
+    source: ModelSource,
+    kind: str,
+    num_labels: int = 2,
+    *,
+    meta: bool = False,
+    seed: int | None = 0,
+    cls_dropout: float = -1.0,
+    config: PretrainedConfig | None = None,
 ) -> PreTrainedModel:
-    """Pretrained weights for hub presets and local folders; random init for tiny presets and `meta`."""
-    config = task_config(source, kind, num_labels, cls_dropout)
+    """Pretrained weights for hub presets and local folders; random init for tiny presets and `meta`.
+
+    `config`: the task-specialised config when the caller has it already (a resolved run does).
+    `seed=None`: the caller has seeded the generators (a run seeds once, before anything random).
+    """
+    config = config if config is not None else task_config(source, kind, num_labels, cls_dropout)
     cls = model_class(kind)
     if meta:
         with torch.device("meta"):
@@ -174,7 +191,8 @@ def build_model(
     if source.counting_only:
         raise UsageError(f"{source.name} is for parameter counting only (peftbench params)")
     if source.is_tiny:
-        torch.manual_seed(seed)
+        if seed is not None:
+            torch.manual_seed(seed)
         return cls.from_config(config)
     if source.local_dir:
         return cls.from_pretrained(source.local_dir, config=config)

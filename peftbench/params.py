@@ -14,7 +14,7 @@ from typing import Any
 
 from peftbench.config import resolve_sections
 from peftbench.methods import METHODS
-from peftbench.models import build_model, resolve_model
+from peftbench.models import build_model
 from peftbench.specs import PACKAGE_DIR, check_keys, check_version, read_yaml
 
 PARAM_ROWS = PACKAGE_DIR / "paper" / "param_rows.yaml"
@@ -40,7 +40,7 @@ class ParamCount:
 def count_params(method: str, model: str, task: str | None = None, preset: str | None = None, overrides: list[str] = ()) -> ParamCount:  # type: ignore[assignment]
     resolved = resolve_sections(method, task, model, preset=preset, overrides=list(overrides))
     hp = resolved.sections["hyperparameters"]
-    meta_model = build_model(resolve_model(model), resolved.kind, resolved.num_labels, meta=True)
+    meta_model = build_model(resolved.source, resolved.kind, meta=True, config=resolved.hf_config)
     adapted = METHODS.get(method).apply(meta_model, hp)
     return ParamCount(method, resolved.model, resolved.kind, hp, adapted.param_counts(), adapted.formula_count())
 

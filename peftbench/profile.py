@@ -54,11 +54,11 @@ from peftbench.latency import (
     resolve_hyperparameters,
     shaped_model,
     split_overrides,
-    utc_stamp,
 )
 from peftbench.methods import METHODS
 from peftbench.models import base_config, dims_of, resolve_model, task_config
-from peftbench.store import write_record
+from peftbench.record import measurement_header
+from peftbench.store import save_measurement
 
 FLOOR = "floor"
 FLOOR_LABEL = "floor (frozen; grad w.r.t. input embeddings only)"
@@ -290,7 +290,7 @@ def run_profile(
     if source.counting_only:
         raise UsageError(f"{source.name} is for parameter counting only (peftbench params)")
     kind, num_labels = default_kind(base_config(source).model_type)
-    hps = resolve_hyperparameters(methods, model, list(overrides))  # bad --set fails here, before any work
+    hps = resolve_hyperparameters(methods, source, list(overrides))  # bad --set fails here, before any work
     routed = split_overrides(methods, list(overrides))
     dims = dims_of(task_config(source, kind, num_labels))
     for m in methods:
@@ -319,7 +319,7 @@ def run_profile(
     if threads is not None:
         env["threads"] = threads
     record: dict[str, Any] = {
-        **measure.record_header("profile", source, kind, methods),
+        **measurement_header("profile", source, kind, methods),
         "settings": {"batch": batch, "seq": seq, "warmup_rounds": warmup, "rounds": rounds, "seed": seed, "memory": memory},
         "protocol": {
             "step": "forward, loss, backward, AdamW step, zero_grad (the floor: forward, loss, backward only)",
@@ -339,8 +339,7 @@ def run_profile(
     }
     path = None
     if results is not None:
-        path = results / "profile" / f"{utc_stamp()}-{source.name.replace('/', '_')}.json"
-        write_record(path, record)
+        path = save_measurement(record, results)
     failed = [r["method"] for r in rows if "error" in r or "error" in (r.get("memory") or {})]
     return ProfileResult(record, path, format_profile(record), failed)
 

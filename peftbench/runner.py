@@ -1,182 +1,217 @@
-"""One run: resolve, load, adapt, train, evaluate, measure, record.
+"""One run: load, adapt, train, evaluate, measure, record. `run(resolved)` is the programmatic API.
 
-`prepare` does everything that can fail because of the user's input (names, `--set`, data,
-downloads) before a record exists: such errors exit 2 and leave nothing behind. `execute`
-then trains with the record on disk from the first step, rewritten at every epoch, and ends
-it as finished, failed (with the error) or interrupted.
+`resolve.resolve_run` decides everything that can fail because of the user's input before a record
+exists (exit 2, nothing left behind); `prepare` then checks the results directory, seeds once, and
+loads the model, tokenizer and data; `execute` trains with the record on disk from the first step,
+rewritten at every epoch (and touched every few seconds as a heartbeat), and ends it as finished,
+failed (with the reason) or interrupted. A sweep or a search calls `run` with its own callbacks.
+
+Training loop hooks: every `Callback` (the method's own, via `Adapted.callbacks()`, then the
+caller's) sees `on_step_end` after each optimizer step and `on_epoch_end` after each epoch's
+evaluation, with the adapted model, optimizer and scheduler. The runner never names a method.
+
+Several processes (`accelerate launch`, `torchrun`): the method is applied before `prepare`, the
+prepared (DDP-wrapped) module is what trains, `batch_size` is per process, evaluation gathers
+predictions with `gather_for_metrics`, and only the main process writes the record.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import secrets
+import threading
 import time
 import traceback
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from peftbench import measure
-from peftbench.config import RunConfig, resolve_run_config
 from peftbench.env import environment
+from peftbench.errors import RunFailed, RunInterrupted
 from peftbench.methods import METHODS, Adapted
-from peftbench.models import ModelSource, base_config, build_model, load_tokenizer, resolve_model
-from peftbench.store import SCHEMA_VERSION, record_path, write_record
-from peftbench.tasks.base import DataSource, TaskSpec, content_hash, data_source, load_splits, task_specs
-from peftbench.tasks.metrics import METRIC_DIRECTIONS
+from peftbench.models import build_model, load_tokenizer
+from peftbench.record import SCHEMA_VERSION, comparability_key, liveness, update_scores, utc_now, with_directions
+from peftbench.resolve import ResolvedRun
+from peftbench.stop import STOP, polling_for_stop
+from peftbench.store import Store, write_record
+from peftbench.tasks.base import content_hash, load_splits
 from peftbench.tasks.pipeline import Pipeline, make_pipeline
 
-
-class StopRequest:
-    """Set by the CLI's SIGINT/SIGTERM handler; the training loop polls it after every step."""
-
-    requested = False
-    polling = False
+HEARTBEAT_S = 30.0
 
 
-STOP = StopRequest()
+class NonFiniteLoss(ArithmeticError):
+    """The training loss became NaN or infinite: continuing would only produce garbage."""
 
 
-@contextlib.contextmanager
-def polling_for_stop() -> Iterator[None]:
-    STOP.polling = True
-    try:
-        yield
-    finally:
-        STOP.polling = False
+@dataclass
+class TrainState:
+    """What a callback sees: the step just done and the objects it may act on."""
+
+    step: int
+    epoch: int
+    total_steps: int
+    adapted: Adapted
+    optimizer: Any
+    scheduler: Any
+    accelerator: Accelerator
+    record: dict[str, Any]  # callbacks report under record["hooks"][<their name>]
+    loss: float | None = None
 
 
-class RunInterrupted(Exception):
-    """Ctrl-C (or SIGTERM) during a run; its record says `interrupted`."""
+class Callback:
+    """Override what you need; both are called on every process."""
 
+    def on_step_end(self, state: TrainState) -> None:
+        """After each optimizer step (and scheduler step)."""
 
-class RunFailed(Exception):
-    """A run that started and failed; its record says `failed` with the error."""
-
-    exit_code = 1
+    def on_epoch_end(self, state: TrainState, entry: dict[str, Any]) -> None:
+        """After each epoch's evaluation; `entry` is the epoch's record entry."""
 
 
 @dataclass
 class Plan:
-    """Everything a run needs, checked and loaded, before any record is written."""
+    """A resolved run with its model, tokenizer and data loaded, and its record file claimed."""
 
-    config: RunConfig
-    spec: TaskSpec
-    source: ModelSource
-    data: DataSource
+    resolved: ResolvedRun
     splits: dict[str, list[Any]]
     model: Any
     tokenizer: Any
-    record_path: Path
     run_id: str
+    record_path: Path | None  # None on processes other than the main one: they never write
+    split_hashes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Any:
+        return self.resolved.config
 
 
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+def run_id_for(resolved: ResolvedRun, key: str) -> str:
+    cfg = resolved.config
+    model = cfg.model.replace("/", "_")
+    return f"{utc_now():%Y%m%dT%H%M%SZ}-{cfg.method}-{cfg.task}-{model}-{key[:8]}-{secrets.token_hex(3)}"
 
 
-def run_id_for(config: RunConfig, when: datetime) -> str:
-    model = config.model.replace("/", "_")
-    return f"{when:%Y%m%dT%H%M%SZ}-{config.method}-{config.task}-{model}-{config.config_hash()[:8]}"
-
-
-def prepare(
-    method: str,
-    task: str,
-    model: str | None,
-    *,
-    preset: str | None,
-    overrides: list[str],
-    data_dir: str | None,
-    results: Path,
-    canonical: bool,
-) -> Plan:
-    spec = task_specs().get(task)
-    source = resolve_model(model or spec.default_model)
-    data = data_source(spec, data_dir, source.is_tiny)
-    config = resolve_run_config(method, task, model or spec.default_model, preset=preset, overrides=overrides, data=data.kind)
-    train = config.training
-    set_seed(train.seed)
-    model_type = base_config(source).model_type
-    tokenizer = load_tokenizer(source, model_type)
-    model = build_model(source, spec.kind, spec.num_labels, seed=train.seed, cls_dropout=train.cls_dropout)
-    splits = load_splits(spec, data)
-    run_id = run_id_for(config, utc_now())
-    return Plan(config, spec, source, data, splits, model, tokenizer, record_path(results, run_id, canonical), run_id)
+def prepare(resolved: ResolvedRun, store: Store, canonical: bool = False) -> Plan:
+    """Check where records go, seed once, load model, tokenizer and data, claim the record file."""
+    main = PartialState(cpu=not torch.cuda.is_available()).is_main_process  # the first init decides: CPU processes use gloo
+    if main:
+        store.check_writable()  # before minutes of model loading
+    set_seed(resolved.seed)
+    tokenizer = load_tokenizer(resolved.source, resolved.hf_config.model_type)
+    model = build_model(resolved.source, resolved.spec.kind, config=resolved.hf_config, seed=None)
+    splits = load_splits(resolved.spec, resolved.data)
+    hashes = {name: content_hash(examples) for name, examples in splits.items()}
+    key, _ = comparability_key(resolved.config.to_dict(), resolved.spec_hashes, hashes)
+    while True:
+        run_id = run_id_for(resolved, key)
+        try:
+            path = store.claim("run", run_id, canonical) if main else None
+        except FileExistsError:
+            continue
+        break
+    return Plan(resolved, splits, model, tokenizer, run_id, path, hashes)
 
 
 def new_record(plan: Plan) -> dict[str, Any]:
-    train = plan.config.training
+    cfg, train = plan.config, plan.config.training
+    config = cfg.to_dict()
+    key, key_parts = comparability_key(config, plan.resolved.spec_hashes, plan.split_hashes)
     return {
         "schema_version": SCHEMA_VERSION,
+        "kind": "run",
         "run_id": plan.run_id,
         "status": "running",
         "error": None,
         "created_at": utc_now().isoformat(),
         "finished_at": None,
-        "config": plan.config.to_dict(),
-        "config_hash": plan.config.config_hash(),
-        "model_origin": plan.source.origin,
+        **liveness(),
+        "seed": train.seed,
+        "key": key,
+        "key_parts": key_parts,
+        "config": config,
+        "config_hash": cfg.config_hash(),
+        "model_origin": plan.resolved.source.origin,
         "data": {
-            "source": plan.data.describe(plan.spec),
-            "splits": {name: {"examples": len(ex), "sha256": content_hash(ex)} for name, ex in plan.splits.items()},
+            "source": plan.resolved.data.describe(plan.resolved.spec),
+            "splits": {name: {"examples": len(ex), "sha256": plan.split_hashes[name]} for name, ex in plan.splits.items()},
             "max_train_examples": train.max_train_examples or None,
         },
         "env": None,
         "params": None,
-        "main_metric": plan.spec.main_metric,
+        "main_metric": plan.resolved.spec.main_metric,
         "metrics": {},
         "metrics_last": {},
         "best_epoch": None,
         "epochs": [],
         "measurements": {},
+        "hooks": {},
     }
 
 
-def metric_direction(name: str) -> bool:
-    """higher_is_better of a metric or of a suffixed variant of one (`ter_unseen`, `accuracy_matched`)."""
-    bases = [m for m in METRIC_DIRECTIONS if name == m or name.startswith(m + "_")]
-    if not bases:
-        raise KeyError(f"no direction known for metric {name!r}")
-    return METRIC_DIRECTIONS[max(bases, key=len)]
+def run(
+    resolved: ResolvedRun,
+    *,
+    store: Store | None = None,
+    canonical: bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """Prepare and execute one run; returns its final record (raises RunFailed / RunInterrupted)."""
+    return execute(prepare(resolved, store or Store(), canonical), callbacks)
 
 
-def with_directions(scores: dict[str, float]) -> dict[str, dict[str, Any]]:
-    """Each score with its direction; NaN (e.g. Pearson of a constant prediction) is stored as null."""
-    return {
-        name: {"value": None if math.isnan(value) else value, "higher_is_better": metric_direction(name)} for name, value in scores.items()
-    }
+class Heartbeat:
+    """Touches the record file's mtime every HEARTBEAT_S while the run lives (also during long evaluations)."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.done = path, threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True, name="peftbench-heartbeat")
+
+    def _beat(self) -> None:
+        while not self.done.wait(HEARTBEAT_S):
+            with contextlib.suppress(OSError):
+                self.path.touch(exist_ok=True)  # type: ignore[union-attr]
+
+    def __enter__(self) -> Heartbeat:
+        if self.path is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
 
 
-def best_epoch(scored: list[dict[str, Any]], main: str) -> dict[str, Any]:
-    """The epoch with the best main metric (its first split for MNLI); a missing (NaN) score never wins."""
-    key = next((k for k in scored[-1]["metrics"] if k == main or k.startswith(main + "_")), None)
-    if key is None:
-        return scored[-1]
-    sign = 1 if scored[-1]["metrics"][key]["higher_is_better"] else -1
+class RecordKeeper:
+    """Writes the record (main process only), refreshing its heartbeat; remembers a failed write."""
 
-    def score(epoch: dict[str, Any]) -> float:
-        value = epoch["metrics"][key]["value"]
-        return float("-inf") if value is None else sign * value
+    def __init__(self, path: Path | None, record: dict[str, Any]):
+        self.path, self.record = path, record
 
-    return max(scored, key=score)
+    def write(self) -> None:
+        if self.path is None:
+            return
+        self.record["heartbeat_at"] = utc_now().isoformat()
+        write_record(self.path, self.record)
 
 
-def execute(plan: Plan, on_update: Any = None) -> dict[str, Any]:
+def execute(plan: Plan, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Train and evaluate with the record kept current on disk; returns the final record."""
     record = new_record(plan)
-    write_record(plan.record_path, record)
+    keeper = RecordKeeper(plan.record_path, record)
     try:
-        train_and_evaluate(plan, record, on_update)
+        keeper.write()
+        with Heartbeat(plan.record_path):
+            train_and_evaluate(plan, keeper, callbacks)
         record["status"] = "finished"
     except KeyboardInterrupt:
         record["status"] = "interrupted"
@@ -184,126 +219,154 @@ def execute(plan: Plan, on_update: Any = None) -> dict[str, Any]:
         raise RunInterrupted(plan.record_path) from None
     except Exception as exc:
         record["status"] = "failed"
-        record["error"] = f"{type(exc).__name__}: {exc}"
+        record["error"] = failure_reason(exc)
         record["traceback"] = traceback.format_exc()
-        raise RunFailed(f"run failed: {type(exc).__name__}: {exc}\nrecord: {plan.record_path}") from exc
+        raise RunFailed(f"run failed: {record['error']}\nrecord: {plan.record_path}") from exc
     finally:
         record["finished_at"] = utc_now().isoformat()
-        write_record(plan.record_path, record)
+        with polling_for_stop():  # a signal now only sets the flag: the final write completes
+            write_final(keeper)
     return record
 
 
-def train_and_evaluate(plan: Plan, record: dict[str, Any], on_update: Any) -> None:
-    cfg = plan.config
-    train = cfg.training
-    times: dict[str, float] = {}
+def write_final(keeper: RecordKeeper) -> None:
+    """The last write; if even that fails (a full disk), the previous good record stays and we say so."""
+    try:
+        keeper.write()
+    except OSError as exc:
+        import sys
+
+        print(f"peftbench: could not write the final record {keeper.path}: {exc.strerror or exc}; the last good one stays", file=sys.stderr)
+
+
+def failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return f"out of memory ({type(exc).__name__}: {exc})".replace(" ()", "")
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class Loop:
+    """The pieces of one training loop, set up once."""
+
+    accelerator: Accelerator
+    adapted: Adapted
+    pipeline: Pipeline
+    loader: Any
+    optimizer: Any
+    scheduler: Any
+    total_steps: int
+    epochs: int
+    callbacks: list[Callback]
+
+
+def setup(plan: Plan, record: dict[str, Any], callbacks: Sequence[Callback], times: dict[str, float]) -> Loop:
+    cfg, train = plan.config, plan.config.training
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    device = accelerator.device
-    set_seed(train.seed)
-    record["env"] = environment(device)
-
+    record["env"] = environment(accelerator.device) | {"processes": accelerator.num_processes}
     with measure.Phase(times, "setup"):
-        model = plan.model
-        adapted = METHODS.get(cfg.method).apply(model, cfg.hyperparameters)
-        pipeline = make_pipeline(plan.spec, plan.tokenizer, train, cfg.generation)
-        examples = plan.splits["train"][: train.max_train_examples or None]
-        features = pipeline.encode(examples)
+        adapted = METHODS.get(cfg.method).apply(plan.model, cfg.hyperparameters)
+        pipeline = make_pipeline(plan.resolved.spec, plan.tokenizer, train, cfg.generation)
+        pipeline.accelerator = accelerator
+        features = pipeline.encode(plan.splits["train"][: train.max_train_examples or None])
     record["params"] = {**adapted.param_counts(), "formula": adapted.formula_count()}
-
     generator = torch.Generator().manual_seed(train.seed)
     loader = DataLoader(features, batch_size=train.batch_size, shuffle=True, collate_fn=pipeline.collate, generator=generator)
-    total_steps = train.max_steps or train.epochs * len(loader)
-    epochs = math.ceil(total_steps / len(loader))
-    trainable = adapted.trainable_parameters()
-    optimizer = torch.optim.AdamW(trainable.values(), lr=train.lr, weight_decay=train.weight_decay)
+    optimizer = torch.optim.AdamW(adapted.trainable_parameters().values(), lr=train.lr, weight_decay=train.weight_decay)
+    prepared_model, prepared_optimizer, loader = accelerator.prepare(adapted.model, optimizer, loader)
+    adapted.forward_module = prepared_model
+    total_steps = train.max_steps or train.epochs * len(loader)  # len() after prepare: this process's shard
     warmup = train.warmup_steps or int(train.warmup_ratio * total_steps)
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)  # stepped once per optimizer step
+    epochs = math.ceil(total_steps / len(loader))
     record["measurements"]["schedule"] = {"total_steps": total_steps, "warmup_steps": warmup, "epochs": epochs}
+    hooks = [*adapted.callbacks(), *callbacks]
+    return Loop(accelerator, adapted, pipeline, loader, prepared_optimizer, scheduler, total_steps, epochs, hooks)
 
+
+def train_and_evaluate(plan: Plan, keeper: RecordKeeper, callbacks: Sequence[Callback]) -> None:
+    record = keeper.record
+    times: dict[str, float] = {}
+    loop = setup(plan, record, callbacks, times)
+    device, adapted = loop.accelerator.device, loop.adapted
     timer = measure.StepTimer()
     peaks: dict[str, dict[str, int]] = {}
     eval_counter = measure.ForwardCounter(device)
-    step = 0
-    progress = tqdm(total=total_steps, desc=f"{cfg.method}/{cfg.task}/{cfg.model}", unit="step", mininterval=1.0)
-    with polling_for_stop():
-        for epoch in range(1, epochs + 1):
-            model.train()
+    state = TrainState(0, 0, loop.total_steps, adapted, loop.optimizer, loop.scheduler, loop.accelerator, record)
+    cfg = plan.config
+    progress = tqdm(
+        total=loop.total_steps,
+        desc=f"{cfg.method}/{cfg.task}/{cfg.model}",
+        unit="step",
+        mininterval=1.0,
+        disable=not loop.accelerator.is_main_process,
+    )
+    with polling_for_stop(), progress:  # the bar is closed on every way out, before the closing line
+        for epoch in range(1, loop.epochs + 1):
+            state.epoch = epoch
+            adapted.model.train()
             losses = []
             with measure.Phase(times, "train", device, peaks):
-                for batch in loader:
+                for batch in loop.loader:
                     start = time.perf_counter()
-                    loss = training_step(adapted, pipeline, batch, optimizer, scheduler, accelerator, train.grad_clip)
+                    loss = training_step(loop, batch, plan.config.training.grad_clip)
                     measure.synchronize(device)
                     timer.add(time.perf_counter() - start, int(batch["attention_mask"].sum()), len(batch["input_ids"]))
+                    state.step += 1
+                    if not math.isfinite(loss):
+                        raise NonFiniteLoss(f"training loss is {loss} at step {state.step} (epoch {epoch})")
                     losses.append(loss)
-                    step += 1
+                    state.loss = loss
+                    for hook in loop.callbacks:
+                        hook.on_step_end(state)
                     progress.update(1)
                     progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
                     if STOP.requested:
                         raise KeyboardInterrupt
-                    if step >= total_steps:
+                    if state.step >= loop.total_steps:
                         break
-            entry = {"epoch": epoch, "step": step, "train_loss": sum(losses) / max(len(losses), 1), "metrics": {}}
-            if pipeline.evaluate_every_epoch or step >= total_steps:
-                entry["metrics"] = evaluate(adapted, pipeline, plan.splits, device, times, peaks, eval_counter)
+            entry = {"epoch": epoch, "step": state.step, "train_loss": sum(losses) / max(len(losses), 1), "metrics": {}}
+            if loop.pipeline.evaluate_every_epoch or state.step >= loop.total_steps:
+                entry["metrics"] = evaluate(loop, plan.splits, times, peaks, eval_counter)
             record["epochs"].append(entry)
             if STOP.requested:
                 raise KeyboardInterrupt
-            update_scores(record, plan.spec.main_metric)
+            update_scores(record)
             record["measurements"].update(run_measurements(adapted, timer, times, device, peaks, eval_counter))
-            write_record(plan.record_path, record)
-            if on_update:
-                on_update(entry)
-            if step >= total_steps:
+            for hook in loop.callbacks:
+                hook.on_epoch_end(state, entry)
+            keeper.write()
+            if state.step >= loop.total_steps:
                 break
-    progress.close()
 
 
-def training_step(
-    adapted: Adapted,
-    pipeline: Pipeline,
-    batch: dict[str, torch.Tensor],
-    optimizer: Any,
-    scheduler: Any,
-    accelerator: Accelerator,
-    grad_clip: float,
-) -> float:
+def training_step(loop: Loop, batch: dict[str, torch.Tensor], grad_clip: float) -> float:
     labels = batch.pop("labels")
-    logits = adapted(**batch).logits
-    loss = pipeline.loss(logits, labels)
-    accelerator.backward(loss)
+    logits = loop.adapted(**batch).logits
+    loss = loop.pipeline.loss(logits, labels)
+    loop.accelerator.backward(loss)
     if grad_clip:
-        accelerator.clip_grad_norm_(list(adapted.trainable_parameters().values()), grad_clip)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return float(loss.detach())
+        loop.accelerator.clip_grad_norm_(list(loop.adapted.trainable_parameters().values()), grad_clip)
+    loop.optimizer.step()
+    loop.scheduler.step()
+    loop.optimizer.zero_grad(set_to_none=True)
+    return float(loop.accelerator.reduce(loss.detach(), reduction="mean"))  # the global batch's loss on every process
 
 
 def evaluate(
-    adapted: Adapted,
-    pipeline: Pipeline,
+    loop: Loop,
     splits: dict[str, list[Any]],
-    device: torch.device,
     times: dict[str, float],
     peaks: dict[str, dict[str, int]],
     counter: measure.ForwardCounter,
 ) -> dict[str, dict[str, Any]]:
+    adapted, device = loop.adapted, loop.accelerator.device
     adapted.model.eval()
     with measure.Phase(times, "eval", device, peaks), counter.attach(adapted.model):
-        scores = pipeline.evaluate(adapted, splits, device)
+        scores = loop.pipeline.evaluate(adapted, splits, device)
     return with_directions(scores)
-
-
-def update_scores(record: dict[str, Any], main: str) -> None:
-    """GLUE reports the best epoch's dev metrics (as the paper does) beside the last epoch's."""
-    scored = [e for e in record["epochs"] if e["metrics"]]
-    if not scored:
-        return
-    best = best_epoch(scored, main)
-    record["metrics"], record["best_epoch"] = best["metrics"], best["epoch"]
-    record["metrics_last"] = scored[-1]["metrics"]
 
 
 def run_measurements(
@@ -323,5 +386,5 @@ def run_measurements(
         **{k: max(p.get(k, 0) for p in peaks.values()) for k in measure.cuda_peaks(device)},
         "peak_memory_by_phase": peaks,
         "memory_breakdown_bytes": measure.memory_breakdown(adapted.model, trainable),
-        "checkpoint_bytes": measure.checkpoint_bytes(adapted.adapter_state_dict()),
+        "checkpoint_bytes": measure.checkpoint_bytes(trainable),
     }

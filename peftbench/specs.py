@@ -8,6 +8,8 @@ spec would otherwise silently fall back to a default and change a benchmark's me
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +39,15 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UsageError(f"{path}: a spec must be a mapping, got {type(data).__name__}")
     return data
+
+
+def spec_content_hash(path: Path | None) -> str | None:
+    """sha256 of a spec's parsed content without its file-format `version`: what a spec says, not how it is
+    laid out, so a comment or a reordering keeps runs comparable while a changed value does not."""
+    if path is None:
+        return None
+    content = {k: v for k, v in read_yaml(path).items() if k != "version"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 def check_keys(where: str, data: dict[str, Any], required: set[str], optional: set[str]) -> None:

@@ -1,34 +1,45 @@
-"""Run records: one self-describing JSON file per run, written atomically.
+"""Where records live, how they are written, and how to find them again.
 
-A record is rewritten at every state change (running -> finished / failed / interrupted), each
-time through a temporary file and `os.replace`, so a crash or Ctrl-C never leaves half a file
-and never loses the epochs already done. Scratch runs go to `<results>/scratch/`, runs asked
-for with `--record` to `<results>/runs/`; records from many machines merge by copying files.
+The `Store` owns every path under the results directory:
+`runs/` (canonical runs, `--record`), `scratch/` (everyday runs), `latency/`, `profile/` and
+`baselines/`. A record is rewritten at every state change, each time through a temporary file,
+`fsync` and `os.replace`, so a crash, Ctrl-C or a full disk never leaves half a file and never
+loses the epochs already written. New record files are created exclusively (`O_EXCL`), so two
+runs can never share one. Reading goes through `migrate`, so records of older schema versions load.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from peftbench.errors import UsageError
+from peftbench.record import SCHEMA_VERSION, effective_status, liveness, measurement_key, migrate, utc_now
 
-SCHEMA_VERSION = 1
-STATUSES = ("running", "finished", "failed", "interrupted")
+FOLDERS = {"run": ("runs", "scratch"), "latency": ("latency",), "profile": ("profile",)}
+BASELINES = "baselines"
 
 
 def results_dir(explicit: str | None = None) -> Path:
     return Path(explicit or os.environ.get("PEFTBENCH_RESULTS") or "results")
 
 
-def record_path(root: Path, run_id: str, canonical: bool) -> Path:
-    return root / ("runs" if canonical else "scratch") / f"{run_id}.json"
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
+    """Replace `path` with `record`, atomically; the file gets the permissions the umask gives (not mkstemp's 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
@@ -37,6 +48,7 @@ def write_record(path: Path, record: dict[str, Any]) -> None:
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -44,33 +56,146 @@ def write_record(path: Path, record: dict[str, Any]) -> None:
 
 
 def read_record(path: Path) -> dict[str, Any]:
+    """A record of any schema version up to ours, migrated to ours."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: not a readable run record ({exc})") from None
-    if not isinstance(record, dict) or "schema_version" not in record:
-        raise UsageError(f"{path}: not a peftbench run record (no schema_version)")
+        raise UsageError(f"{path}: not a readable record ({exc})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("schema_version"), int):
+        raise UsageError(f"{path}: not a peftbench record (no schema_version)")
     if record["schema_version"] > SCHEMA_VERSION:
         raise UsageError(f"{path}: schema_version {record['schema_version']} is newer than this peftbench reads ({SCHEMA_VERSION})")
+    record = migrate(record)
+    record.setdefault("run_id", path.stem)
     return record
 
 
-def all_record_paths(root: Path) -> list[Path]:
-    return sorted(p for sub in ("runs", "scratch") for p in (root / sub).glob("*.json"))
+@dataclass(frozen=True)
+class Entry:
+    """One record found in the store, with the status it effectively has now (stale included)."""
+
+    path: Path
+    record: dict[str, Any]
+    status: str
 
 
-def find_record(ref: str, root: Path) -> Path:
-    """A run by path, by id, or by a prefix of an id that matches exactly one run."""
-    path = Path(ref)
-    if path.suffix == ".json" and path.is_file():
+class Store:
+    """The results directory: paths for new records, and an index over the ones there."""
+
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root) if root is not None else results_dir()
+
+    # -- writing
+
+    def check_writable(self) -> None:
+        """Fail before any work (exit 2, one line) if records could not be written here."""
+        for path in (self.root, *(self.root / f for folders in FOLDERS.values() for f in folders)):
+            if path.exists() and not path.is_dir():
+                raise UsageError(f"results directory: {path} exists and is not a directory")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-check.", delete=True)  # noqa: SIM115
+            try:
+                probe.write(b"x" * 4096)
+                probe.flush()
+                os.fsync(probe.fileno())
+            finally:
+                probe.close()
+        except OSError as exc:
+            reason = "no space left" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+            raise UsageError(f"results directory {self.root} is not writable: {reason}") from None
+
+    def claim(self, kind: str, run_id: str, canonical: bool = False) -> Path:
+        """Create the (empty) file of a new record exclusively: two runs never share a file."""
+        folder = FOLDERS[kind][0 if canonical or kind != "run" else 1]
+        path = self.root / folder / f"{run_id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        os.close(fd)
         return path
-    matches = [p for p in all_record_paths(root) if p.stem.startswith(ref)]
-    exact = [p for p in matches if p.stem == ref]
-    if exact:
-        return exact[0]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise UsageError(f"no run {ref!r} in {root} (give a run id, a unique prefix of one, or a path to a record)")
-    listing = "\n  ".join(p.stem for p in matches[:10])
-    raise UsageError(f"run {ref!r} is ambiguous in {root}; it matches:\n  {listing}")
+
+    def baseline_path(self, name: str) -> Path:
+        return self.root / BASELINES / f"{name}.json"
+
+    # -- reading
+
+    def paths(self, kind: str | None = None) -> list[Path]:
+        kinds = [kind] if kind else list(FOLDERS)
+        return sorted(p for k in kinds for folder in FOLDERS[k] for p in (self.root / folder).glob("*.json"))
+
+    def entries(self, kind: str | None = None, warn: bool = True, **where: Any) -> Iterator[Entry]:
+        """Records of `kind` (all kinds by default) matching every `where` filter, oldest first.
+
+        Filters match top-level fields, then config fields (`method`, `task`, `model`); a list or tuple
+        value matches any of its items; `status` matches the effective status (`stale` included).
+        A file that cannot be read is reported on stderr with its path and skipped.
+        """
+        for path in self.paths(kind):
+            if path.stat().st_size == 0:
+                continue  # claimed a moment ago, first write still to come
+            try:
+                record = read_record(path)
+            except UsageError as exc:
+                if warn:
+                    print(f"peftbench: skipping {exc}", file=sys.stderr)
+                continue
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+            entry = Entry(path, record, effective_status(record, heartbeat=mtime))
+            if matches(entry, where):
+                yield entry
+
+    def records(self, kind: str | None = None, **where: Any) -> list[dict[str, Any]]:
+        return [e.record for e in self.entries(kind, **where)]
+
+    def find(self, ref: str) -> Path:
+        """A record by path, by id, or by a prefix of an id that matches exactly one record."""
+        path = Path(ref)
+        if path.suffix == ".json" and path.is_file():
+            return path
+        matches = [p for p in self.paths() if p.stem.startswith(ref)]
+        exact = [p for p in matches if p.stem == ref]
+        if exact:
+            return exact[0]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise UsageError(f"no record {ref!r} in {self.root} (give a run id, a unique prefix of one, or a path to a record)")
+        listing = "\n  ".join(p.stem for p in matches[:10])
+        raise UsageError(f"run {ref!r} is ambiguous in {self.root}; it matches:\n  {listing}")
+
+
+def save_measurement(record: dict[str, Any], root: Path) -> Path:
+    """Complete a latency or profile record (id, key, liveness) and write it under its kind's folder."""
+    record.update(liveness())
+    record["seed"] = (record.get("settings") or {}).get("seed", record.get("seed"))
+    record["key"], record["key_parts"] = measurement_key(record)
+    store = Store(root)
+    while True:
+        record["run_id"] = (
+            f"{utc_now():%Y%m%dT%H%M%SZ}-{record['kind']}-{record['model'].replace('/', '_')}-{record['key'][:8]}-{os.urandom(3).hex()}"
+        )
+        try:
+            path = store.claim(record["kind"], record["run_id"])
+        except FileExistsError:
+            continue
+        write_record(path, record)
+        return path
+
+
+def field_of(entry: Entry, name: str) -> Any:
+    if name == "status":
+        return entry.status
+    if name in entry.record:
+        return entry.record[name]
+    return (entry.record.get("config") or {}).get(name)
+
+
+def matches(entry: Entry, where: dict[str, Any]) -> bool:
+    for name, wanted in where.items():
+        if wanted is None:
+            continue
+        value = field_of(entry, name)
+        options = wanted if isinstance(wanted, (list, tuple, set)) else [wanted]
+        if value not in options and str(value) not in {str(o) for o in options}:
+            return False
+    return True

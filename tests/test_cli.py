@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from peftbench import runner
+from peftbench.errors import UsageError
+from peftbench.record import best_epoch, with_directions
 from peftbench.store import read_record
+from peftbench.tasks.metrics import metric_for
 
 TINY_RUN = ("run", "--method", "lora", "--task", "mrpc", "--model", "tiny-roberta", "--max-steps", "3", "--set", "max_eval_examples=16")
 
@@ -25,9 +28,10 @@ def test_tiny_run_writes_a_complete_record(cli, results):
     res = cli(*TINY_RUN, "--set", "r=4")
     assert res.code == 0, res.err
     record = only_record(results)
-    assert record["schema_version"] == 1 and record["status"] == "finished" and record["error"] is None
+    assert record["schema_version"] == 2 and record["kind"] == "run" and record["status"] == "finished" and record["error"] is None
     assert record["config"]["hyperparameters"]["r"] == 4
-    assert record["config_hash"].startswith(record["run_id"].rsplit("-", 1)[1])
+    assert record["run_id"].rsplit("-", 2)[1] == record["key"][:8] and record["seed"] == 0
+    assert record["pid"] == os.getpid() and record["host"] and record["heartbeat_at"] >= record["created_at"]
     # method count = 2 x (adapted matrices) x d_model x r for tiny-roberta (2 layers, d=64, q and v)
     assert record["params"]["method"] == 2 * (2 * 2) * 64 * 4 == record["params"]["formula"]
     assert record["params"]["head"] > 0
@@ -47,7 +51,7 @@ def test_show_finds_a_run_by_prefix(cli, results):
     assert res.code == 0 and run_id in res.out and "lora on mrpc" in res.out
     assert json.loads(cli("show", run_id, "--json").out)["run_id"] == run_id
     missing = cli("show", "nope")
-    assert missing.code == 2 and "no run 'nope'" in missing.err
+    assert missing.code == 2 and "no record 'nope'" in missing.err
 
 
 @pytest.mark.parametrize(
@@ -143,15 +147,15 @@ def test_sigint_to_the_real_entry_point_marks_the_record_interrupted(tmp_path):
 
 
 def test_metric_directions_follow_the_base_metric():
-    assert runner.metric_direction("ter_unseen") is False
-    assert runner.metric_direction("rouge_l_seen") is True
-    assert runner.metric_direction("accuracy_mismatched") is True
-    with pytest.raises(KeyError):
-        runner.metric_direction("perplexity")
+    assert metric_for("ter_unseen").higher_is_better is False
+    assert metric_for("rouge_l_seen").name == "rouge_l"
+    assert metric_for("accuracy_mismatched").higher_is_better is True
+    with pytest.raises(UsageError, match="unknown metric 'perplexity'"):
+        metric_for("perplexity")
 
 
 def test_nan_scores_are_stored_as_null_and_never_win():
-    scores = runner.with_directions({"pearson": float("nan")})
+    scores = with_directions({"pearson": float("nan")})
     assert scores["pearson"]["value"] is None
-    epochs = [{"epoch": 1, "metrics": runner.with_directions({"pearson": 0.2})}, {"epoch": 2, "metrics": scores}]
-    assert runner.best_epoch(epochs, "pearson")["epoch"] == 1
+    epochs = [{"epoch": 1, "metrics": with_directions({"pearson": 0.2})}, {"epoch": 2, "metrics": scores}]
+    assert best_epoch(epochs, "pearson")["epoch"] == 1

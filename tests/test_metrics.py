@@ -61,8 +61,8 @@ def test_label_metrics_and_errors():
 
 
 def test_directions_cover_every_metric():
-    assert set(M.METRIC_DIRECTIONS) == set(M.LABEL_METRICS) | set(M.GENERATION_METRICS)
-    assert [n for n, up in M.METRIC_DIRECTIONS.items() if not up] == ["ter"]
+    assert set(M.METRICS) == set(M.LABEL_METRICS) | set(M.GENERATION_METRICS)
+    assert [n for n, metric in M.METRICS.items() if not metric.higher_is_better] == ["ter"]
 
 
 # --- BLEU, TER, NIST (no java)

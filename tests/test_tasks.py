@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from peftbench.config import GenerationConfig, TrainConfig
-from peftbench.runner import with_directions
+from peftbench.record import with_directions
 from peftbench.tasks.base import data_source, load_splits, task_specs
-from peftbench.tasks.metrics import METRIC_DIRECTIONS
+from peftbench.tasks.metrics import METRICS
 from peftbench.tasks.pipeline import make_pipeline
 from peftbench.tokenizer import tiny_tokenizer
 
@@ -50,7 +50,7 @@ def test_every_task_of_the_paper_is_registered():
 @pytest.mark.parametrize("name", TASKS)
 def test_spec_is_consistent(name):
     spec = task_specs().get(name)
-    assert spec.main_metric in spec.metrics and all(m in METRIC_DIRECTIONS for m in spec.metrics)
+    assert spec.main_metric in spec.metrics and all(m in METRICS for m in spec.metrics)
     assert spec.paper_table.startswith("table") and spec.hub.get("path")
     assert spec.training.get("max_seq_len", 0) > 0
 

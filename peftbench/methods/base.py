@@ -71,6 +71,10 @@ class Method(ABC):
         """The paper's analytic count of this method's parameters (Section 5.1), if it gives one."""
         return None
 
+    def callbacks(self, adapted: Adapted) -> list[Any]:
+        """Training-loop callbacks (`runner.Callback`) the method needs, e.g. to merge and restart; most need none."""
+        return []
+
     def merge(self, model: nn.Module) -> Any:
         """Fold the method into the base weights; returns what `unmerge` needs to undo it."""
         raise UsageError(f"method {self.name!r} cannot be merged into the base weights")
@@ -104,6 +108,7 @@ class Adapted:
         self.base_total = base_total
         self._merged: Any = None
         self._detached: dict[str, nn.Parameter] = {}  # the method's parameters while merged (no longer in the model)
+        self.forward_module: nn.Module = model  # what calls go through: the model, or its DDP wrapper after `accelerator.prepare`
         backbone = arch.backbone(model)
         self._backbone_prefix = "" if backbone is model else model.base_model_prefix + "."
         self._lm_head = lm_head_names(model)
@@ -111,12 +116,15 @@ class Adapted:
     def __call__(self, *args: Any, prompt_lengths: torch.Tensor | None = None, **kwargs: Any) -> Any:
         """Call the model; `prompt_lengths` (from the collate step) goes to the method, not the model."""
         self.method.before_forward(self.model, prompt_lengths)
-        return self.model(*args, **kwargs)
+        return self.forward_module(*args, **kwargs)
 
     def generate(self, *args: Any, prompt_lengths: torch.Tensor | None = None, **kwargs: Any) -> Any:
         """`model.generate` with the method told where each prompt ends, as in `__call__`."""
         self.method.before_forward(self.model, prompt_lengths)
         return self.model.generate(*args, **kwargs)
+
+    def callbacks(self) -> list[Any]:
+        return self.method.callbacks(self)
 
     @property
     def capabilities(self) -> Capabilities:

@@ -60,11 +60,11 @@ def parse_task_spec(path: Path) -> TaskSpec:
         raise UsageError(f"{where}: kind must be one of {', '.join(KINDS)}, got {data['kind']!r}")
     if data["format"] not in FORMATS:
         raise UsageError(f"{where}: format must be one of {', '.join(FORMATS)}, got {data['format']!r}")
-    from peftbench.tasks.metrics import METRIC_DIRECTIONS
+    from peftbench.tasks.metrics import METRICS
 
     for metric in data["metrics"]:
-        if metric not in METRIC_DIRECTIONS:
-            raise UsageError(f"{where}: unknown metric {metric!r} (known: {', '.join(METRIC_DIRECTIONS)})")
+        if metric not in METRICS:
+            raise UsageError(f"{where}: unknown metric {metric!r} (known: {', '.join(METRICS)})")
     if data["main_metric"] not in data["metrics"]:
         raise UsageError(f"{where}: main_metric {data['main_metric']!r} is not among its metrics")
     fields = {k: v for k, v in data.items() if k not in ("version", "presets")}

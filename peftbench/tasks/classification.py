@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from peftbench.tasks import metrics
 from peftbench.tasks.pipeline import Pipeline, split_suffix
@@ -23,14 +24,18 @@ class ClassificationPipeline(Pipeline):
 
     @torch.no_grad()
     def predict(self, model: Any, examples: list[dict[str, Any]], device: torch.device) -> np.ndarray:
-        features = self.encode(examples)
-        size = self.training.eval_batch_size
+        """Predictions in example order; with several processes each scores its shard and all are gathered."""
+        loader = DataLoader(self.encode(examples), batch_size=self.training.eval_batch_size, collate_fn=self.collate)
+        if self.accelerator is not None:
+            loader = self.accelerator.prepare_data_loader(loader)
         outputs = []
-        for start in range(0, len(features), size):
-            batch = self.collate(features[start : start + size])
+        for batch in loader:
             batch.pop("labels")
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
-            outputs.append(logits.squeeze(-1) if self.spec.kind == "regression" else logits.argmax(-1))
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float()
+            out = logits.squeeze(-1) if self.spec.kind == "regression" else logits.argmax(-1)
+            if self.accelerator is not None:
+                out = self.accelerator.gather_for_metrics(out)
+            outputs.append(out.cpu())
         return torch.cat(outputs).numpy()
 
     def evaluate(self, model: Any, splits: dict[str, list[Any]], device: torch.device) -> dict[str, float]:

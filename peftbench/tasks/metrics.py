@@ -30,6 +30,7 @@ import shutil
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,36 +38,69 @@ import numpy as np
 import numpy.typing as npt
 
 from peftbench.errors import UsageError
+from peftbench.registry import Registry
 
 __all__ = [
     "GENERATION_METRICS",
     "LABEL_METRICS",
-    "METRIC_DIRECTIONS",
+    "METRICS",
+    "Metric",
     "accuracy",
     "check_generation_metrics",
     "f1",
     "generation_metrics",
     "label_metrics",
     "matthews",
+    "metric_for",
     "nist",
     "pearson",
     "spearman",
 ]
 
-# higher_is_better per metric: `compare`/`check` read a change as a regression by this direction
-METRIC_DIRECTIONS: dict[str, bool] = {
-    "accuracy": True,
-    "f1": True,
-    "matthews": True,
-    "pearson": True,
-    "spearman": True,
-    "bleu": True,
-    "nist": True,
-    "meteor": True,
-    "rouge_l": True,
-    "cider": True,
-    "ter": False,
-}
+@dataclass(frozen=True)
+class Metric:
+    """What every consumer of a score needs to know about its metric, in one place.
+
+    The runner stores `higher_is_better` beside each value; reports multiply by `paper_scale` to
+    print the number the way the paper's tables do (GLUE as percentages, data-to-text as computed);
+    regression checks call a change within `tolerance` (raw units) noise unless seeds say otherwise.
+    """
+
+    name: str
+    higher_is_better: bool
+    paper_scale: float
+    tolerance: float
+    description: str
+
+
+METRICS: Registry[Metric] = Registry("metric")
+for _metric in (
+    Metric("accuracy", True, 100.0, 0.005, "fraction of correct labels (GLUE; paper: %)"),
+    Metric("f1", True, 100.0, 0.005, "F1 of the positive class (MRPC, QQP; paper: %)"),
+    Metric("matthews", True, 100.0, 0.01, "Matthews correlation (CoLA; paper: x100)"),
+    Metric("pearson", True, 100.0, 0.005, "Pearson correlation (STS-B; paper: x100)"),
+    Metric("spearman", True, 100.0, 0.005, "Spearman correlation (STS-B; paper: x100)"),
+    Metric("bleu", True, 1.0, 0.5, "corpus BLEU, 0-100 (sacrebleu, 13a, lowercased)"),
+    Metric("nist", True, 1.0, 0.05, "NIST (mteval-v13a definition)"),
+    Metric("meteor", True, 1.0, 0.005, "METEOR 1.5, 0-1"),
+    Metric("rouge_l", True, 1.0, 0.005, "ROUGE-L F, 0-1"),
+    Metric("cider", True, 1.0, 0.02, "CIDEr (IDF from the scored corpus)"),
+    Metric("ter", False, 1.0, 0.005, "translation edit rate, 0-1 (lower is better)"),
+):
+    METRICS.add(_metric.name, _metric)
+
+
+def metric_for(name: str) -> Metric:
+    """The metric of a score name, also of a suffixed variant (`ter_unseen`, `accuracy_matched`).
+
+    The longest registered base name wins, so `rouge_l_seen` is ROUGE-L, not something called `rouge`.
+    """
+    bases = [m for m in METRICS if name == m or name.startswith(m + "_")]
+    if not bases:
+        METRICS.get(name)  # raises with the known names and a suggestion
+    return METRICS.get(max(bases, key=len))
+
+
 GENERATION_METRICS = ("bleu", "nist", "meteor", "rouge_l", "cider", "ter")
 _JAVA_METRICS = ("meteor", "rouge_l", "cider")  # through pycocoevalcap and its Java tools
 

@@ -18,6 +18,8 @@ from peftbench.tasks.base import TaskSpec
 
 
 class Pipeline(ABC):
+    accelerator: Any = None  # set by the runner: with several processes, evaluation shards and gathers
+
     def __init__(self, spec: TaskSpec, tokenizer: PreTrainedTokenizerBase, training: TrainConfig, generation: GenerationConfig):
         self.spec = spec
         self.tokenizer = tokenizer

@@ -1,0 +1,275 @@
+"""The run record: one typed schema for every kind of result peftbench writes, and its rules.
+
+A record is a JSON object (one file per run or measurement), so records from many machines merge
+by copying files. This module is the one place that says what a record holds (`RunRecord` and
+`MeasurementRecord` below, a comment per field), how old records are brought up to date
+(`migrate`), how runs are grouped for comparison (`comparability_key`), how a run is scored
+(`with_directions`, `best_epoch`, `update_scores`) and whether a `running` record is alive
+(`effective_status`). The runner, the store, `show`, `runs`, reports and checks all read it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import socket
+from datetime import datetime, timezone
+from typing import Any, Literal, TypedDict
+
+from peftbench.tasks.metrics import metric_for
+
+SCHEMA_VERSION = 2
+KINDS = ("run", "latency", "profile")
+STATUSES = ("running", "finished", "failed", "interrupted")
+STALE = "stale"  # never stored: a `running` record whose process is gone (see `effective_status`)
+STALE_AFTER_S = 2 * 3600  # another host's `running` record with no heartbeat for this long is stale
+
+
+class MetricValue(TypedDict):
+    value: float | None  # raw, as computed (BLEU 0-100, accuracy 0-1); null for NaN (e.g. Pearson of a constant)
+    higher_is_better: bool  # from the metric registry, stored so a record reads alone
+
+
+class EpochEntry(TypedDict):
+    epoch: int
+    step: int  # optimizer steps done at the end of this epoch
+    train_loss: float  # mean training loss over the epoch's steps
+    metrics: dict[str, MetricValue]  # empty where the pipeline evaluates only at the end (generation)
+
+
+class RunRecord(TypedDict):
+    """`kind: run`: one `peftbench run` (train + evaluate + measure)."""
+
+    schema_version: int  # SCHEMA_VERSION when written; older records are migrated on read
+    kind: Literal["run"]
+    run_id: str  # <UTC time>-<method>-<task>-<model>-<key[:8]>-<random>: unique, also for identical runs started together
+    status: str  # running, finished, failed or interrupted (stale is derived, never stored)
+    error: str | None  # the reason when failed or interrupted
+    created_at: str  # ISO 8601, UTC
+    finished_at: str | None
+    host: str  # where it ran (liveness and provenance)
+    pid: int  # the process that wrote it (a running record whose pid is gone on this host is stale)
+    heartbeat_at: str  # last time the run showed life; the file's mtime is touched in between
+    seed: int  # the training seed: NOT part of the key, so the seeds of one configuration group together
+    key: str  # comparability key (see `comparability_key`): equal keys = the same experiment
+    key_parts: dict[str, Any]  # what the key hashes, part by part, so a comparison can say which part differs
+    config: dict[str, Any]  # the whole resolved configuration (method, task, model, data, preset, sections)
+    config_hash: str  # sha256 of `config` including seed and preset label (identity, not comparability)
+    model_origin: str  # hub id, local path, or "random init from config"
+    data: dict[str, Any]  # source, per-split example counts and content hashes, max_train_examples
+    env: dict[str, Any] | None  # versions, device, threads, dtype, peftbench version, git commit + dirty
+    params: dict[str, Any] | None  # method (paper convention), head, trainable, total, base_total, formula
+    main_metric: str  # the task's headline metric (its base name; MNLI's lives under suffixes)
+    metrics: dict[str, MetricValue]  # the best epoch's scores (the paper's GLUE convention); final for generation
+    metrics_last: dict[str, MetricValue]  # the last epoch's scores
+    best_epoch: int | None
+    epochs: list[EpochEntry]
+    measurements: dict[str, Any]  # throughput, wall times, peak memory (by phase), memory breakdown, checkpoint bytes
+    hooks: dict[str, Any]  # what step/epoch callbacks report (e.g. ReLoRA restarts); empty for most methods
+
+
+class MeasurementRecord(TypedDict, total=False):
+    """`kind: latency` or `kind: profile`: a measurement without training a task."""
+
+    schema_version: int
+    kind: Literal["latency", "profile"]
+    run_id: str  # <UTC time>-<kind>-<model>-<key[:8]>-<random>
+    status: str  # finished (measurements are written once, complete)
+    created_at: str
+    host: str
+    pid: int
+    seed: int  # seed of the random weights and inputs
+    key: str  # hash of the settings that decide the numbers (model, methods, hyperparameters, grid, dtype, device)
+    key_parts: dict[str, Any]
+    model: str
+    model_origin: str
+    model_class: str
+    methods: list[str]
+    env: dict[str, Any]
+    # ...then the protocol's own fields: `cells` (latency) or `variants` (profile), documented in their modules
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def stable_hash(obj: Any) -> str:
+    """sha256 of a JSON-able object in canonical form (sorted keys, no whitespace)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The resolved configuration without what does not change the experiment: the seed and the preset's label
+    (the preset's values stay, inside the sections)."""
+    out = {k: v for k, v in config.items() if k != "preset"}
+    out["training"] = {k: v for k, v in config.get("training", {}).items() if k != "seed"}
+    return out
+
+
+def comparability_key(
+    config: dict[str, Any], spec_hashes: dict[str, str] | None, data_hashes: dict[str, str]
+) -> tuple[str, dict[str, Any]]:
+    """Runs with equal keys are the same experiment and may be grouped over seeds or paired across commits.
+
+    Parts: the configuration without seed and preset label; the content hash of the method and task specs
+    (their parsed content, so comments and layout do not count, nor the file-format `version`); the
+    content hash of every data split.
+    """
+    parts = {"config": stable_hash(comparable_config(config)), "specs": spec_hashes, "data": dict(sorted(data_hashes.items()))}
+    return stable_hash(parts)[:16], parts
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def liveness() -> dict[str, Any]:
+    return {"host": this_host(), "pid": os.getpid(), "heartbeat_at": utc_now().isoformat()}
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def effective_status(record: dict[str, Any], heartbeat: datetime | None = None, now: datetime | None = None) -> str:
+    """The stored status, except that a `running` record whose process is gone reads `stale`.
+
+    On this host the pid decides. For another host only time can: no heartbeat for STALE_AFTER_S.
+    `heartbeat` is the latest sign of life the caller knows (the file's mtime, touched while the run lives).
+    """
+    status = record.get("status", "running")
+    if status != "running":
+        return status
+    if record.get("host") == this_host() and isinstance(record.get("pid"), int):
+        return "running" if pid_alive(record["pid"]) else STALE
+    beats = [t for t in (parse_time(record.get("heartbeat_at")), heartbeat) if t is not None]
+    if not beats:
+        return STALE
+    return STALE if ((now or utc_now()) - max(beats)).total_seconds() > STALE_AFTER_S else "running"
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+
+
+def measurement_header(kind: str, source: Any, model_class: str, methods: list[str]) -> dict[str, Any]:
+    """The fields every measurement record (latency, profile) starts with; `store.save_measurement` completes it."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "status": "finished",
+        "created_at": utc_now().isoformat(),
+        "model": source.name,
+        "model_origin": str(source.local_dir) if source.local_dir else "random weights of the real shape (no download)",
+        "model_class": model_class,
+        "methods": methods,
+    }
+
+
+def measurement_key(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What decides a latency or profile measurement: model, methods with their hyperparameters, the grid or
+    batch settings, dtype, device and threads (never the time it ran or the rounds' raw times)."""
+    env = record.get("env") or {}
+    settings = {k: record.get(k) for k in ("kind", "model", "model_class", "methods", "hyperparameters", "settings")}
+    settings["cells"] = [(c.get("batch"), c.get("seq")) for c in record.get("cells") or []]
+    settings["machine"] = {k: env.get(k) for k in ("device", "device_name", "dtype", "threads")}
+    return comparability_key(settings, None, {})
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def with_directions(scores: dict[str, float]) -> dict[str, MetricValue]:
+    """Each score with its direction from the metric registry; NaN is stored as null."""
+    return {
+        name: {"value": None if math.isnan(value) else value, "higher_is_better": metric_for(name).higher_is_better}
+        for name, value in scores.items()
+    }
+
+
+def main_metric_name(metrics: dict[str, Any], main: str) -> str | None:
+    """The score that stands for the task's main metric: itself, or its first suffixed variant (MNLI matched)."""
+    return next((k for k in metrics if k == main or k.startswith(main + "_")), None)
+
+
+def best_epoch(scored: list[dict[str, Any]], main: str) -> dict[str, Any]:
+    """The epoch with the best main metric; a missing (NaN) score never wins."""
+    key = main_metric_name(scored[-1]["metrics"], main)
+    if key is None:
+        return scored[-1]
+    sign = 1 if scored[-1]["metrics"][key]["higher_is_better"] else -1
+
+    def score(epoch: dict[str, Any]) -> float:
+        value = epoch["metrics"][key]["value"]
+        return float("-inf") if value is None else sign * value
+
+    return max(scored, key=score)
+
+
+def update_scores(record: dict[str, Any]) -> None:
+    """GLUE reports the best epoch's dev metrics (as the paper does) beside the last epoch's."""
+    scored = [e for e in record["epochs"] if e["metrics"]]
+    if not scored:
+        return
+    best = best_epoch(scored, record["main_metric"])
+    record["metrics"], record["best_epoch"] = best["metrics"], best["epoch"]
+    record["metrics_last"] = scored[-1]["metrics"]
+
+
+def main_value(record: dict[str, Any]) -> float | None:
+    """The main metric's value of a run record (None before it is scored)."""
+    metrics = record.get("metrics") or {}
+    name = main_metric_name(metrics, record.get("main_metric") or "")
+    return metrics[name]["value"] if name else None
+
+
+# ---------------------------------------------------------------- migrations
+
+
+def migrate(record: dict[str, Any]) -> dict[str, Any]:
+    """Bring a record of any older schema version up to SCHEMA_VERSION (in place; returns it)."""
+    for version, step in sorted(MIGRATIONS.items()):
+        if record.get("schema_version", 1) == version:
+            step(record)
+            record["schema_version"] = version + 1
+    return record
+
+
+def _v1_to_v2(record: dict[str, Any]) -> None:
+    """Version 1 (before 2026-12-02): run records had no kind, key, seed field or liveness; measurement records no run id."""
+    record.setdefault("kind", "run" if "config" in record else "latency")
+    record.setdefault("host", None)
+    record.setdefault("pid", None)
+    record.setdefault("heartbeat_at", record.get("finished_at") or record.get("created_at"))
+    record.setdefault("hooks", {})
+    if record["kind"] == "run":
+        config = record.get("config") or {}
+        record.setdefault("seed", (config.get("training") or {}).get("seed"))
+        data = {name: s.get("sha256") for name, s in ((record.get("data") or {}).get("splits") or {}).items()}
+        # spec contents were not recorded in version 1: the key says so (None), so it never equals a new one by accident
+        key, parts = comparability_key(config, None, data)
+        record.setdefault("key", key)
+        record.setdefault("key_parts", parts)
+    else:
+        record.setdefault("status", "finished")
+        record.setdefault("seed", (record.get("settings") or {}).get("seed"))
+        key, parts = measurement_key(record)
+        record.setdefault("key", key)
+        record.setdefault("key_parts", parts)
+
+
+MIGRATIONS = {1: _v1_to_v2}
