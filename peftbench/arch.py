@@ -2,12 +2,17 @@
 
 Methods ask an `ArchSpec` for "the query projection of block 3" or "the blocks"; they never
 spell `attention.self.query` or `attn.c_attn` themselves. Paths are relative to the backbone
-(`model.base_model`: `roberta`, `deberta`, `transformer`), and projections relative to a block.
+(`model.base_model`: `roberta`, `deberta`, `transformer`, `model`), and projections relative to
+a block. Each projection also names its shape symbolically (`d_model`, `d_attn`, `d_kv`, `d_ffn`:
+fields of `ModelDims`), so parameter formulas sum over the real maps: Llama's three-matrix FFN and
+its narrower grouped-query key/value maps included. Which families can generate (`causal`) and
+whether a family has bias terms (`bias_switches`) are here too, not in the code that asks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,11 +22,16 @@ from peftbench.errors import UsageError
 
 @dataclass(frozen=True)
 class Projection:
-    """A linear map inside a block; `part` picks a slice of a fused output (GPT-2's q|k|v)."""
+    """A linear map inside a block; `part` picks a slice of a fused output (GPT-2's q|k|v).
+
+    `shape` names the (in, out) widths of the map (of the slice, for a fused map) as `ModelDims`
+    fields, so a formula needs no model: `("d_model", "d_kv")` is Llama's key projection.
+    """
 
     path: str
     part: int | None = None
     parts: int = 1
+    shape: tuple[str, str] = ("d_model", "d_model")
 
 
 @dataclass(frozen=True)
@@ -31,13 +41,35 @@ class ArchSpec:
     blocks: str
     word_embeddings: str
     projections: dict[str, tuple[Projection, ...]]  # target name -> the maps it covers in a block
-    attn_output: str  # attention output projection, before the residual add
-    ffn_output: str  # FFN output projection, before the residual add
     block_returns_tuple: bool
     conv1d_weights: bool = False  # GPT-2's Conv1D stores the weight as (in, out)
     pre_layernorm: bool = False
-    causal: bool = False  # attends only to earlier positions (GPT-2): the state at t predicts token t+1
+    # A decoder: attends only to earlier positions (the state at t predicts token t+1) and has a
+    # causal-LM class, so it can do generation tasks, is a language model when no task is given,
+    # and its tiny preset uses GPT-2's single end-of-text token as bos, eos and pad.
+    causal: bool = False
+    # Config flags that switch the family's bias terms on (Llama: `attention_bias`, `mlp_bias`,
+    # both off by default); empty: the family always has biases (RoBERTa, DeBERTa-v2, GPT-2).
+    bias_switches: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def attn_output(self) -> str:
+        """The attention output projection (before the residual add): the `o` target's map."""
+        return self.projections["o"][0].path
+
+    @property
+    def ffn_output(self) -> str:
+        """The FFN's last map (before the residual add)."""
+        return self.projections["ffn"][-1].path
+
+    def map_shapes(self, target: str, dims: Any) -> list[tuple[int, int]]:
+        """(in, out) of every map `target` covers in one block, from the model's dimensions (`ModelDims`)."""
+        return [(getattr(dims, p.shape[0]), getattr(dims, p.shape[1])) for p in self.projections[target]]
+
+    def has_biases(self, config: Any) -> bool:
+        """Whether a model of this family with this config has bias terms in its blocks."""
+        return not self.bias_switches or any(getattr(config, flag, False) for flag in self.bias_switches)
 
     def backbone(self, model: nn.Module) -> nn.Module:
         return getattr(model, "base_model", model)
@@ -57,6 +89,8 @@ class ArchSpec:
 
 
 GPT2_QKV = "attn.c_attn"
+IN_ATTN, ATTN_OUT = ("d_model", "d_attn"), ("d_attn", "d_model")  # q/k/v and the attention output map
+FFN_IN, FFN_OUT = ("d_model", "d_ffn"), ("d_ffn", "d_model")
 
 ARCHS: tuple[ArchSpec, ...] = (
     ArchSpec(
@@ -65,14 +99,12 @@ ARCHS: tuple[ArchSpec, ...] = (
         blocks="encoder.layer",
         word_embeddings="embeddings.word_embeddings",
         projections={
-            "q": (Projection("attention.self.query"),),
-            "k": (Projection("attention.self.key"),),
-            "v": (Projection("attention.self.value"),),
-            "o": (Projection("attention.output.dense"),),
-            "ffn": (Projection("intermediate.dense"), Projection("output.dense")),
+            "q": (Projection("attention.self.query", shape=IN_ATTN),),
+            "k": (Projection("attention.self.key", shape=IN_ATTN),),
+            "v": (Projection("attention.self.value", shape=IN_ATTN),),
+            "o": (Projection("attention.output.dense", shape=ATTN_OUT),),
+            "ffn": (Projection("intermediate.dense", shape=FFN_IN), Projection("output.dense", shape=FFN_OUT)),
         },
-        attn_output="attention.output.dense",
-        ffn_output="output.dense",
         block_returns_tuple=False,
     ),
     ArchSpec(
@@ -81,14 +113,12 @@ ARCHS: tuple[ArchSpec, ...] = (
         blocks="encoder.layer",
         word_embeddings="embeddings.word_embeddings",
         projections={
-            "q": (Projection("attention.self.query_proj"),),
-            "k": (Projection("attention.self.key_proj"),),
-            "v": (Projection("attention.self.value_proj"),),
-            "o": (Projection("attention.output.dense"),),
-            "ffn": (Projection("intermediate.dense"), Projection("output.dense")),
+            "q": (Projection("attention.self.query_proj", shape=IN_ATTN),),
+            "k": (Projection("attention.self.key_proj", shape=IN_ATTN),),
+            "v": (Projection("attention.self.value_proj", shape=IN_ATTN),),
+            "o": (Projection("attention.output.dense", shape=ATTN_OUT),),
+            "ffn": (Projection("intermediate.dense", shape=FFN_IN), Projection("output.dense", shape=FFN_OUT)),
         },
-        attn_output="attention.output.dense",
-        ffn_output="output.dense",
         block_returns_tuple=True,
     ),
     ArchSpec(
@@ -101,14 +131,33 @@ ARCHS: tuple[ArchSpec, ...] = (
             "k": (Projection(GPT2_QKV, part=1, parts=3),),
             "v": (Projection(GPT2_QKV, part=2, parts=3),),
             "o": (Projection("attn.c_proj"),),
-            "ffn": (Projection("mlp.c_fc"), Projection("mlp.c_proj")),
+            "ffn": (Projection("mlp.c_fc", shape=FFN_IN), Projection("mlp.c_proj", shape=FFN_OUT)),
         },
-        attn_output="attn.c_proj",
-        ffn_output="mlp.c_proj",
         block_returns_tuple=False,
         conv1d_weights=True,
         pre_layernorm=True,
         causal=True,
+    ),
+    ArchSpec(  # grouped-query attention: k and v map d_model -> d_kv (n_kv_heads x head_dim); no biases by default
+        name="llama",
+        model_types=("llama",),
+        blocks="layers",
+        word_embeddings="embed_tokens",
+        projections={
+            "q": (Projection("self_attn.q_proj", shape=IN_ATTN),),
+            "k": (Projection("self_attn.k_proj", shape=("d_model", "d_kv")),),
+            "v": (Projection("self_attn.v_proj", shape=("d_model", "d_kv")),),
+            "o": (Projection("self_attn.o_proj", shape=ATTN_OUT),),
+            "ffn": (
+                Projection("mlp.gate_proj", shape=FFN_IN),
+                Projection("mlp.up_proj", shape=FFN_IN),
+                Projection("mlp.down_proj", shape=FFN_OUT),
+            ),
+        },
+        block_returns_tuple=False,
+        pre_layernorm=True,
+        causal=True,
+        bias_switches=("attention_bias", "mlp_bias"),
     ),
 )
 

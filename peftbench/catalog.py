@@ -5,10 +5,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
+from peftbench.arch import arch_for_type
 from peftbench.config import resolve_run_config
 from peftbench.errors import UsageError
 from peftbench.methods import METHODS
-from peftbench.models import model_presets
+from peftbench.models import base_config, model_presets
 from peftbench.specs import PACKAGE_DIR, method_specs
 from peftbench.tasks.base import task_specs
 
@@ -44,7 +45,7 @@ def validate_all() -> Iterator[str]:
                 continue
             pairs = itertools.product(preset.models or ["tiny-roberta"], [t for t in (preset.tasks or tasks) if t in tasks])
             for model, task in pairs:
-                if tasks.get(task).kind == "generation" and "gpt2" not in model:
+                if tasks.get(task).kind == "generation" and not arch_for_type(base_config(models.get(model)).model_type).causal:
                     continue
                 resolve_run_config(name, task, model, preset=preset.name)
                 checked += 1

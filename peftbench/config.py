@@ -221,8 +221,10 @@ class Resolved:
 
 
 def default_kind(model_type: str) -> tuple[str, int]:
-    """Without a task, the paper's model class: GPT-2 as a language model, encoders as 2-label classifiers."""
-    return ("generation", 1) if model_type == "gpt2" else ("classification", 2)
+    """Without a task, the paper's model class: decoders (GPT-2, Llama) as language models, encoders as 2-label classifiers."""
+    from peftbench.arch import arch_for_type
+
+    return ("generation", 1) if arch_for_type(model_type).causal else ("classification", 2)
 
 
 def resolve_sections(

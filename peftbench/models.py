@@ -25,7 +25,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from peftbench.arch import arch_for_type
+from peftbench.arch import ARCHS, arch_for_type
 from peftbench.errors import UsageError
 from peftbench.hub import load_from_hub
 from peftbench.registry import Registry
@@ -68,6 +68,9 @@ class ModelDims:
     d_ffn: int
     vocab_size: int
     max_positions: int
+    d_attn: int = 0  # width of the query and attention-output maps: n_heads x head_dim (d_model unless head_dim says otherwise)
+    d_kv: int = 0  # width of the key and value maps: n_kv_heads x head_dim (below d_attn under grouped-query attention)
+    has_biases: bool = True  # the blocks have bias terms (Llama's are off by default)
 
 
 @lru_cache(maxsize=1)
@@ -111,14 +114,20 @@ def base_config(source: ModelSource) -> PretrainedConfig:
 
 def dims_of(config: PretrainedConfig) -> ModelDims:
     d_ffn = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * config.hidden_size
+    n_heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or getattr(config, "attention_head_size", None) or config.hidden_size // n_heads
+    n_kv_heads = getattr(config, "num_key_value_heads", None) or n_heads
     return ModelDims(
         model_type=config.model_type,
         d_model=config.hidden_size,
         n_layers=config.num_hidden_layers,
-        n_heads=config.num_attention_heads,
+        n_heads=n_heads,
         d_ffn=d_ffn,
         vocab_size=config.vocab_size,
         max_positions=usable_positions(config),
+        d_attn=n_heads * head_dim,
+        d_kv=n_kv_heads * head_dim,
+        has_biases=arch_for_type(config.model_type).has_biases(config),
     )
 
 
@@ -135,8 +144,8 @@ def task_config(source: ModelSource, kind: str, num_labels: int, cls_dropout: fl
 
 
 def generates(config: PretrainedConfig) -> bool:
-    """Whether the family has a causal-LM head, i.e. can serve generation tasks."""
-    return config.model_type == "gpt2"
+    """Whether the family has a causal-LM head, i.e. can serve generation tasks (its ArchSpec says)."""
+    return arch_for_type(config.model_type).causal
 
 
 def specialise(config: PretrainedConfig, name: str, kind: str, num_labels: int, cls_dropout: float = -1.0) -> PretrainedConfig:
@@ -147,14 +156,15 @@ def specialise(config: PretrainedConfig, name: str, kind: str, num_labels: int, 
     config = copy.deepcopy(config)
     if cls_dropout >= 0:
         config.classifier_dropout = config.cls_dropout = config.pooler_dropout = cls_dropout
-    arch_for_type(config.model_type)  # unsupported architectures fail here, before any work
+    arch = arch_for_type(config.model_type)  # unsupported architectures fail here, before any work
     if kind == "generation":
-        if not generates(config):
-            raise UsageError(f"{name} ({config.model_type}) has no causal-LM head; generation tasks need a GPT-2 model")
+        if not arch.causal:
+            decoders = ", ".join(t for a in ARCHS if a.causal for t in a.model_types)
+            raise UsageError(f"{name} ({config.model_type}) has no causal-LM head; generation tasks need a decoder ({decoders})")
         return config
     config.num_labels = 1 if kind == "regression" else num_labels
     config.problem_type = "regression" if kind == "regression" else "single_label_classification"
-    if config.pad_token_id is None:  # GPT-2 classifies from the last non-pad token
+    if config.pad_token_id is None:  # decoders (GPT-2, Llama) classify from the last non-pad token
         config.pad_token_id = config.eos_token_id
     return config
 
@@ -218,5 +228,5 @@ def load_tokenizer(source: ModelSource, model_type: str) -> PreTrainedTokenizerB
 
 MODEL_OFFLINE_OPTIONS = (
     "--model DIR (a local folder with config.json, weights and tokenizer files), "
-    "or a tiny preset (--model tiny-roberta, tiny-deberta or tiny-gpt2), which runs on the bundled sample data"
+    "or a tiny preset (--model tiny-roberta, tiny-bert, tiny-deberta, tiny-gpt2 or tiny-llama), which runs on the bundled sample data"
 )

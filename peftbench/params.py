@@ -47,7 +47,7 @@ def count_params(method: str, model: str, task: str | None = None, preset: str |
 
 def describe(count: ParamCount) -> str:
     c = count.counts
-    what = "language model (tied LM head)" if count.kind == "generation" else f"sequence {count.kind} model"
+    what = "language model (its LM head is part of the base model)" if count.kind == "generation" else f"sequence {count.kind} model"
     rows = [
         ("method parameters (paper convention: task head excluded)", f"{c['method']:,}"),
         ("task head", f"{c['head']:,}"),

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,14 +174,26 @@ class Job:
     dtype: str = "fp32"
 
 
-def measure_memory(job: Job) -> dict[str, Any]:
-    """Build one variant in this process, run `job.steps` training steps, return the peak memory (JSON-ready)."""
+VariantBuilder = Callable[[Job, Workload, torch.device, torch.dtype], TrainVariant]
+
+
+def method_variant(job: Job, work: Workload, device: torch.device, dtype: torch.dtype) -> TrainVariant:
+    """The default `VariantBuilder`: a registered method (or the floor) with its spec's hyperparameters and `job.overrides`."""
+    hp = resolve_hyperparameters([job.method], job.model, list(job.overrides))[job.method] if job.method else None
+    return build_variant(work.base, job.method, hp, work, device, dtype)
+
+
+def measure_memory(job: Job, build: VariantBuilder = method_variant) -> dict[str, Any]:
+    """Build one variant in this process, run `job.steps` training steps, return the peak memory (JSON-ready).
+
+    `build` makes the variant from the shared workload; benchmarks pass their own to measure a variant
+    that is not a registered method (e.g. another library's LoRA) under the same protocol.
+    """
     if job.threads is not None:
         torch.set_num_threads(job.threads)
     device, dtype = pick_device(job.cpu), parse_dtype(job.dtype)
     work = workload(job.model, job.batch, job.seq, device, dtype, job.seed)
-    hp = resolve_hyperparameters([job.method], job.model, list(job.overrides))[job.method] if job.method else None
-    variant = build_variant(work.base, job.method, hp, work, device, dtype)
+    variant = build(job, work, device, dtype)
     gc.collect()
     measure.synchronize(device)
     before: dict[str, Any] = {"peak_rss_bytes": measure.peak_rss_bytes(), "rss_bytes": measure.current_rss_bytes()}
@@ -209,24 +221,28 @@ def measure_memory(job: Job) -> dict[str, Any]:
     }
 
 
-def run_isolated(job: Job) -> dict[str, Any]:
-    """`measure_memory` in a fresh Python process; its failure comes back as `{'error': ...}`."""
+def run_isolated(job: Job, worker: Sequence[str] = ("-m", "peftbench.profile")) -> dict[str, Any]:
+    """`measure_memory` in a fresh Python process; its failure comes back as `{'error': ...}`.
+
+    `worker`: the Python arguments that run a `worker_main` (this module's by default; a benchmark
+    script with its own `VariantBuilder` passes its path and a flag), given JOB.json and OUT.json.
+    """
     with tempfile.TemporaryDirectory(prefix="peftbench-profile-") as tmp:
         spec, out = Path(tmp) / "job.json", Path(tmp) / "out.json"
         spec.write_text(json.dumps(asdict(job)), encoding="utf-8")
-        proc = subprocess.run([sys.executable, "-m", "peftbench.profile", str(spec), str(out)], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, *worker, str(spec), str(out)], capture_output=True, text=True)
         if proc.returncode != 0 or not out.is_file():
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-6:])
             return {"method": job.method or FLOOR, "error": f"worker exited {proc.returncode}: {tail}"}
         return json.loads(out.read_text(encoding="utf-8"))
 
 
-def worker_main(argv: list[str]) -> int:
+def worker_main(argv: list[str], build: VariantBuilder = method_variant) -> int:
     spec, out = argv
     data = json.loads(Path(spec).read_text(encoding="utf-8"))
     data["overrides"] = tuple(data["overrides"])
     try:
-        result = measure_memory(Job(**data))
+        result = measure_memory(Job(**data), build)
     except Exception as exc:  # reported by the parent, with the method's name
         traceback.print_exc()
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)

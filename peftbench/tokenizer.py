@@ -12,6 +12,8 @@ from pathlib import Path
 
 from transformers import GPT2TokenizerFast, PreTrainedTokenizerBase, RobertaTokenizerFast
 
+from peftbench.arch import arch_for_type
+
 TINY_BPE_DIR = Path(__file__).resolve().parent / "assets" / "tiny-bpe"
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", "<|endoftext|>"]  # ids 0..5, RoBERTa's order
 
@@ -27,8 +29,9 @@ def build_tiny_bpe(texts: Iterable[str], out_dir: Path = TINY_BPE_DIR, vocab_siz
 
 @cache
 def tiny_tokenizer(model_type: str) -> PreTrainedTokenizerBase:
-    """RoBERTa-style special tokens for encoders, GPT-2's single `<|endoftext|>` for GPT-2."""
-    if model_type == "gpt2":
+    """RoBERTa-style special tokens for encoders; for decoders (GPT-2, Llama: `ArchSpec.causal`) GPT-2's single
+    `<|endoftext|>` as bos, eos and pad, which the generation format uses as the separator and the stop token."""
+    if arch_for_type(model_type).causal:
         eot = "<|endoftext|>"
         return GPT2TokenizerFast.from_pretrained(TINY_BPE_DIR, bos_token=eot, eos_token=eot, unk_token=eot, pad_token=eot)
     return RobertaTokenizerFast.from_pretrained(TINY_BPE_DIR)

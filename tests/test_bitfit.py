@@ -2,14 +2,16 @@
 
 import pytest
 import torch
-from tiny import CASES, adapt, batch, labels_for
+from tiny import CASES, REFUSED, adapt, batch, labels_for
+
+BIASED = [(m, k) for m, k in CASES if ("bitfit", m) not in REFUSED]  # tiny-llama has no biases: refused (test_method_contract.py)
 
 
 def setup(model_name, kind, meta=False):
     return adapt(model_name, kind, "bitfit", meta=meta)
 
 
-@pytest.mark.parametrize(("model_name", "kind"), CASES)
+@pytest.mark.parametrize(("model_name", "kind"), BIASED)
 def test_exactly_the_backbone_biases_and_head_train_and_the_biases_get_gradients(model_name, kind):
     """Gradients staying in trainable tensors and the loss falling are in test_method_contract.py."""
     model, adapted = setup(model_name, kind)
@@ -58,3 +60,18 @@ def test_adapter_state_round_trips():
         assert torch.equal(fresh(**x).logits, expected)
     with pytest.raises(KeyError, match="missing"):
         fresh.load_adapter_state_dict({k: v for k, v in state.items() if "LayerNorm" not in k})
+
+
+def test_llama_with_its_bias_switches_on_trains_exactly_those_biases():
+    """Llama refuses BitFit by default (no biases); with `attention_bias` and `mlp_bias` on, its biases are the method."""
+    import dataclasses
+
+    from peftbench.methods import METHODS
+    from peftbench.models import build_model, resolve_model
+
+    source = resolve_model("tiny-llama")
+    biased = dataclasses.replace(source, config={**source.config, "attention_bias": True, "mlp_bias": True})
+    model = build_model(biased, "generation")
+    adapted = METHODS.get("bitfit").apply(model, METHODS.get("bitfit").config_cls())
+    per_layer = (64 + 32 + 32 + 64) + (176 + 176 + 64)  # q, k, v (d_kv = 32), o; gate, up, down
+    assert adapted.param_counts()["method"] == 2 * per_layer == 1_216

@@ -16,13 +16,24 @@ def randomize_lora(adapted):
                 p.normal_(0, 0.1)
 
 
+def hand_count(config, targets, r):
+    """r (d_in + d_out) per adapted map, written out per family: square attention maps and a 4d two-map FFN for the
+    paper's models; for Llama narrower k/v maps (grouped-query attention) and a three-map FFN (gate, up, down)."""
+    d, layers = config.hidden_size, config.num_hidden_layers
+    if config.model_type == "llama":
+        kv = config.num_key_value_heads * (d // config.num_attention_heads)
+        per_map = {"q": [(d, d)], "k": [(d, kv)], "v": [(d, kv)], "o": [(d, d)], "ffn": [(d, config.intermediate_size)] * 3}
+    else:
+        per_map = {"q": [(d, d)], "k": [(d, d)], "v": [(d, d)], "o": [(d, d)], "ffn": [(d, 4 * d)] * 2}
+    return layers * sum(r * (a + b) for t in targets for a, b in per_map[t])
+
+
 @pytest.mark.parametrize(("model_name", "kind"), CASES)
 @pytest.mark.parametrize("targets", [("q", "v"), ("q", "k", "v", "o"), ("ffn",)])
 def test_lora_count_equals_formula(model_name, kind, targets):
     model, adapted = adapt(model_name, kind, "lora", r=4, targets=targets)
     counts = adapted.param_counts()
-    d, layers = model.config.hidden_size, model.config.num_hidden_layers
-    expected = layers * len(targets) * 2 * d * 4 if targets != ("ffn",) else layers * 2 * 4 * (d + model.config.hidden_size * 4)
+    expected = hand_count(model.config, targets, 4)
     assert counts["method"] == expected == adapted.formula_count()
     lora_names = [n for n in adapted.trainable_parameters() if "lora_" in n]
     assert sum(adapted.trainable_parameters()[n].numel() for n in lora_names) == counts["method"]
@@ -74,3 +85,56 @@ def test_per_target_rank_and_validation():
     dims = dims_of(model.config)
     with pytest.raises(UsageError, match="r_k is set"):
         LoraConfig(r_k=2).validate(dims)
+
+
+def test_llama_lora_counts_by_hand():
+    """tiny-llama: d=64, 4 query and 2 key/value heads of 16 (d_kv=32), d_ffn=176, 2 layers, r=8."""
+    _, qv = adapt("tiny-llama", "generation", "lora", r=8, targets=("q", "v"))
+    assert qv.param_counts()["method"] == 2 * (8 * (64 + 64) + 8 * (64 + 32)) == 3_584
+    _, everything = adapt("tiny-llama", "generation", "lora", r=8, targets=("q", "k", "v", "o", "ffn"))
+    per_layer = 8 * (128 + 96 + 96 + 128) + 3 * 8 * (64 + 176)
+    assert everything.param_counts()["method"] == everything.formula_count() == 2 * per_layer == 18_688
+
+
+@pytest.mark.parametrize(("model_name", "kind"), CASES)
+def test_counts_do_not_depend_on_the_merge_state(model_name, kind):
+    """Merging swaps the LoRA layers out of the model; what the method trains and ships stays the same."""
+    _, adapted = adapt(model_name, kind, "lora", r=4, targets=("q", "v", "ffn"))
+    randomize_lora(adapted)
+    before, state = adapted.param_counts(), adapted.adapter_state_dict()
+    assert before["method"] > 0
+    adapted.merge()
+    assert adapted.param_counts() == before
+    merged_state = adapted.adapter_state_dict()
+    assert merged_state.keys() == state.keys() and all(torch.equal(state[n], t) for n, t in merged_state.items())
+    with pytest.raises(UsageError, match="unmerge"):
+        adapted.load_adapter_state_dict(state)
+    adapted.unmerge()
+    assert adapted.param_counts() == before
+
+
+def test_fused_slice_update_matches_padding_in_value_and_gradient():
+    """The in-place slice add on GPT-2's q|k|v gives what padding each update to the full width gave, gradients included."""
+    model, adapted = adapt("tiny-gpt2", "generation", "lora", r=2, targets=("q", "v"))
+    randomize_lora(adapted)
+    layer = model.transformer.h[0].attn.c_attn
+    x = torch.randn(2, 5, model.config.hidden_size, requires_grad=True)
+    out = layer(x)
+    reference = layer.base(x)
+    for name, (lo, hi) in layer.slices.items():
+        delta = (x @ layer.lora_A[name].T @ layer.lora_B[name].T) * layer.scaling[name]
+        reference = reference + torch.nn.functional.pad(delta, (lo, layer.d_out - hi))
+    assert torch.allclose(out, reference, atol=1e-6)
+    weights = torch.randn_like(out)
+    params = [x, *layer.lora_A.values(), *layer.lora_B.values()]
+    ours = torch.autograd.grad((out * weights).sum(), params)
+    theirs = torch.autograd.grad((reference * weights).sum(), params)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ours, theirs, strict=True))
+
+
+def test_causal_lm_head_is_frozen_and_not_a_task_head():
+    """Untied LM head (tiny-llama): part of the base model, frozen for LoRA; ft trains it as part of everything."""
+    model, adapted = adapt("tiny-llama", "generation", "lora", r=4)
+    assert not model.lm_head.weight.requires_grad and adapted.param_counts()["head"] == 0
+    model, ft = adapt("tiny-llama", "generation", "ft")
+    assert model.lm_head.weight.requires_grad and ft.param_counts()["method"] == ft.param_counts()["total"]

@@ -6,13 +6,14 @@ family's own file; this file holds what the runner relies on for all of them.
 
 import pytest
 import torch
-from tiny import CASES, batch, labels_for
+from tiny import CASES, REFUSED, batch, labels_for
 
 from peftbench.config import resolve_sections
+from peftbench.errors import UsageError
 from peftbench.methods import METHODS
 from peftbench.models import build_model, resolve_model
 
-ALL = [(m, model, kind) for m in METHODS for model, kind in CASES]
+ALL = [(m, model, kind) for m in METHODS for model, kind in CASES if (m, model) not in REFUSED]
 IDS = [f"{m}-{model}-{kind}" for m, model, kind in ALL]
 
 
@@ -89,3 +90,12 @@ def test_adapter_state_round_trips_into_a_fresh_model(method, model_name, kind):
         fresh.load_adapter_state_dict({k: v for k, v in state.items() if k != first})
     with pytest.raises(KeyError, match="unexpected"):
         fresh.load_adapter_state_dict({**state, "not.a.parameter": torch.zeros(1)})
+
+
+@pytest.mark.parametrize(("method", "model_name"), sorted(REFUSED))
+def test_refused_pairs_fail_before_any_work_and_say_why(method, model_name):
+    """A method that cannot apply to an architecture says so while resolving the config (exit 2), not mid-run."""
+    with pytest.raises(UsageError, match=REFUSED[method, model_name]):
+        resolve_sections(method, None, model_name)
+    with pytest.raises(UsageError, match=REFUSED[method, model_name]):
+        METHODS.get(method).apply(build_model(resolve_model(model_name), "classification"), METHODS.get(method).config_cls())

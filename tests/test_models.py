@@ -27,7 +27,7 @@ def test_paper_model_shapes_without_weights(name, kind, expected):
 
 def test_every_preset_builds_on_meta_and_has_a_known_architecture():
     for name, source in model_presets().items():
-        kind = "generation" if source.config["model_type"] == "gpt2" else "classification"
+        kind = "generation" if arch_for_type(source.config["model_type"]).causal else "classification"
         model = build_model(source, kind, meta=True)
         assert dims_of(model.config).d_model == model.config.hidden_size, name
 
@@ -86,3 +86,30 @@ def test_hub_model_offline_fails_fast_with_options(monkeypatch):
     hub_reachable.cache_clear()
     with pytest.raises(UsageError, match="offline options: --model DIR"):
         build_model(resolve_model("roberta-base"), "classification")
+
+
+def test_llama_dims_and_shapes_match_the_arch_spec():
+    """The symbolic (in, out) of every projection in the ArchSpec equals the real module's, on every preset (meta)."""
+    from peftbench.methods.lora import weight_shape
+
+    for name, source in model_presets().items():
+        kind = "generation" if arch_for_type(source.config["model_type"]).causal else "classification"
+        model = build_model(source, kind, meta=True)
+        arch, dims = arch_for_type(model.config.model_type), dims_of(model.config)
+        block = arch.block_list(model)[0]
+        for target, projections in arch.projections.items():
+            real = []
+            for p in projections:
+                d_in, d_out = weight_shape(block.get_submodule(p.path))
+                real.append((d_in, d_out // p.parts))
+            assert arch.map_shapes(target, dims) == real, (name, target)
+    llama = dims_of(task_config(resolve_model("tiny-llama"), "generation", 1))
+    assert (llama.d_attn, llama.d_kv, llama.has_biases) == (64, 32, False)
+
+
+def test_llama_generates_and_classifies_with_the_tiny_tokenizer():
+    source = resolve_model("tiny-llama")
+    tok = load_tokenizer(source, "llama")
+    assert tok.eos_token == tok.pad_token == "<|endoftext|>"
+    assert build_model(source, "generation").config.eos_token_id == tok.eos_token_id
+    assert build_model(source, "classification", num_labels=3).score.out_features == 3

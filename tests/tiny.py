@@ -8,13 +8,19 @@ import torch
 from peftbench.methods import METHODS
 from peftbench.models import build_model, resolve_model
 
-CASES = [  # the three architectures and the three task kinds
+CASES = [  # the architectures and the three task kinds
     ("tiny-roberta", "classification"),
     ("tiny-deberta", "classification"),
     ("tiny-gpt2", "classification"),
     ("tiny-gpt2", "generation"),
     ("tiny-roberta", "regression"),
+    ("tiny-bert", "classification"),
+    ("tiny-llama", "classification"),
+    ("tiny-llama", "generation"),
 ]
+
+# (method, model) pairs refused before any work, with what the message says: Llama has no bias terms.
+REFUSED = {("bitfit", "tiny-llama"): "has none"}
 
 
 def adapt(model_name, kind, method, *, seed=0, meta=False, **hyperparameters):

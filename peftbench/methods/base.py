@@ -87,6 +87,16 @@ def count(params: Any) -> int:
     return sum(p.numel() for p in params)
 
 
+def lm_head_names(model: nn.Module) -> set[str]:
+    """Names of the output-embedding parameters of a language model (empty for other heads and for tied ones)."""
+    get = getattr(model, "get_output_embeddings", None)
+    out = get() if callable(get) else None
+    if out is None:
+        return set()
+    own = {id(p) for p in out.parameters()}
+    return {n for n, p in model.named_parameters() if id(p) in own}
+
+
 class Adapted:
     """A model with a method applied. Call it like the model; ask it what trains and what it costs."""
 
@@ -97,9 +107,11 @@ class Adapted:
         self.arch = arch
         self.base_total = base_total
         self._merged: Any = None
+        self._detached: dict[str, nn.Parameter] = {}  # the method's parameters while merged (no longer in the model)
         self.forward_module: nn.Module = model  # what calls go through: the model, or its DDP wrapper after `accelerator.prepare`
         backbone = arch.backbone(model)
         self._backbone_prefix = "" if backbone is model else model.base_model_prefix + "."
+        self._lm_head = lm_head_names(model)
 
     def __call__(self, *args: Any, prompt_lengths: torch.Tensor | None = None, **kwargs: Any) -> Any:
         """Call the model; `prompt_lengths` (from the collate step) goes to the method, not the model."""
@@ -119,17 +131,31 @@ class Adapted:
         return self.method.capabilities
 
     def is_head(self, name: str) -> bool:
-        """Task-head parameters live outside the backbone (classifier, pooler, score)."""
-        return bool(self._backbone_prefix) and not name.startswith(self._backbone_prefix)
+        """Task-head parameters live outside the backbone (classifier, pooler, score); they train for every method.
+
+        A causal LM's output embeddings (`lm_head`) are not a task head: they are pretrained, part
+        of the base model, and stay frozen like the rest of it (as in peft's CAUSAL_LM). GPT-2 ties
+        them to the input embeddings, so this only shows on untied models such as Llama, where
+        training them would add vocab x d parameters to every method.
+        """
+        return bool(self._backbone_prefix) and not name.startswith(self._backbone_prefix) and name not in self._lm_head
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        """What the optimizer steps and the counts count; while merged, the same parameters as before `merge`."""
+        if self.merged:
+            return dict(self._detached)
         return {n: p for n, p in self.model.named_parameters() if p.requires_grad}
 
     def param_counts(self) -> dict[str, int]:
-        """method: the paper's convention (task head excluded); trainable: what the optimizer sees."""
+        """method: the paper's convention (task head excluded); trainable: what the optimizer sees.
+
+        The same whether merged or not: merging folds the method into the base weights for
+        inference, it does not change what the method trains or what its checkpoint holds.
+        """
         trainable = self.trainable_parameters()
         head = count(p for n, p in trainable.items() if self.is_head(n))
-        total = count(self.model.parameters())
+        attached = {id(p) for p in self.model.parameters()}
+        total = count(self.model.parameters()) + count(p for p in trainable.values() if id(p) not in attached)
         return {
             "method": count(trainable.values()) - head,
             "head": head,
@@ -146,6 +172,8 @@ class Adapted:
         return {n: p.detach().clone() for n, p in self.trainable_parameters().items()}
 
     def load_adapter_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if self.merged:
+            raise UsageError("cannot load an adapter state into a merged model: unmerge() first")
         own = self.trainable_parameters()
         missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
         if missing or unexpected:
@@ -165,12 +193,14 @@ class Adapted:
 
     def merge(self) -> None:
         if not self.merged:
+            detached = self.trainable_parameters()
             self._merged = self.method.merge(self.model)
+            self._detached = detached
 
     def unmerge(self) -> None:
         if self.merged:
             self.method.unmerge(self.model, self._merged)
-            self._merged = None
+            self._merged, self._detached = None, {}
 
 
 METHODS: Registry[Method] = Registry("method")

@@ -12,10 +12,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from peftbench.arch import ArchSpec
+from peftbench.arch import ArchSpec, arch_for_type
 from peftbench.errors import UsageError
 from peftbench.methods.base import Capabilities, Method, MethodConfig, register
 from peftbench.models import ModelDims
@@ -87,7 +86,8 @@ class LoraLayer(nn.Module):
         h = self.dropout(x)
         for name, (lo, hi) in self.slices.items():
             delta = (h @ self.lora_A[name].T @ self.lora_B[name].T) * self.scaling[name]
-            out = out + (delta if hi - lo == self.d_out else F.pad(delta, (lo, self.d_out - hi)))
+            # a slice of a fused map (GPT-2's q|k|v) is added in place into its columns: no full-width temporary
+            out = out + delta if hi - lo == self.d_out else add_into_columns(out, delta, lo, hi)
         return out
 
     @torch.no_grad()
@@ -100,6 +100,19 @@ class LoraLayer(nn.Module):
                 weight[lo:hi, :] += delta
             else:
                 weight[:, lo:hi] += delta.T
+
+
+def add_into_columns(out: torch.Tensor, delta: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    """out[..., lo:hi] += delta, in place and autograd-correct.
+
+    Why in place: padding each slice's update to the fused width (GPT-2's q|k|v) cost two
+    full-width temporaries per layer and forward, and their backward. In place is safe here
+    because no autograd node saved `out` (a Linear's or Conv1D's output is not kept for its
+    backward); autograd checks that at backward time anyway, and the gradient of `delta` is
+    the slice of the output's gradient. The caller owns `out`: it is the base map's fresh output.
+    """
+    out[..., lo:hi] += delta
+    return out
 
 
 def lora_sites(arch: ArchSpec, config: LoraConfig) -> dict[str, dict[str, tuple[str, int, int]]]:
@@ -134,10 +147,15 @@ class Lora(Method):
                 set_submodule(block, path, LoraLayer(base, slices, ranks, config.alpha, config.lora_dropout))
 
     def formula(self, config: LoraConfig, dims: ModelDims) -> int:
-        """2 x L̂ x d_model x r for the square attention maps; r (d_model + d_ffn) per FFN map."""
-        per_layer = sum(
-            config.rank(t) * (dims.d_model + dims.d_ffn) * 2 if t == "ffn" else 2 * dims.d_model * config.rank(t) for t in config.targets
-        )
+        """r (d_in + d_out) per adapted map, summed over the maps of every target, times the layers.
+
+        The paper's 2 x L̂ x d_model x r (Section 5.1) is the case of square maps (q, k, v, o of
+        RoBERTa, DeBERTa-v2, GPT-2's q|k|v slices). The sum also covers what it does not: a
+        two- or three-matrix FFN (d_model <-> d_ffn; Llama's gate, up and down) and the narrower
+        key/value maps of grouped-query attention. Shapes come from the `ArchSpec`.
+        """
+        arch = arch_for_type(dims.model_type)
+        per_layer = sum(config.rank(t) * (d_in + d_out) for t in config.targets for d_in, d_out in arch.map_shapes(t, dims))
         return dims.n_layers * per_layer
 
     def merge(self, model: nn.Module) -> dict[str, LoraLayer]:
