@@ -85,7 +85,12 @@ class SweepSpec:
         for task in self.tasks:
             for model, seed, entry in itertools.product(self.models_for(task), self.seeds, self.methods):
                 method, _, preset = entry.partition("@")  # `adapter_d@0.3m`: a method with one of its named presets
-                sets = (*self.overrides, *self.per_task.get(task, ()), *self.per_method.get(method, ()), *self.per_method.get(entry, ()))
+                sets = (
+                    *self.overrides,
+                    *self.per_task.get(task, ()),
+                    *self.per_method.get(method, ()),
+                    *(self.per_method.get(entry, ()) if preset else ()),
+                )
                 out.append(Cell(method, task, model, seed, sets, preset or self.presets.get(method), self.data_dir))
         return out
 
@@ -111,7 +116,7 @@ def parse_spec(path: Path) -> SweepSpec:
     where = str(path)
     check_keys(where, data, SPEC_KEYS_REQUIRED, SPEC_KEYS_OPTIONAL)
     check_version(where, data)
-    models = data.get("models") or ()
+    models = data.get("models") or []
     models = (
         {t: strings(f"{where}: models.{t}", m) for t, m in models.items()}
         if isinstance(models, dict)
@@ -391,7 +396,7 @@ def run_sweep(
     backend: str = "local",
     address: str | None = None,
     keep_checkpoints: bool = False,
-    out: Any = sys.stdout,
+    out: Any = None,
 ) -> SweepResult:
     from tqdm.auto import tqdm
 
