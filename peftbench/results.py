@@ -6,7 +6,8 @@
     df.groupby(["method", "task", "key"])["main_value"].median()
 
 Columns: run_id, status (effective: `stale` for a dead `running` record), method, task, model, data,
-preset, seed, key, main_metric, main_value, one `metric.<name>` column per score (best epoch),
+preset, seed, key, main_metric, main_value, one column per score named as the metric (`accuracy`, `bleu`,
+`ter_unseen`, ...: the best epoch's),
 params_method, params_head, params_trainable, params_total, params_formula, train_tokens_per_s,
 train_samples_per_s, eval_tokens_per_s, peak_rss_bytes, max_memory_allocated, checkpoint_bytes,
 wall_<phase>_s (setup, train, eval), wall_s, created_at, finished_at, host, commit, peftbench,
@@ -41,7 +42,7 @@ def row(entry: Entry) -> dict[str, Any]:
         "key": r.get("key"),
         "main_metric": r.get("main_metric"),
         "main_value": main_value(r),
-        **{f"metric.{name}": v.get("value") for name, v in (r.get("metrics") or {}).items()},
+        **{name: v.get("value") for name, v in (r.get("metrics") or {}).items()},
         **{f"params_{k}": params.get(k) for k in ("method", "head", "trainable", "total", "formula")},
         "train_tokens_per_s": train_tp.get("tokens_per_s"),
         "train_samples_per_s": train_tp.get("samples_per_s"),

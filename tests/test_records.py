@@ -283,7 +283,7 @@ def test_runs_lists_filters_and_dumps_json(cli, results):
     assert {r["seed"] for r in dumped} == {0, 3} and len({r["key"] for r in dumped}) == 1
     frame = results_api.load(results, method="lora")
     assert set(frame["seed"]) == {0, 3} and frame["key"].nunique() == 1
-    assert {"main_value", "metric.accuracy", "params_method", "train_tokens_per_s", "peak_rss_bytes", "wall_s"} <= set(frame.columns)
+    assert {"main_value", "accuracy", "params_method", "train_tokens_per_s", "peak_rss_bytes", "wall_s"} <= set(frame.columns)
     assert frame.groupby(["method", "task"])["main_value"].median().notna().all()
     assert results_api.load(results, method="bitfit").empty
 
