@@ -47,10 +47,8 @@ def gguf_model_folder(name: str, gguf: Path, eos: str | None = None) -> Path:
     folder = cache_dir() / "models" / name
     if (folder / "config.json").is_file():
         return folder
-    try:
-        import gguf  # noqa: F401
-    except ImportError:
-        raise UsageError(f"converting {gguf.name} needs the `gguf` package: pip install gguf") from None
+    if importlib.util.find_spec("gguf") is None:
+        raise UsageError(f"converting {gguf.name} needs the `gguf` package: pip install gguf")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tmp = folder.with_name(f".{name}.tmp-{os.getpid()}")
