@@ -292,8 +292,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     runs = current_runs(results, baseline, parse_where(args.where))
     if not runs:
         raise UsageError(f"no run in {results} of any method, task and model in the baseline {path}: nothing to check")
-    pairs = [p for p in compare(baseline.runs, runs) if not (p.outcome == MISSING and not p.a)]
-    extra = len(compare(baseline.runs, runs)) - len(pairs)
+    every = compare(baseline.runs, runs)
+    pairs = [p for p in every if not (p.outcome == MISSING and not p.a)]  # new seeds or runs: not the baseline's business
+    extra = len(every) - len(pairs)
     failing = {REGRESSED, NEW_FAILURE} | (set() if args.allow_changed else {NOT_COMPARABLE})
     bad = [p for p in pairs if p.outcome in failing]
     labels = (

@@ -132,7 +132,7 @@ def field_of(record: dict[str, Any], name: str) -> Any:
     if name in ("commit", "dirty", "host", "device"):
         return (record.get("env") or {}).get(name) if name != "host" else record.get("host")
     config = record.get("config") or {}
-    for root in (record, config):
+    for root in (config, record) if name in ("method", "task", "model", "data", "preset") else (record, config):
         value: Any = root
         for part in name.split("."):
             value = value.get(part) if isinstance(value, dict) else None
@@ -238,7 +238,7 @@ def compare(a: list[Run], b: list[Run]) -> list[Pair]:
         pairs += pair_key(by_key_a[key], by_key_b[key])
     only_a = [r for k, rs in by_key_a.items() if k not in by_key_b for r in rs]
     only_b = [r for k, rs in by_key_b.items() if k not in by_key_a for r in rs]
-    pairs += pair_changed(only_a, only_b)
+    pairs += pair_changed(only_a, only_b, a)
     return sorted(pairs, key=lambda p: (OUTCOMES.index(p.outcome), p.identity, p.seeds))
 
 
@@ -268,22 +268,26 @@ def missing(run: Run, side: str) -> Pair:
     return Pair(MISSING, run.identity, [run] if side == "a" else [], [run] if side == "b" else [], note=f"only in {side.upper()}")
 
 
-def pair_changed(only_a: list[Run], only_b: list[Run]) -> list[Pair]:
-    """Keys on one side only: paired by method, task and model (and seed where possible) as not comparable."""
+def pair_changed(only_a: list[Run], only_b: list[Run], all_a: list[Run]) -> list[Pair]:
+    """Keys on one side only, paired by method, task and model as not comparable.
+
+    A new-side run pairs with an old-side run of its method, task and model whose key found no partner (the closest
+    configuration, same seed first), else with any old-side run of them (a configuration that appeared beside ones
+    that still match is a change too); with none, it is missing on the old side. An old-side key left without a
+    partner is missing on the new side (that configuration was not run).
+    """
     pairs: list[Pair] = []
-    ids_a, ids_b = _group(only_a, lambda r: r.identity), _group(only_b, lambda r: r.identity)
-    for ident in sorted(set(ids_a) | set(ids_b)):
-        ra, rb = ids_a.get(ident, []), ids_b.get(ident, [])
-        if not ra or not rb:
-            pairs += [missing(r, "a") for r in ra] + [missing(r, "b") for r in rb]
+    free_a, every_a = _group(only_a, lambda r: r.identity), _group(all_a, lambda r: r.identity)
+    used: set[int] = set()
+    for run_b in only_b:
+        candidates = free_a.get(run_b.identity) or every_a.get(run_b.identity) or []
+        if not candidates:
+            pairs.append(missing(run_b, "b"))
             continue
-        for run_b in rb:
-            run_a = min(ra, key=lambda r: (r.seed != run_b.seed, len(differences(r.record, run_b.record))))
-            pairs.append(not_comparable(run_a, run_b))
-        for run_a in ra:
-            if not any(run_a in p.a for p in pairs):
-                pairs.append(missing(run_a, "a"))
-    return pairs
+        run_a = min(candidates, key=lambda r: (r.seed != run_b.seed, len(differences(r.record, run_b.record))))
+        used.add(id(run_a))
+        pairs.append(not_comparable(run_a, run_b))
+    return pairs + [missing(r, "a") for r in only_a if id(r) not in used]
 
 
 def not_comparable(a: Run, b: Run) -> Pair:

@@ -37,7 +37,9 @@ def details(pair: Pair, verbose: bool = False) -> list[str]:
 def verdict_line(v: V.Verdict, bare: bool = False) -> str:
     """`accuracy 0.9833 -> 0.5000 (-0.4833): regressed, |change| <= 0.005: registry tolerance 0.005`."""
     head = f"{v.quantity} {_num(v.a)} -> {_num(v.b)} ({v.change})"
-    return head if bare else f"{head}: {v.verdict}, {v.rule}"
+    if bare:  # a not-comparable pair: what the change would be called, for the reader; it decides nothing
+        return head if v.verdict in (V.WITHIN, V.UNJUDGED) else f"{head}: {v.verdict} if it were comparable"
+    return f"{head}: {v.verdict}, {v.rule}"
 
 
 def _num(x: Any) -> str:

@@ -76,7 +76,7 @@ def quality(name: str, a: list[float | None], b: list[float | None], higher_is_b
     diff = mb - ma
     good = diff if hib else -diff
     verdict = WITHIN if abs(diff) <= bound else IMPROVED if good > 0 else REGRESSED
-    return Verdict(name, "quality", ma, mb, f"{diff:+.4g}", verdict, f"|change| <= {bound:.4g}: {rule}")
+    return Verdict(name, "quality", ma, mb, f"{diff:+.4g}", verdict, f"tolerance {bound:.4g}: {rule}")
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,8 @@ def exact(quantity: str, a: Any, b: Any) -> Verdict:
     if a is None or b is None:
         return Verdict(quantity, "exact", a, b, "-", UNJUDGED, "missing on one side")
     same = a == b
-    return Verdict(quantity, "exact", a, b, "=" if same else f"{a:,} -> {b:,}", WITHIN if same else CHANGED, "must be equal")
+    change = "=" if same else f"{b - a:+,}" if isinstance(a, int) and isinstance(b, int) else "differs"
+    return Verdict(quantity, "exact", a, b, change, WITHIN if same else CHANGED, "must be equal")
 
 
 def _mean(values: list[float]) -> float | None:
