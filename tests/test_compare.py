@@ -209,3 +209,15 @@ def test_bless_rerun_check_end_to_end(cli, results, tmp_path, monkeypatch):
     assert cli(*run, "--results-dir", str(broken)).code == 1
     failed = cli("check", "--results-dir", str(broken), "--against", str(base))
     assert failed.code == 1 and "new failure" in failed.out and "NonFiniteLoss" in failed.out
+
+
+def test_step_timer_stores_the_spread_of_steady_steps():
+    from peftbench.measure import StepTimer
+
+    timer = StepTimer(warmup=1)
+    for seconds in (9.0, 0.1, 0.2, 0.3, 0.4, 0.5):  # the first (warm-up) step is left out of the spread too
+        timer.add(seconds, 10, 1)
+    spread = timer.summary()["step_seconds"]
+    assert spread["n"] == 5 and spread["median"] == pytest.approx(0.3)
+    assert (spread["q1"], spread["q3"]) == (pytest.approx(0.2), pytest.approx(0.4))
+    assert V.spread_of_steps(spread) == V.Spread(pytest.approx(0.3), pytest.approx(0.2), pytest.approx(0.4), "IQR of 5 step times")
