@@ -39,11 +39,12 @@ class TrainConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        positive = ("lr", "batch_size", "eval_batch_size", "epochs", "max_seq_len")
+        positive = ("batch_size", "eval_batch_size", "epochs", "max_seq_len")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise UsageError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("max_steps", "warmup_steps", "weight_decay", "max_train_examples", "max_eval_examples", "grad_clip"):
+        # lr=0 is allowed: the untrained control (the head and method start as they were), a run a check must catch
+        for name in ("lr", "max_steps", "warmup_steps", "weight_decay", "max_train_examples", "max_eval_examples", "grad_clip"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.warmup_ratio < 1:

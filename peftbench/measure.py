@@ -97,6 +97,9 @@ class StepTimer:
             "tokens_per_s": sum(self.tokens[skip:]) / seconds,
             "samples_per_s": sum(self.samples[skip:]) / seconds,
             "seconds_per_step": seconds / (len(self.times) - skip),
+            # the spread of the steady steps' times (median, quartiles, IQR): what a speed comparison judges a ratio
+            # against, since one number per run cannot say how much of a difference is noise
+            "step_seconds": summarize(self.times[skip:]),
         }
 
 

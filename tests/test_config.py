@@ -74,7 +74,7 @@ def test_hash_changes_with_any_setting_and_only_then():
         ("alpha=0", "alpha"),
         ("targets=q,x", "targets"),
         ("r=100000", "rank"),
-        ("lr=0", "lr"),
+        ("lr=-1e-4", "lr"),
         ("max_seq_len=4096", "exceeds"),
     ],
 )
