@@ -53,7 +53,14 @@ def gguf_model_folder(name: str, gguf: Path, eos: str | None = None) -> Path:
 
     tmp = folder.with_name(f".{name}.tmp-{os.getpid()}")
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)  # dequantised, but marked as from GGUF
+    config = loaded.config
+    for attribute in ("quantization_config", "_pre_quantization_dtype"):
+        if hasattr(config, attribute):
+            delattr(config, attribute)
+    model = AutoModelForCausalLM.from_config(config)  # an ordinary model, so it can be saved
+    model.load_state_dict(loaded.state_dict())
+    del loaded
     if eos:
         tokenizer.eos_token = eos
     tokenizer.pad_token = tokenizer.eos_token
