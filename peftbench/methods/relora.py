@@ -151,7 +151,8 @@ def slice_keys(layers: dict[str, LoraLayer]) -> list[tuple[str, str]]:
 def factors_of(layer: LoraLayer, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(s·B, A) of one slice, detached on the CPU in float32: the update s·B·A as factors."""
     b, a = layer.lora_B[name].detach(), layer.lora_A[name].detach()
-    return (b * layer.scaling[name]).float().cpu(), a.float().cpu()
+    copy = {"device": "cpu", "dtype": torch.float32, "copy": True}  # a copy: A is re-drawn in place at the restart
+    return (b * layer.scaling[name]).to(**copy), a.to(**copy)
 
 
 def product_rank(left: torch.Tensor, right: torch.Tensor) -> int:
