@@ -88,7 +88,7 @@ def test_capabilities_combine_and_merge_folds_only_the_lora_part(method):
 
 @pytest.mark.parametrize("method", COMPOSED)
 def test_both_parts_train(method):
-    model, adapted = applied(method, "tiny-gpt2", "generation", hyperparameters(method, "tiny-gpt2"))
+    _, adapted = applied(method, "tiny-gpt2", "generation", hyperparameters(method, "tiny-gpt2"))
     x = batch()
     adapted(**x, labels=labels_for("generation", x)).loss.backward()
     grads = {n for n, p in adapted.trainable_parameters().items() if p.grad is not None and p.grad.abs().sum() > 0}

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from peftbench.arch import ArchSpec
+from peftbench.methods import lora, prefix  # noqa: F401 - the parts register before their compositions
 from peftbench.methods.base import METHODS, Adapted, Capabilities, Method, MethodConfig
 from peftbench.models import ModelDims
 

@@ -83,7 +83,7 @@ class Relora(Lora):
 def prune_by_magnitude(tensor: torch.Tensor, fraction: float) -> int:
     """Zero all but the largest (1 - fraction) of `tensor`'s entries by magnitude, in place; returns how many were zeroed."""
     n = tensor.numel()
-    keep = int(round((1.0 - fraction) * n))
+    keep = round((1.0 - fraction) * n)
     if keep >= n:
         return 0
     mask = torch.zeros(n, dtype=torch.bool, device=tensor.device)
@@ -193,7 +193,8 @@ class AccumulatedUpdate:
             stacked[f"{path}.{name}.delta_B"] = torch.empty(left.shape, device="meta")
             stacked[f"{path}.{name}.delta_A"] = torch.empty(right.shape, device="meta")
             dense[f"{path}.{name}.delta"] = torch.empty(left.shape[0], right.shape[1], device="meta")
-        sizes = {kind: measure.checkpoint_bytes({**state, **head}) for kind, state in (("stacked factors", stacked), ("dense delta", dense))}
+        formats = {"stacked factors": stacked, "dense delta": dense}
+        sizes = {kind: measure.checkpoint_bytes({**state, **head}) for kind, state in formats.items()}
         chosen = min(sizes, key=sizes.__getitem__)
         return {"format": chosen, "bytes": sizes[chosen], "bytes_by_format": sizes}
 
@@ -285,4 +286,3 @@ class ReloraRestarts:
                 "bytes": adapter_only,
             }
         return out
-
