@@ -112,6 +112,43 @@ def field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in fields(cls)}
 
 
+def is_config_class(kind: Any) -> bool:
+    return isinstance(kind, type) and dataclasses.is_dataclass(kind)
+
+
+def flat_field_types(cls: type) -> dict[str, Any]:
+    """Field types with nested config dataclasses spelt out as dotted names.
+
+    A composed method's config holds its parts' configs (`lora`, `prefix_embed`), so its settable
+    names are `lora.r`, `prefix_embed.prefix_len`, ...; a flat config's names are its fields.
+    """
+    out: dict[str, Any] = {}
+    for name, kind in field_types(cls).items():
+        if is_config_class(kind):
+            out.update({f"{name}.{sub}": t for sub, t in flat_field_types(kind).items()})
+        else:
+            out[name] = kind
+    return out
+
+
+def flatten(values: dict[str, Any]) -> dict[str, Any]:
+    """`{'lora': {'r': 8}}` -> `{'lora.r': 8}`: a spec's nested mapping and `--set lora.r=8` merge key by key."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{sub}": v for sub, v in flatten(value).items()})
+        else:
+            out[key] = value
+    return out
+
+
+def matching_names(name: str, names: set[str] | dict[str, Any]) -> list[str]:
+    """The settable names `name` stands for: itself, or the one dotted name it ends (`r` -> `lora.r`)."""
+    if name in names:
+        return [name]
+    return sorted(n for n in names if n.endswith("." + name))
+
+
 def coerce(where: str, kind: Any, value: Any) -> Any:
     """Convert a spec or command-line value to the field's type, or say why it cannot be."""
     origin = typing.get_origin(kind)
@@ -153,12 +190,23 @@ def coerce(where: str, kind: Any, value: Any) -> Any:
 
 
 def build(cls: type, where: str, values: dict[str, Any]) -> Any:
-    """Instantiate a config dataclass from loose values, rejecting unknown keys."""
-    types_ = field_types(cls)
-    unknown = values.keys() - types_.keys()
+    """Instantiate a config dataclass from loose values, rejecting unknown keys.
+
+    Values of a nested config field come as dotted keys (`lora.r`) or a mapping (`lora: {r: 8}`).
+    """
+    values = flatten(values)
+    known = flat_field_types(cls)
+    unknown = values.keys() - known.keys()
     if unknown:
-        raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(types_)})")
-    return cls(**{k: coerce(f"{where}: {k}", types_[k], v) for k, v in values.items()})
+        raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(known)})")
+    kwargs: dict[str, Any] = {}
+    for name, kind in field_types(cls).items():
+        if is_config_class(kind):
+            sub = {k.partition(".")[2]: v for k, v in values.items() if k.partition(".")[0] == name}
+            kwargs[name] = build(kind, f"{where}: {name}", sub)
+        elif name in values:
+            kwargs[name] = coerce(f"{where}: {name}", kind, values[name])
+    return cls(**kwargs)
 
 
 def parse_set(pairs: list[str], section_fields: dict[str, set[str]]) -> dict[str, dict[str, Any]]:
@@ -173,22 +221,24 @@ def parse_set(pairs: list[str], section_fields: dict[str, set[str]]) -> dict[str
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"--set expects key=value, got {pair!r}")
-        section, dot, name = key.rpartition(".")
-        if dot:
-            if section not in section_fields or name not in section_fields[section]:
+        section, dot, name = key.partition(".")
+        if dot and section in section_fields:
+            if name not in section_fields[section]:
                 raise UsageError(f"--set {key}: no such key")
             out[section][name] = value
             continue
-        owners = [s for s, names in section_fields.items() if name in names]
+        name = key  # a short name (`r`), or a composed method's dotted one (`lora.r`)
+        owners = [(s, full) for s, names in section_fields.items() for full in matching_names(name, names)]
         if len(owners) != 1:
             from peftbench.registry import unknown_name_message
 
             all_keys = {n for names in section_fields.values() for n in names}
             if owners:
-                where = ", ".join(f"{s}.{name}" for s in owners)
+                where = ", ".join(f"{s}.{full}" for s, full in owners)
                 raise UsageError(f"--set {name} is ambiguous: say one of {where}")
             raise UsageError("--set: " + unknown_name_message("key", name, all_keys))
-        out[owners[0]][name] = value
+        section, full = owners[0]
+        out[section][full] = value
     return out
 
 
@@ -258,7 +308,7 @@ def resolve_sections(
     if task_spec:
         layers["training"].update(task_spec.training)
         layers["generation"].update(task_spec.generation)
-    layers["hyperparameters"].update(method_spec.hyperparameters)
+    layers["hyperparameters"].update(flatten(method_spec.hyperparameters))
     layers["training"].update(method_spec.training)
     layers["training"].update(source.training)
     for p in (*(task_spec.presets if task_spec else ()), *method_spec.presets):
@@ -268,7 +318,7 @@ def resolve_sections(
         for p in named_presets(method_spec, preset, source.name, task):
             apply_preset(layers, p)
     classes = {"hyperparameters": method_impl.config_cls, "training": TrainConfig, "generation": GenerationConfig}
-    for section, values in parse_set(list(overrides), {s: set(field_types(c)) for s, c in classes.items()}).items():
+    for section, values in parse_set(list(overrides), {s: set(flat_field_types(c)) for s, c in classes.items()}).items():
         layers[section].update(values)
 
     built = {s: build(classes[s], f"{method}/{task or '-'}/{source.name} {s}", layers[s]) for s in SECTIONS}
@@ -288,7 +338,7 @@ def resolve_sections(
 
 def apply_preset(layers: dict[str, dict[str, Any]], preset: Any) -> None:
     for section in SECTIONS:
-        layers[section].update(getattr(preset, section))
+        layers[section].update(flatten(getattr(preset, section)))
 
 
 def named_presets(method_spec: Any, name: str, model: str, task: str | None) -> list[Any]:

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from peftbench import measure
-from peftbench.config import default_kind, field_types, resolve_sections, to_plain
+from peftbench.config import default_kind, flat_field_types, matching_names, resolve_sections, to_plain
 from peftbench.errors import UsageError
 from peftbench.methods import METHODS, Adapted
 from peftbench.models import ModelSource, base_config, build_model, dims_of, model_class, resolve_model, task_config
@@ -92,17 +92,24 @@ def split_overrides(methods: list[str], pairs: list[str]) -> dict[str, list[str]
         key = key.strip().removeprefix("hyperparameters.")
         if not sep or not key:
             raise UsageError(f"--set expects key=value, got {pair!r}")
-        target, dot, name = key.rpartition(".")
-        if dot and target not in methods:
-            raise UsageError(f"--set {key}: {target!r} is not one of the listed methods ({', '.join(methods)})")
-        candidates = [target] if dot else methods
-        owners = [m for m in candidates if name in field_types(METHODS.get(m).config_cls)]
+        targets = [m for m in methods if key.startswith(m + ".")]  # METHOD.key; a composed method's own keys have dots too
+        target = max(targets, key=len) if targets else None
+        name = key[len(target) + 1 :] if target else key
+        candidates = [target] if target else methods
+        owners = [m for m in candidates if matching_names(name, names_of(m))]
+        if not owners and target is None and "." in key:
+            raise UsageError(f"--set {key}: {key.partition('.')[0]!r} is not one of the listed methods ({', '.join(methods)})")
         if not owners:
-            known = {n for m in candidates for n in field_types(METHODS.get(m).config_cls)}
+            known = {n for m in candidates for n in names_of(m)}
             raise UsageError(f"--set {key}: " + unknown_name_message(f"hyperparameter of {', '.join(candidates)}", name, known))
         for m in owners:
             out[m].append(f"{name}={value}")
     return out
+
+
+def names_of(method: str) -> dict[str, Any]:
+    """A method's settable hyperparameter names (a composed method's as `part.key`)."""
+    return flat_field_types(METHODS.get(method).config_cls)
 
 
 def parse_methods(text: str) -> list[str]:

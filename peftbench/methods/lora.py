@@ -101,6 +101,19 @@ class LoraLayer(nn.Module):
             else:
                 weight[:, lo:hi] += delta.T
 
+    @torch.no_grad()
+    def reinitialise(self, generator: torch.Generator | None = None) -> None:
+        """A fresh start as at construction: A Kaiming-uniform, B = 0 (ReLoRA restarts after a `fold(+1)`).
+
+        A is drawn on the CPU from `generator`, so every process of a distributed run draws the same A.
+        """
+        for a in self.lora_A.values():
+            fresh = torch.empty(a.shape, dtype=torch.float32)
+            nn.init.kaiming_uniform_(fresh, a=math.sqrt(5), generator=generator)
+            a.copy_(fresh)
+        for b in self.lora_B.values():
+            b.zero_()
+
 
 def add_into_columns(out: torch.Tensor, delta: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
     """out[..., lo:hi] += delta, in place and autograd-correct.
