@@ -448,7 +448,13 @@ def tune_grid(spec: SweepSpec, store: Any, trials: int, budget_steps: int | None
         if at not in studies:
             where = {"overrides": cell.overrides, "preset": cell.preset, "data_dir": cell.data_dir}
             tuned = TuneSpec(cell.method, cell.task, cell.model, trials, budget_steps, **where)
-            studies[at] = tune(tuned, store, out).study
+            done = tune(tuned, store, out)
+            studies[at] = done.study
+            print(
+                f"fair: {cell.method}/{cell.task}/{cell.model or 'default'} -> {done.preset} {done.summary['best_params']}",
+                file=out,
+                flush=True,
+            )
         budget = (f"max_steps={budget_steps}",) if budget_steps else ()
         cells.append(replace(cell, preset=f"tuned:{studies[at]}", overrides=(*cell.overrides, *budget)))
     return cells
