@@ -270,7 +270,7 @@ def tune(spec: TuneSpec, store: Any, out: Any = None) -> Outcome:
     print(
         f"tune {name}: {spec.method}/{spec.task}/{base.config.model}, {metric} ({direction}), {done} of {spec.trials} trials done"
         + (f", {orphans} interrupted trial(s) marked failed" if orphans else "")
-        + f"; budget {base.config.training.max_steps or 'the epochs'} steps x batch {base.config.training.batch_size}",
+        + f"; budget per trial: {budget_text(base.config.training)}",
         file=out,
         flush=True,
     )
@@ -351,6 +351,11 @@ def run_trial(study: Any, space: list[dict[str, Any]], ctx: TrialContext, outcom
     study.tell(trial, value)
     print(f"  trial {trial.number}: {fmt(params)} -> {ctx.metric} {value:.4f}", file=ctx.out, flush=True)
     return 1
+
+
+def budget_text(train: Any) -> str:
+    steps = f"{train.max_steps} steps" if train.max_steps else f"{train.epochs} epochs"
+    return f"{steps} of batch {train.batch_size}"
 
 
 def fmt(params: dict[str, Any]) -> str:
