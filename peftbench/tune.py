@@ -152,11 +152,13 @@ def check_study_name(name: str) -> str:
 class TrialCallback:
     """Tags the run record with its study and trial, reports each epoch's score, prunes when told."""
 
-    def __init__(self, trial: Any, study: str, metric: str, report: bool):
-        self.trial, self.study, self.metric, self.report = trial, study, metric, report
+    def __init__(self, trial: Any, study: str, metric: str, report: bool, trials: int = 0):
+        self.trial, self.study, self.metric, self.report, self.trials = trial, study, metric, report, trials
 
     def tag(self, record: dict[str, Any]) -> dict[str, Any]:
-        return record["hooks"].setdefault("tune", {"study": self.study, "trial": self.trial.number, "params": dict(self.trial.params)})
+        """`hooks.tune`: outside the comparability key; `trials` is the study's total asked for when this trial ran."""
+        tag = {"study": self.study, "trial": self.trial.number, "trials": self.trials, "params": dict(self.trial.params)}
+        return record["hooks"].setdefault("tune", tag)
 
     def on_step_end(self, state: Any) -> None:
         self.tag(state.record)
@@ -321,7 +323,7 @@ def run_trial(study: Any, space: list[dict[str, Any]], ctx: TrialContext, outcom
                 data_dir=ctx.spec.data_dir,
                 results_dir=str(ctx.store.root),
             )
-            callback = TrialCallback(trial, ctx.study, ctx.metric, report=seed == 0)
+            callback = TrialCallback(trial, ctx.study, ctx.metric, report=seed == 0, trials=ctx.spec.trials)
             record = runner.run(resolved, store=ctx.store, callbacks=[callback], cache=ctx.cache)
             run_ids.append(record["run_id"])
             trial.set_user_attr("run_ids", run_ids)
