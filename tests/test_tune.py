@@ -117,6 +117,7 @@ def test_a_study_finishes_resumes_after_an_interruption_and_its_preset_runs(cli,
     assert changed.code == 2 and "other settings" in changed.err
 
 
+@pytest.mark.filterwarnings("ignore:Fixed parameter lr:UserWarning")  # 1e-9 is outside the space on purpose
 def test_a_bad_learning_rate_is_pruned_after_its_first_epoch(results):
     """Three good trials are in the study; a trial at lr=1e-9 cannot reach their first-epoch score."""
     store = Store(results)
