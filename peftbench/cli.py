@@ -127,10 +127,76 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--address", help="a Ray cluster's address (default: a local Ray instance)")
     sweep.add_argument("--keep-checkpoints", action="store_true", help="keep the checkpoints of finished runs")
     sweep.add_argument("--results-dir", help="where records go (default: $PEFTBENCH_RESULTS or ./results)")
+    sweep.add_argument(
+        "--fair",
+        action="store_true",
+        help="tune every method first (same trials, same budget), then run each best configuration",
+    )
+    sweep.add_argument("--trials", type=int, default=20, help="with --fair: trials per method (default 20)")
+    sweep.add_argument("--budget-steps", type=int, help="with --fair: max_steps of every trial and every final run")
     sweep.set_defaults(func=cmd_sweep)
+    add_tune_parser(sub)
     add_measure_parsers(sub)
     add_regress_parsers(sub)
     return parser
+
+
+def add_tune_parser(sub: Any) -> None:
+    tune = sub.add_parser(
+        "tune",
+        help="tune one method on one task (Optuna), the best configuration becomes the preset tuned:<study>",
+        description="An Optuna study (seeded TPE, median pruning on each epoch's evaluation) over the method spec's search: space. "
+        "Fair comparisons: give every method the same --trials and --budget-steps. Running it again runs only the missing trials.",
+        epilog=EPILOG,
+    )
+    tune.add_argument("--method", required=True, help="a method name (peftbench ls methods)")
+    tune.add_argument("--task", required=True, help="a task name (peftbench ls tasks)")
+    tune.add_argument("--model", help="a model preset or a local model folder; default: the task's")
+    tune.add_argument("--trials", type=int, required=True, help="the study's total number of trials (finished + pruned)")
+    tune.add_argument("--budget-steps", type=int, help="max_steps of every trial (the same for every method: the fair budget)")
+    tune.add_argument("--metric", help="the score to optimise (default: the task's main metric)")
+    tune.add_argument("--seeds", type=int, default=1, help="seeds per trial (0..K-1); the trial's score is their mean (default 1)")
+    tune.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="for every trial (repeatable)")
+    tune.add_argument("--preset", help="a named method preset under the searched values")
+    tune.add_argument("--pruner", choices=["median", "halving", "none"], default="median", help="median rule (default), successive halving")
+    tune.add_argument("--data-dir", help="the dataset's original files (as for run)")
+    tune.add_argument("--results-dir", help="where records and studies go (default: $PEFTBENCH_RESULTS or ./results)")
+    tune.add_argument("--storage", help="an Optuna storage URL (default: sqlite under <results>/studies/)")
+    tune.add_argument("--study", help="the study's name (default: method-task-model-<hash of the settings>)")
+    tune.set_defaults(func=cmd_tune)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from peftbench.store import Store
+    from peftbench.tune import TuneSpec, tune
+
+    spec = TuneSpec(
+        method=args.method,
+        task=args.task,
+        model=args.model,
+        trials=args.trials,
+        budget_steps=args.budget_steps,
+        metric=args.metric,
+        seeds=args.seeds,
+        overrides=tuple(args.overrides),
+        preset=args.preset,
+        data_dir=args.data_dir,
+        pruner=args.pruner,
+        study=args.study,
+        storage=args.storage,
+    )
+    outcome = tune(spec, Store(args.results_dir and Path(args.results_dir)))
+    s = outcome.summary
+    best = f"best {s['metric']} {s['best_value']} (trial {s['best_trial']})"
+    print(f"tune {outcome.study}: ran {outcome.ran} trial(s); {s['n_trials']} done; {best}")
+    if s["best_params"] is not None:
+        sets = "".join(f" --set {o}" for o in spec.fixed_overrides())
+        model = f" --model {args.model}" if args.model else ""
+        print(f"best: {s['best_params']}  ->  preset {outcome.preset}")
+        print(f"  peftbench run --method {args.method} --task {args.task}{model} --preset {outcome.preset}{sets}")
+    for line in outcome.failed:
+        print(f"  failed: {line}", file=sys.stderr)
+    return 0 if s["best_params"] is not None else 1
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -162,7 +228,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     for key, value in (("seed", args.seed), ("max_steps", args.max_steps), ("epochs", args.epochs)):
         if value is not None:
             overrides.append(f"{key}={value}")
-    resolved = resolve_run(args.method, args.task, args.model, preset=args.preset, overrides=overrides, data_dir=args.data_dir)
+    resolved = resolve_run(
+        args.method, args.task, args.model, preset=args.preset, overrides=overrides, data_dir=args.data_dir, results_dir=args.results_dir
+    )
     plan = runner.prepare(resolved, Store(args.results_dir and Path(args.results_dir)), canonical=args.record)
     if plan.record_path is None:  # not the main process of a multi-process launch: train quietly, write nothing
         runner.execute(plan)
@@ -197,8 +265,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     spec = sweep.grid_from_flags(args)
     store = Store(args.results_dir and Path(args.results_dir))
+    cells = sweep.tune_grid(spec, store, args.trials, args.budget_steps) if args.fair else None
     result = sweep.run_sweep(
-        spec, store, jobs=args.jobs, backend=args.backend, address=args.address, keep_checkpoints=args.keep_checkpoints
+        spec, store, jobs=args.jobs, backend=args.backend, address=args.address, keep_checkpoints=args.keep_checkpoints, cells=cells
     )
     print(sweep.summary_table(result, store))
     ran = len(result.outcomes)

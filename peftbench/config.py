@@ -285,11 +285,13 @@ def resolve_sections(
     *,
     preset: str | None = None,
     overrides: list[str] = (),  # type: ignore[assignment]
+    results_dir: str | None = None,
 ) -> Resolved:
     """The three config sections for (method, task, model); `task=None` for counting without a task.
 
     `model` is a preset name, a folder, or an already resolved `ModelSource`. The model source is
-    resolved once and its transformers config built once, here.
+    resolved once and its transformers config built once, here. `results_dir` is where a
+    `tuned:<study>` preset's study lives (default: $PEFTBENCH_RESULTS or ./results).
     """
     from peftbench.methods import METHODS
     from peftbench.models import ModelSource, base_config, dims_of, resolve_model, specialise
@@ -315,7 +317,7 @@ def resolve_sections(
         if p.name is None and p.matches(source.name, task):
             apply_preset(layers, p)
     if preset is not None:
-        for p in named_presets(method_spec, preset, source.name, task):
+        for p in named_presets(method_spec, preset, source.name, task, results_dir):
             apply_preset(layers, p)
     classes = {"hyperparameters": method_impl.config_cls, "training": TrainConfig, "generation": GenerationConfig}
     for section, values in parse_set(list(overrides), {s: set(flat_field_types(c)) for s, c in classes.items()}).items():
@@ -341,9 +343,18 @@ def apply_preset(layers: dict[str, dict[str, Any]], preset: Any) -> None:
         layers[section].update(flatten(getattr(preset, section)))
 
 
-def named_presets(method_spec: Any, name: str, model: str, task: str | None) -> list[Any]:
-    """The presets called `name` that apply to (model, task); an error that says where they apply otherwise."""
+def named_presets(method_spec: Any, name: str, model: str, task: str | None, results_dir: str | None = None) -> list[Any]:
+    """The presets called `name` that apply to (model, task); an error that says where they apply otherwise.
+
+    `tuned:<study>` is the best configuration a `peftbench tune` study found, read from the study's
+    summary under `<results>/studies/` (tuned values live with the results, not in the specs).
+    """
     from peftbench.registry import unknown_name_message
+
+    if name.startswith("tuned:"):
+        from peftbench.tune import tuned_presets
+
+        return tuned_presets(method_spec, name.removeprefix("tuned:"), model, task, results_dir)
 
     named = [p for p in method_spec.presets if p.name == name]
     if not named:

@@ -44,12 +44,15 @@ def resolve_run(
     preset: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     data_dir: str | None = None,
+    results_dir: str | None = None,
 ) -> ResolvedRun:
-    """Names and overrides -> one validated run, with the model and data sources resolved once."""
+    """Names and overrides -> one validated run, with the model and data sources resolved once.
+
+    `results_dir`: where a `tuned:<study>` preset is looked up (default: $PEFTBENCH_RESULTS or ./results)."""
     spec = task_specs().get(task)
     source = resolve_model(model or spec.default_model)
     data = data_source(spec, data_dir, source.is_tiny)
-    resolved = resolve_sections(method, task, source, preset=preset, overrides=list(overrides))
+    resolved = resolve_sections(method, task, source, preset=preset, overrides=list(overrides), results_dir=results_dir)
     config = resolved.run_config(method, task, preset, data.kind)
     hashes = {
         "method": spec_content_hash(method_specs()[method].source),

@@ -43,10 +43,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 def spec_content_hash(path: Path | None) -> str | None:
     """sha256 of a spec's parsed content without its file-format `version`: what a spec says, not how it is
-    laid out, so a comment or a reordering keeps runs comparable while a changed value does not."""
+    laid out, so a comment or a reordering keeps runs comparable while a changed value does not. A method's
+    `search:` space is left out too: it decides what `tune` tries, never what one run does."""
     if path is None:
         return None
-    content = {k: v for k, v in read_yaml(path).items() if k != "version"}
+    content = {k: v for k, v in read_yaml(path).items() if k not in ("version", "search")}
     return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
@@ -116,7 +117,53 @@ def parse_presets(where: str, raw: Any) -> tuple[Preset, ...]:
 
 
 METHOD_KEYS_REQUIRED = {"version", "name", "description"}
-METHOD_KEYS_OPTIONAL = {"hyperparameters", "training", "presets", "paper_labels"}
+METHOD_KEYS_OPTIONAL = {"hyperparameters", "training", "presets", "paper_labels", "search"}
+SEARCH_TYPES = ("float", "int", "categorical")
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    """One tunable setting of a method's search space (`search:` in methods/*.yaml), by its `--set` name.
+
+    Declared in the spec, not in code, so every method's space is visible and reviewable beside its
+    presets; `peftbench tune` samples it with Optuna (float/int: `low`..`high`, `log` scale; or `choices`).
+    """
+
+    name: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+
+
+def parse_search(where: str, raw: Any) -> tuple[SearchParam, ...]:
+    """`{lr: {type: float, low: 1e-5, high: 1e-2, log: true}, r: {type: categorical, choices: [4, 8]}}`."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where}: search must be a mapping of setting name -> range")
+    params = []
+    for name, entry in raw.items():
+        at = f"{where}: search.{name}"
+        if not isinstance(entry, dict):
+            raise UsageError(f"{at}: must be a mapping")
+        check_keys(at, entry, {"type"}, {"low", "high", "log", "choices"})
+        kind = entry["type"]
+        if kind not in SEARCH_TYPES:
+            raise UsageError(f"{at}: type must be one of {', '.join(SEARCH_TYPES)}, got {kind!r}")
+        if kind == "categorical":
+            choices = entry.get("choices")
+            if not isinstance(choices, list) or not choices or entry.keys() - {"type", "choices"}:
+                raise UsageError(f"{at}: a categorical needs a non-empty list `choices` (and no low/high/log)")
+            params.append(SearchParam(str(name), kind, choices=tuple(choices)))
+            continue
+        low, high, log = entry.get("low"), entry.get("high"), bool(entry.get("log", False))
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
+        if not numbers or "choices" in entry or not low < high or (log and low <= 0):
+            raise UsageError(f"{at}: needs numbers low < high (low > 0 with log: true), and no choices")
+        params.append(SearchParam(str(name), kind, float(low), float(high), log))
+    return tuple(params)
 
 
 @dataclass(frozen=True)
@@ -129,6 +176,7 @@ class MethodSpec:
     training: dict[str, Any] = field(default_factory=dict)
     presets: tuple[Preset, ...] = ()
     paper_labels: tuple[str, ...] = ()
+    search: tuple[SearchParam, ...] = ()  # the tuning space (`peftbench tune`)
     source: Path | None = None
 
     def preset_names(self) -> list[str]:
@@ -149,6 +197,7 @@ def parse_method_spec(path: Path) -> MethodSpec:
         training=dict(data.get("training") or {}),
         presets=parse_presets(where, data.get("presets")),
         paper_labels=tuple(data.get("paper_labels") or ()),
+        search=parse_search(where, data.get("search")),
         source=path,
     )
 

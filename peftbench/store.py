@@ -27,6 +27,7 @@ from peftbench.record import SCHEMA_VERSION, effective_status, liveness, measure
 FOLDERS = {"run": ("runs", "scratch"), "latency": ("latency",), "profile": ("profile",)}
 BASELINES = "baselines"
 CHECKPOINTS = "checkpoints"
+STUDIES = "studies"  # tuning studies: Optuna SQLite storage and a JSON summary per study
 
 
 def results_dir(explicit: str | None = None) -> Path:
@@ -117,6 +118,10 @@ class Store:
 
     def checkpoint_path(self, run_id: str) -> Path:
         return self.root / CHECKPOINTS / f"{run_id}.pt"
+
+    def study_path(self, name: str, suffix: str = ".json") -> Path:
+        """A tuning study's file: `<study>.db` (its Optuna SQLite storage) or `<study>.json` (its summary)."""
+        return self.root / STUDIES / f"{name}{suffix}"
 
     def baseline_path(self, name: str) -> Path:
         return self.root / BASELINES / f"{name}.json"

@@ -202,6 +202,7 @@ def plan(cells: list[Cell], store: Any, cache: Any) -> tuple[list[Planned], list
                 preset=cell.preset,
                 overrides=[*cell.overrides, f"seed={cell.seed}"],
                 data_dir=cell.data_dir,
+                results_dir=str(store.root),
             )
             resolved.append((cell, r))
         except UsageError as exc:
@@ -396,6 +397,7 @@ def run_sweep(
     address: str | None = None,
     keep_checkpoints: bool = False,
     out: Any = None,
+    cells: list[Cell] | None = None,
 ) -> SweepResult:
     from tqdm.auto import tqdm
 
@@ -405,7 +407,7 @@ def run_sweep(
     start = time.perf_counter()
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
-    cells = spec.cells()
+    cells = spec.cells() if cells is None else cells  # `--fair` passes the grid's cells with their tuned presets
     if not cells:
         raise UsageError("the sweep has no cells (no methods, tasks or seeds)")
     _CACHE = _CACHE or LoadCache()
@@ -427,6 +429,35 @@ def run_sweep(
             bar.update(1)
             bar.set_postfix(failed=sum(o.status == "failed" for o in outcomes), refresh=False)
     return SweepResult(outcomes, skipped, left_out, sorted({p.key for p in planned}), time.perf_counter() - start)
+
+
+def tune_grid(spec: SweepSpec, store: Any, trials: int, budget_steps: int | None, out: Any = None) -> list[Cell]:
+    """`sweep --fair`: tune each (method, task, model) of the grid with the same trials and budget, then
+    return the grid's cells with the best configuration (`tuned:<study>`) and that budget in each."""
+    from peftbench.tune import TuneSpec, tune
+
+    if trials < 1:
+        raise UsageError(f"--trials must be >= 1, got {trials}")
+    studies: dict[tuple[str, str, str | None, str | None], str] = {}
+    cells = []
+    for cell in spec.cells():
+        if not compatible(cell):
+            cells.append(cell)  # left out by the plan, and said so
+            continue
+        at = (cell.method, cell.task, cell.model, cell.preset)
+        if at not in studies:
+            where = {"overrides": cell.overrides, "preset": cell.preset, "data_dir": cell.data_dir}
+            tuned = TuneSpec(cell.method, cell.task, cell.model, trials, budget_steps, **where)
+            done = tune(tuned, store, out)
+            studies[at] = done.study
+            print(
+                f"fair: {cell.method}/{cell.task}/{cell.model or 'default'} -> {done.preset} {done.summary['best_params']}",
+                file=out,
+                flush=True,
+            )
+        budget = (f"max_steps={budget_steps}",) if budget_steps else ()
+        cells.append(replace(cell, preset=f"tuned:{studies[at]}", overrides=(*cell.overrides, *budget)))
+    return cells
 
 
 def grid_from_flags(args: Any) -> SweepSpec:
