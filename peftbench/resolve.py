@@ -9,7 +9,6 @@ unknown name, a bad `--set`, a missing data folder, a corrupt model folder) is r
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +16,7 @@ from peftbench.config import RunConfig, resolve_sections
 from peftbench.errors import UsageError
 from peftbench.models import ModelDims, ModelSource, resolve_model
 from peftbench.record import stable_hash
-from peftbench.specs import method_specs, spec_content_hash
+from peftbench.specs import method_specs, read_json, spec_content_hash
 from peftbench.tasks.base import DataSource, TaskSpec, data_source, task_specs
 
 
@@ -67,8 +66,7 @@ def model_definition_hash(source: ModelSource) -> str:
     if source.local_dir is None:
         return stable_hash({"hub_id": source.hub_id, "config": source.config, "tokenizer": source.tokenizer})
     path = source.local_dir / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: not a readable model config ({exc})") from None
+    config = read_json(path, "model config")
+    if not isinstance(config, dict):
+        raise UsageError(f"{path}: not a model config (a JSON object)")
     return stable_hash({k: v for k, v in config.items() if k not in ("transformers_version", "_name_or_path")})

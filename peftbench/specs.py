@@ -31,6 +31,14 @@ def spec_dir(kind: str) -> Path:
     raise UsageError(f"no {kind} specs found next to the peftbench package ({PACKAGE_DIR})")
 
 
+def read_json(path: Path, what: str) -> Any:
+    """A JSON file's content, or one clear error naming the file and what it should have been."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: not a readable {what} ({exc})") from None
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -23,6 +23,7 @@ from typing import Any
 
 from peftbench.errors import UsageError
 from peftbench.record import SCHEMA_VERSION, effective_status, liveness, measurement_key, migrate, utc_now
+from peftbench.specs import read_json
 
 FOLDERS = {"run": ("runs", "scratch"), "latency": ("latency",), "profile": ("profile",)}
 BASELINES = "baselines"
@@ -59,10 +60,7 @@ def write_record(path: Path, record: dict[str, Any]) -> None:
 
 def read_record(path: Path) -> dict[str, Any]:
     """A record of any schema version up to ours, migrated to ours."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: not a readable record ({exc})") from None
+    record = read_json(path, "record")
     if not isinstance(record, dict) or not isinstance(record.get("schema_version"), int):
         raise UsageError(f"{path}: not a peftbench record (no schema_version)")
     if record["schema_version"] > SCHEMA_VERSION:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from peftbench.errors import RunFailed, RunInterrupted, UsageError
+from peftbench.specs import read_json
 
 SAMPLER_SEED = 0
 TPE_STARTUP = 5  # random trials before TPE models the space (Optuna's default is 10: too many for small budgets)
@@ -419,10 +420,7 @@ def read_summary(name: str, results_dir: str | None) -> dict[str, Any]:
     path = Store(results_dir and Path(results_dir)).study_path(name)
     if not path.is_file():
         raise UsageError(f"preset tuned:{name}: no study summary at {path} (run peftbench tune first, or pass --results-dir)")
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: not a readable study summary ({exc})") from None
+    summary = read_json(path, "study summary")
     if not isinstance(summary, dict):
         raise UsageError(f"{path}: not a study summary")
     return summary
