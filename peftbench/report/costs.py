@@ -212,7 +212,7 @@ def scores_table(tidy: pd.DataFrame) -> Table:
                 p if pd.isna(v) else f"{v:g} ({p}{'' if s else ', reference'})"
                 for p, v, s in zip(tidy["paper_label"], tidy["paper_value"], tidy["paper_same_model"], strict=True)
             ],
-            "ours - paper": tidy["diff"].map(lambda v: "-" if pd.isna(v) else f"{v:+.3g}"),
+            "ours - paper": tidy["ours_minus_paper"].map(lambda v: "-" if pd.isna(v) else f"{v:+.3g}"),
             "key": tidy["key"].str[:8],
         }
     )

@@ -138,7 +138,7 @@ def score_table(spec: ScoreSpec, groups: list[Group]) -> tuple[Table, list[dict[
     keys: dict[tuple[str, str, str], list[Group]] = {}
     for g in sorted(mine, key=lambda g: (g.model, method_rank(g.method), g.variant)):
         keys.setdefault((g.model, g.method, g.variant), []).append(g)
-    avg_header = ("Avg" if len(columns) == len(spec.columns) else f"Avg ({len(columns)} tasks)") if spec.average else None
+    avg_header = avg_label(len(columns), len(spec.columns)) if spec.average else None
     header = ["model", "method", "config", "source", "# trainable", *(c.header for c in columns), *([avg_header] if avg_header else [])]
     rows: list[list[str]] = []
     models: list[str] = []
@@ -164,6 +164,11 @@ def score_table(spec: ScoreSpec, groups: list[Group]) -> tuple[Table, list[dict[
     notes = score_notes(spec)
     caption = f"Cells: {spec.rule} over seeds ± standard deviation (n = seeds). Paper: {paper.source(spec.paper_table)}."
     return Table(spec.name, spec.title, caption, frame, notes, models, tasks, group_ids, kinds), tidy
+
+
+def avg_label(shown: int, total: int) -> str:
+    """The paper averages all eight GLUE tasks; over fewer, the header says how many."""
+    return "Avg" if shown == total else f"Avg ({shown} task{'s' if shown > 1 else ''})"
 
 
 def table_block(
@@ -233,7 +238,7 @@ def tidy_rows(
                 "paper_same_model": same if prow else None,
                 "paper_label": prow.label if prow else "",
                 "paper_value": pvalue,
-                "diff": cell.value - pvalue if same and cell.value is not None and pvalue is not None else None,
+                "ours_minus_paper": cell.value - pvalue if same and cell.value is not None and pvalue is not None else None,
             }
         )
     return out
