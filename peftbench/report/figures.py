@@ -169,6 +169,8 @@ def profile_chart(record: dict[str, Any], index: int) -> Chart | None:
     left.invert_yaxis()
     left.legend(fontsize=7)
     peaks = [((r.get("memory") or {}).get("peak_bytes") or 0) / 2**20 for r in rows]
+    if not any(peaks):  # measured with --no-memory
+        right.text(0.5, 0.5, "peak memory not measured\n(--no-memory)", ha="center", va="center", transform=right.transAxes)
     right.barh(names, peaks, color="#ff7f0e")
     if "ft" in names:
         right.axvline(peaks[names.index("ft")], color="black", linestyle="--", linewidth=0.8)
