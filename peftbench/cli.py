@@ -221,10 +221,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from peftbench.store import results_dir
 
     result = make_report(results_dir(args.results_dir), parse_where(args.where), Path(args.out), parse_formats(args.format))
-    for line in result.report.summary[:1]:
-        print(line)
+    print(result.report.summary[0])
     for table in result.report.tables:
-        print(f"{table.title}: {len(table.frame)} rows")
+        if table.row_kind[0] == "ours":  # the paper-layout score tables, in full; the rest by size
+            print(f"\n{table.title}\n{table.to_text()}\n")
+        else:
+            print(f"{table.title}: {len(table.frame)} rows")
     for path in result.written:
         if path.suffix in (".html", ".md", ".tex"):
             print(f"wrote {path}")

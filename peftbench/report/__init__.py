@@ -39,12 +39,17 @@ def parse_formats(text: str | None) -> tuple[str, ...]:
     return chosen
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def summary(sel: Selection) -> list[str]:
     groups = sel.groups
     lines = [
-        f"{sel.runs} finished runs in {len(groups)} configurations (comparability keys) over "
-        f"{len({g.model for g in groups})} models, {len({g.task for g in groups})} tasks and {len({g.method for g in groups})} methods; "
-        f"{len(sel.latency)} latency and {len(sel.profile)} profile records.",
+        f"{plural(sel.runs, 'finished run')} in {plural(len(groups), 'configuration')} (comparability keys) over "
+        f"{plural(len({g.model for g in groups}), 'model')}, {plural(len({g.task for g in groups}), 'task')} and "
+        f"{plural(len({g.method for g in groups}), 'method')}; {len(sel.latency)} latency and {len(sel.profile)} profile "
+        f"record{'' if len(sel.latency) + len(sel.profile) == 1 else 's'}.",
         "Seeds of one configuration are pooled as the paper does: GLUE median over seeds, E2E / WebNLG / DART mean; "
         "± = standard deviation over seeds; n = seeds in the cell. Scores in each paper table's scale.",
         "Paper values: the same model's row with the difference ours - paper; a tiny model gets the paper row of the model "

@@ -74,7 +74,8 @@ def paper_latency_table() -> Table:
         rows.append([r["method"], *cells])
     caption = f"The paper's Table 1 (reference: GPT-2 medium, NVIDIA Quadro RTX8000, 100 trials). {t['source']}."
     frame = pd.DataFrame(rows, columns=header)
-    return Table("latency-paper", "Paper: inference latency (Table 1)", caption, frame, [t.get("notes", "")], ["gpt2-medium"] * len(rows))
+    # no model attribute: a reference for every latency table, never hidden by the model filter
+    return Table("latency-paper", "Paper: inference latency (Table 1)", caption, frame, [t.get("notes", "")])
 
 
 def profile_table(record: dict[str, Any], index: int) -> Table:
