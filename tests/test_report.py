@@ -171,6 +171,8 @@ def test_where_and_format_options(results, tmp_path, capsys):
     assert code == 0 and (out / "report.md").exists() and not (out / "index.html").exists()
     md = (out / "report.md").read_text()
     assert "bitfit" in md and "| lora" not in md and "Inference latency" not in md  # latency records hold no bitfit
+    figures = sorted(p.name for p in (out / "figures").glob("*.svg"))
+    assert figures == ["pareto-tiny-roberta-mrpc.svg", "seeds-tiny-roberta-mrpc.svg"]  # no latency or profile records: no such figure
 
 
 def test_paper_reader():
