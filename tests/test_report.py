@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -30,13 +31,13 @@ GLUE = ["max_steps=2", "max_eval_examples=8"]
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> Path:
-    """A results folder with real records: lora (3 seeds), lora r=4, bitfit (2 seeds), an E2E run, latency, profile, one failed run."""
+    """A results folder with real records: lora (3 seeds), lora r=4, bitfit (2 seeds), ft, an E2E run, latency, profile, one failed run."""
     from peftbench.latency import run_latency
     from peftbench.profile import run_profile
 
     root = tmp_path_factory.mktemp("results")
     store = Store(root)
-    for method, seeds, extra in (("lora", (0, 1, 2), []), ("lora", (0,), ["r=4"]), ("bitfit", (0, 1), [])):
+    for method, seeds, extra in (("lora", (0, 1, 2), []), ("lora", (0,), ["r=4"]), ("bitfit", (0, 1), []), ("ft", (0,), [])):
         for seed in seeds:
             run(resolve_run(method, "mrpc", "tiny-roberta", overrides=[*GLUE, f"seed={seed}", *extra]), store=store)
     e2e = ["max_steps=2", "max_eval_examples=2", "num_beams=2", "max_new_tokens=8"]
@@ -121,7 +122,7 @@ def test_report_of_real_records(report):
 
     glue = pd.read_csv(report / "csv" / "glue.csv", keep_default_na=False)
     ours = glue[glue.source == "ours"]
-    assert sorted(ours.method) == ["bitfit", "lora", "lora"]
+    assert sorted(ours.method) == ["bitfit", "ft", "lora", "lora"]
     # two lora configurations (different keys) are two rows, named by what differs, never averaged together
     assert sorted(ours[ours.method == "lora"].config) == ["r=4", "r=8"]
     cells = dict(zip(ours.config + ours.method, ours.MRPC, strict=True))
@@ -208,6 +209,19 @@ def test_headless_browser_renders_the_report(report, tmp_path):
     dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
     assert "<td>bitfit</td>" in dom and "<td>r=4</td>" in dom and "(n=3)</td>" in dom
     assert '<div id="filters">' in dom  # the script ran: the filters were revealed
+    # a click on "# trainable" sorts the row groups (K before M), and the task filter hides the rows of other tasks
+    script = (
+        '<script>document.querySelectorAll("#glue th")[4].click(); var f = document.getElementById("filter-task");'
+        ' f.value = "e2e"; f.dispatchEvent(new Event("change"));</script></body>'
+    )
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text((report / "index.html").read_text().replace("</body>", script))
+    dom = subprocess.run([*flags, "--dump-dom", clicked.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    glue, e2e = dom[dom.index('id="glue"') : dom.index('id="e2e"')], dom[dom.index('id="e2e"') : dom.index('id="latency-0"')]
+    assert 'aria-sort="ascending"># trainable' in glue
+    assert glue.index("<td>bitfit</td>") < glue.index("<td>r=8</td>") < glue.index("<td>ft</td>")  # 1.5K < 4.1K < 0.25M
+    assert re.findall(r'class="ours"( hidden="")?>', glue) == [' hidden=""'] * 4  # filtered to e2e: the GLUE rows hide
+    assert re.findall(r'class="ours"( hidden="")?>', e2e) == [""]
     shot = tmp_path / "shot.png"
     subprocess.run([*flags, "--window-size=1280,1600", f"--screenshot={shot}", url], capture_output=True, timeout=120)
     from PIL import Image
