@@ -1,0 +1,245 @@
+"""From the store to comparable groups: which records a report covers and how seeds are pooled.
+
+Run records are grouped by the comparability key (model, task and method come with it): the
+seeds of one configuration pool into one cell; records of different keys under one method label
+stay separate rows, each labelled with what differs (`variant`), never averaged together.
+Aggregation follows the paper: GLUE (Table 2) reports the median over seeds, the data-to-text
+tables (3, 13, 14) the mean; both show the standard deviation over seeds and the number of seeds.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from peftbench.errors import UsageError
+from peftbench.record import comparable_config, main_metric_name
+from peftbench.store import Entry, Store
+
+WHERE_KEYS = ("method", "task", "model", "seed", "key", "data", "preset")
+MEASUREMENT_KEYS = {"method", "model"}  # latency/profile records have a model and methods, no task
+
+
+def parse_where(texts: list[str] | None) -> dict[str, list[str]]:
+    """`method=lora,bitfit,task=mrpc` -> {'method': ['lora', 'bitfit'], 'task': ['mrpc']}.
+
+    Pairs are comma-separated; a item without `=` adds a value to the key before it. Repeatable.
+    """
+    where: dict[str, list[str]] = {}
+    last: str | None = None
+    for text in texts or []:
+        for item in (x.strip() for x in text.split(",")):
+            if not item:
+                continue
+            key, sep, value = item.partition("=")
+            if sep:
+                key = key.strip()
+                if key not in WHERE_KEYS:
+                    raise UsageError(f"--where: unknown field {key!r}; use {', '.join(WHERE_KEYS)}")
+                last = key
+                where.setdefault(key, []).append(value.strip())
+            elif last is None:
+                raise UsageError(f"--where expects field=value[,value...], got {item!r}")
+            else:
+                where[last].append(item)
+    return where
+
+
+def describe_where(where: dict[str, list[str]]) -> str:
+    return ",".join(f"{k}={'|'.join(v)}" for k, v in where.items()) or "(no filter)"
+
+
+@dataclass
+class Group:
+    """The finished runs of one configuration (one comparability key), one per seed."""
+
+    model: str
+    task: str
+    method: str
+    key: str
+    records: list[dict[str, Any]]
+    variant: str = ""  # what sets this group apart from others of the same model/method (empty when nothing does)
+    duplicates: int = 0  # runs of an already-counted seed (the newest run of a seed is kept)
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(r.get("seed") for r in self.records)
+
+    @property
+    def params(self) -> int | None:
+        counts = [(r.get("params") or {}).get("method") for r in self.records]
+        return next((c for c in counts if c is not None), None)
+
+    def values(self, metric: str | None) -> list[float]:
+        """Raw values of `metric` (None: the task's main metric) over the seeds, missing ones left out."""
+        out = []
+        for r in self.records:
+            metrics = r.get("metrics") or {}
+            name = main_metric_name(metrics, r.get("main_metric") or "") if metric is None else metric
+            value = (metrics.get(name) or {}).get("value") if name else None
+            if value is not None:
+                out.append(float(value))
+        return out
+
+    def measurement(self, path: tuple[str, ...]) -> list[float]:
+        out = []
+        for r in self.records:
+            node: Any = r.get("measurements") or {}
+            for part in path:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, (int, float)):
+                out.append(float(node))
+        return out
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One aggregated number: `value` (median or mean), `spread` (standard deviation over seeds), `n` seeds."""
+
+    value: float | None
+    spread: float | None
+    n: int
+
+
+def aggregate(values: list[float], rule: str, scale: float = 1.0) -> Cell:
+    if not values:
+        return Cell(None, None, 0)
+    scaled = [v * scale for v in values]
+    centre = statistics.median(scaled) if rule == "median" else statistics.fmean(scaled)
+    spread = statistics.stdev(scaled) if len(scaled) > 1 else None
+    return Cell(centre, spread, len(scaled))
+
+
+@dataclass
+class Selection:
+    """What a report covers: groups of finished runs, latency and profile records, and what was left out."""
+
+    where: dict[str, list[str]]
+    groups: list[Group]
+    latency: list[dict[str, Any]] = field(default_factory=list)
+    profile: list[dict[str, Any]] = field(default_factory=list)
+    unfinished: dict[str, int] = field(default_factory=dict)  # effective status -> count of runs left out
+
+    @property
+    def runs(self) -> int:
+        return sum(len(g.records) for g in self.groups)
+
+
+def select(root: Path, where: dict[str, list[str]]) -> Selection:
+    """Read the store once; raise `UsageError` (exit 2) naming the filter when nothing matches."""
+    store = Store(root)
+    entries = list(store.entries("run", **where))
+    finished = [e for e in entries if e.status == "finished"]
+    unfinished: dict[str, int] = defaultdict(int)
+    for e in entries:
+        if e.status != "finished":
+            unfinished[e.status] += 1
+    latency = measurements(store, "latency", where)
+    profile = measurements(store, "profile", where)
+    if not finished and not latency and not profile:
+        found = f"; {len(entries)} match but none finished" if entries else ""
+        raise UsageError(f"report: no records match {describe_where(where)} in {root}{found}")
+    return Selection(where, label_variants(group(finished)), latency, profile, dict(sorted(unfinished.items())))
+
+
+def measurements(store: Store, kind: str, where: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Latency or profile records of the filter's models and methods, the newest of each key (a repeat replaces)."""
+    if set(where) - MEASUREMENT_KEYS:
+        return []  # a task (or seed, key...) filter asks for runs; measurements have none
+    models, methods = where.get("model"), where.get("method")
+    newest: dict[str, dict[str, Any]] = {}
+    for e in store.entries(kind):
+        r = e.record
+        if models and r.get("model") not in models:
+            continue
+        if methods and not set(methods) & set(r.get("methods") or []):
+            continue
+        newest[r.get("key") or e.path.stem] = r
+    return sorted(newest.values(), key=lambda r: (r.get("model") or "", r.get("key") or ""))
+
+
+def group(entries: list[Entry]) -> list[Group]:
+    """One group per (model, task, method, key); one run per seed, the newest (by creation time)."""
+    by_key: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for e in entries:
+        cfg = e.record.get("config") or {}
+        by_key[(cfg.get("model"), cfg.get("task"), cfg.get("method"), e.record.get("key"))].append(e.record)
+    groups = []
+    for (model, task, method, key), records in sorted(by_key.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+        per_seed: dict[Any, dict[str, Any]] = {}
+        for r in sorted(records, key=lambda r: (r.get("created_at") or "", r.get("run_id") or "")):
+            per_seed[r.get("seed")] = r
+        kept = [per_seed[s] for s in sorted(per_seed, key=str)]
+        groups.append(Group(model, task, method, key, kept, duplicates=len(records) - len(kept)))
+    return groups
+
+
+# ---------------------------------------------------------------- what differs
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): node}
+
+
+def short(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def render_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "+".join(str(v) for v in value)
+    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def differing(configs: list[dict[str, Any]]) -> list[str]:
+    """Flattened keys whose values are not the same in every config, in a stable order."""
+    keys = sorted({k for c in configs for k in c})
+    return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+
+
+def label_variants(groups: list[Group]) -> list[Group]:
+    """Name each group by what sets it apart from the other groups of its model and method.
+
+    First the method's hyperparameters that differ across all of that (model, method)'s groups (so
+    one configuration keeps one label over every task); then, within one task, whatever else still
+    differs (training settings, data, specs) between groups sharing that label.
+    """
+    by_method: dict[tuple[str, str], list[Group]] = defaultdict(list)
+    for g in groups:
+        by_method[(g.model, g.method)].append(g)
+    for members in by_method.values():
+        hps = [flatten((g.records[0].get("config") or {}).get("hyperparameters") or {}) for g in members]
+        keys = differing(hps)
+        for g, hp in zip(members, hps, strict=True):
+            g.variant = ", ".join(f"{short(k)}={render_value(hp.get(k))}" for k in keys)
+        by_task: dict[tuple[str, str], list[Group]] = defaultdict(list)
+        for g in members:
+            by_task[(g.task, g.variant)].append(g)
+        for clash in by_task.values():
+            if len(clash) > 1:
+                label_within_task(clash)
+    return groups
+
+
+def label_within_task(clash: list[Group]) -> None:
+    """Groups of one task and one hyperparameter label that still differ: say by what."""
+    configs = [flatten(comparable_config(g.records[0].get("config") or {})) for g in clash]
+    keys = [k for k in differing(configs) if not k.startswith("hyperparameters.")]
+    parts_of = [g.records[0].get("key_parts") or {} for g in clash]
+    for g, cfg, parts in zip(clash, configs, parts_of, strict=True):
+        extra = [f"{short(k)}={render_value(cfg.get(k))}" for k in keys]
+        if not extra:
+            others = [p for p in parts_of if p is not parts]
+            for part in ("specs", "data"):
+                if any(p.get(part) != parts.get(part) for p in others):
+                    extra.append(f"{part} differ")
+        extra.append(f"key {g.key[:8]}")
+        g.variant = ", ".join(x for x in [g.variant, *extra] if x)

@@ -1,0 +1,94 @@
+"""The one table model every output format renders, and the number formats the tables share.
+
+A `Table` is a pandas DataFrame of display text (what every format shows, so Markdown, LaTeX, CSV
+and HTML never disagree) plus, per row, the model and task it concerns (the HTML filters) and the
+row group it belongs to (ours / paper / difference rows sort together). `data`, when set, holds the
+same content as numbers for the CSV, where display text such as `75.0 ±2.1 (n=3)` would lose them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass
+class Table:
+    name: str  # file stem of its CSV and the HTML anchor
+    title: str
+    caption: str
+    frame: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    row_model: list[str] = field(default_factory=list)
+    row_task: list[str] = field(default_factory=list)  # space-separated tasks of the row ('' for task-free rows)
+    row_group: list[int] = field(default_factory=list)
+    row_kind: list[str] = field(default_factory=list)  # "ours", "paper", "diff" in score tables (the HTML styles them)
+    data: pd.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.frame)
+        self.row_model = self.row_model or [""] * n
+        self.row_task = self.row_task or [""] * n
+        self.row_group = self.row_group or list(range(n))
+        self.row_kind = self.row_kind or [""] * n
+
+    @property
+    def empty(self) -> bool:
+        return self.frame.empty
+
+    def tbodies(self) -> list[list[tuple[str, str, str, list[str]]]]:
+        """Rows grouped for the HTML (one <tbody> per group, so sorting keeps a group's rows together)."""
+        groups: dict[int, list[tuple[str, str, str, list[str]]]] = {}
+        for i, values in enumerate(self.frame.itertuples(index=False)):
+            row = (self.row_model[i], self.row_task[i], self.row_kind[i], [str(v) for v in values])
+            groups.setdefault(self.row_group[i], []).append(row)
+        return list(groups.values())
+
+    def to_markdown(self) -> str:
+        return self.frame.to_markdown(index=False, disable_numparse=True)
+
+    def to_text(self) -> str:
+        return self.frame.to_markdown(index=False, tablefmt="simple", disable_numparse=True)
+
+    def to_latex(self) -> str:
+        return self.frame.to_latex(
+            index=False, escape=True, caption=self.title, label=f"tab:{self.name}", column_format="l" * len(self.frame.columns)
+        )
+
+    def to_csv(self) -> str:
+        return (self.data if self.data is not None else self.frame).to_csv(index=False, lineterminator="\n", float_format="%.6g")
+
+
+def fmt_num(value: float | None, digits: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def fmt_signed(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:+.{digits}f}"
+
+
+def fmt_count(n: float | None) -> str:
+    """Trainable parameters the paper's way (0.35M), with K for the tiny models' counts."""
+    if n is None:
+        return "-"
+    if n >= 1e5:
+        return f"{n / 1e6:.2f}M"
+    if n >= 1e3:
+        return f"{n / 1e3:.1f}K"
+    return f"{int(n)}"
+
+
+def fmt_mib(n: float | None) -> str:
+    return "-" if n is None else f"{n / 2**20:,.0f}"
+
+
+def fmt_pct(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{100 * (ratio - 1):+.1f}%"
+
+
+def fmt_ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"

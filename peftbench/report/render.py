@@ -1,0 +1,94 @@
+"""Write a report: index.html, report.md, tables.tex, csv/*.csv and figures/*.svg from one `Report`.
+
+Every format renders the same `Table`s (pandas' to_markdown / to_latex / to_csv; the HTML loops
+over the same cells in a jinja2 template shipped with the package), so no format is hand-built
+by string concatenation. Nothing written holds a time or an absolute path, and everything is
+sorted, so the same records give byte-identical files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from peftbench.report.figures import Chart
+from peftbench.report.model import Table
+
+FORMATS = ("html", "md", "tex", "csv")
+
+
+@dataclass
+class Report:
+    title: str
+    filter: str
+    summary: list[str]  # what was read, what was left out, the aggregation rules
+    tables: list[Table]
+    charts: list[Chart] = field(default_factory=list)
+
+    @property
+    def models(self) -> list[str]:
+        return sorted({m for t in self.tables for m in t.row_model if m})
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted({x for t in self.tables for s in t.row_task for x in s.split() if x})
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("peftbench.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "html.j2"]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def write(report: Report, out: Path, formats: tuple[str, ...]) -> list[Path]:
+    """Write the chosen formats under `out`; stale CSVs and figures of an earlier report there are replaced."""
+    out.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    written: list[Path] = []
+    if "csv" in formats:
+        written += write_csvs(report, out / "csv")
+    if {"html", "md"} & set(formats):
+        written += write_figures(report, out / "figures")
+    for fmt, name, template in (
+        ("html", "index.html", "index.html.j2"),
+        ("md", "report.md", "report.md.j2"),
+        ("tex", "tables.tex", "tables.tex.j2"),
+    ):
+        if fmt in formats:
+            path = out / name
+            path.write_text(env.get_template(template).render(report=report), encoding="utf-8")
+            written.append(path)
+    return written
+
+
+def clear(folder: Path, suffix: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob(f"*{suffix}"):
+        old.unlink()
+
+
+def write_csvs(report: Report, folder: Path) -> list[Path]:
+    clear(folder, ".csv")
+    paths = []
+    for t in report.tables:
+        path = folder / f"{t.name}.csv"
+        path.write_text(t.to_csv(), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def write_figures(report: Report, folder: Path) -> list[Path]:
+    clear(folder, ".svg")
+    paths = []
+    for c in report.charts:
+        path = folder / f"{c.name}.svg"
+        path.write_text(c.svg, encoding="utf-8")
+        paths.append(path)
+    return paths

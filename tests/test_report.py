@@ -1,0 +1,232 @@
+"""`peftbench report`: real records from tiny runs, rendered; aggregation, paper matching, determinism, browser.
+
+The records come from real in-process runs (a few methods, several seeds, one mixed configuration,
+an E2E run, a latency and a profile measurement). Tests that need exact seed values (median vs
+mean) copy a real record and set its scores, so they check the rule, not a random tiny model.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from peftbench.cli import main
+from peftbench.errors import UsageError
+from peftbench.report import make_report, paper, parse_formats, parse_where
+from peftbench.report.collect import aggregate
+from peftbench.report.figures import pareto
+from peftbench.resolve import resolve_run
+from peftbench.runner import run
+from peftbench.store import Store, read_record, write_record
+
+GLUE = ["max_steps=2", "max_eval_examples=8"]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """A results folder with real records: lora (3 seeds), lora r=4, bitfit (2 seeds), ft, an E2E run, latency, profile, one failed run."""
+    from peftbench.latency import run_latency
+    from peftbench.profile import run_profile
+
+    root = tmp_path_factory.mktemp("results")
+    store = Store(root)
+    for method, seeds, extra in (("lora", (0, 1, 2), []), ("lora", (0,), ["r=4"]), ("bitfit", (0, 1), []), ("ft", (0,), [])):
+        for seed in seeds:
+            run(resolve_run(method, "mrpc", "tiny-roberta", overrides=[*GLUE, f"seed={seed}", *extra]), store=store)
+    e2e = ["max_steps=2", "max_eval_examples=2", "num_beams=2", "max_new_tokens=8"]
+    run(resolve_run("lora", "e2e", "tiny-gpt2", overrides=e2e), store=store)
+    run_latency("tiny-gpt2", ["lora", "adapter_h"], cells=[(1, 8), (2, 16)], rounds=5, warmup=1, cpu=True, results=root)
+    run_profile("tiny-roberta", ["ft", "lora"], batch=2, seq=16, rounds=3, warmup=1, cpu=True, memory=False, results=root)
+    failed = next(p for p in store.paths("run") if "-bitfit-" in p.name)
+    record = read_record(failed)
+    record.update(status="failed", error="test", run_id=record["run_id"] + "-failed")
+    write_record(failed.with_name(record["run_id"] + ".json"), record)
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(results, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "rep"
+    make_report(results, {}, out)
+    return out
+
+
+def synthetic(results: Path, tmp_path: Path, task_filter: str, values: list[float], metric: str, **config) -> Path:
+    """A store of copies of one real record of `task_filter`, one per value, as seeds 0..n-1 with `metric` set."""
+    src = next(p for p in Store(results).paths("run") if f"-{task_filter}-" in p.name and "failed" not in p.name)
+    base = read_record(src)
+    root = tmp_path / "synthetic"
+    for seed, value in enumerate(values):
+        r = copy.deepcopy(base)
+        r["seed"], r["run_id"] = seed, f"{base['run_id']}-s{seed}"
+        r["metrics"][metric]["value"] = value
+        r["config"].update(config)
+        if "params_method" in config:
+            r["params"]["method"] = config.pop("params_method")
+            r["config"].pop("params_method")
+        write_record(root / "scratch" / f"{r['run_id']}.json", r)
+    return root
+
+
+def test_aggregate_rules():
+    assert aggregate([0.5, 0.6, 1.0], "median", 100).value == pytest.approx(60.0)
+    assert aggregate([0.5, 0.6, 1.0], "mean", 100).value == pytest.approx(70.0)
+    cell = aggregate([1.0, 3.0], "mean")
+    assert (cell.n, cell.spread) == (2, pytest.approx(statistics.stdev([1.0, 3.0])))
+    assert aggregate([2.0], "median").spread is None
+
+
+def test_glue_cells_are_medians_over_seeds_with_the_seed_count(results, tmp_path):
+    root = synthetic(results, tmp_path, "lora-mrpc", [0.5, 0.6, 1.0], "accuracy")
+    out = tmp_path / "rep"
+    make_report(root, {}, out, ("md", "csv"))
+    md = (out / "report.md").read_text()
+    assert "60.0 ±26.5 (n=3)" in md  # median (not the mean, 70.0) of 50, 60, 100, with the sd and the seed count
+    glue = (out / "csv" / "glue.csv").read_text()
+    assert "60.0 ±26.5 (n=3)" in glue
+
+
+def test_data_to_text_cells_are_means(results, tmp_path):
+    root = synthetic(results, tmp_path, "e2e", [10.0, 20.0, 60.0], "bleu")
+    out = tmp_path / "rep"
+    make_report(root, {}, out, ("md",))
+    md = (out / "report.md").read_text()
+    assert "30.0 ±26.5 (n=3)" in md  # mean of 10, 20, 60 (BLEU is stored on the paper's 0-100 scale)
+
+
+def test_same_model_gets_the_paper_row_and_the_difference(results, tmp_path):
+    root = synthetic(results, tmp_path, "lora-mrpc", [0.9, 0.9], "accuracy", model="roberta-base", params_method=294912)
+    out = tmp_path / "rep"
+    make_report(root, {}, out, ("csv",))
+    import pandas as pd
+
+    scores = pd.read_csv(out / "csv" / "scores.csv")
+    row = scores[(scores.method == "lora") & (scores.task == "mrpc")].iloc[0]
+    assert row.paper_label == "LoRA" and row.paper_value == pytest.approx(89.7) and bool(row.paper_same_model)
+    assert row.ours_minus_paper == pytest.approx(90.0 - 89.7)
+    glue = pd.read_csv(out / "csv" / "glue.csv", keep_default_na=False)
+    assert list(glue["source"]) == ["ours", "paper: LoRA", "ours - paper"]
+    assert glue.iloc[2]["MRPC"] == "+0.3"
+
+
+def test_report_of_real_records(report):
+    md = (report / "report.md").read_text()
+    import pandas as pd
+
+    glue = pd.read_csv(report / "csv" / "glue.csv", keep_default_na=False)
+    ours = glue[glue.source == "ours"]
+    assert sorted(ours.method) == ["bitfit", "ft", "lora", "lora"]
+    # two lora configurations (different keys) are two rows, named by what differs, never averaged together
+    assert sorted(ours[ours.method == "lora"].config) == ["r=4", "r=8"]
+    cells = dict(zip(ours.config + ours.method, ours.MRPC, strict=True))
+    assert cells["r=8lora"].endswith("(n=3)") and cells["r=4lora"].endswith("(n=1)") and cells["bitfit"].endswith("(n=2)")
+    # tiny models: the paper's roberta-base row as a labelled reference, no difference row
+    assert all("roberta-base (other model, reference only)" in s for s in glue[glue.source != "ours"].source)
+    assert "E2E NLG Challenge" in md and "Inference latency, tiny-gpt2" in md and "Training step cost, tiny-roberta" in md
+    assert "base A/A" in (report / "csv" / "latency-0.csv").read_text()
+    assert "Left out (not finished): 1 failed." in md
+    todo = pd.read_csv(report / "csv" / "todo.csv")
+    assert ((todo.model == "roberta-base") & (todo.method == "lora")).any()  # the paper rows not run: a to-do list
+    for name in ("pareto-tiny-roberta-mrpc", "seeds-tiny-roberta-mrpc", "latency-0", "cost-0"):
+        assert (report / "figures" / f"{name}.svg").read_text().startswith("<svg")
+
+
+def test_html_is_self_contained_with_inline_figures(report):
+    html = (report / "index.html").read_text()
+    assert html.count("<svg") >= 4 and "<script src" not in html and "<link" not in html and "@import" not in html
+    assert 'data-model="tiny-roberta"' in html and '<th class="sortable">' in html
+    assert "<img" not in html and 'src="figures/' not in html  # figures are inline, not files
+
+
+def test_same_records_give_identical_files(results, report, tmp_path):
+    again = tmp_path / "again"
+    make_report(results, {}, again)
+    for name in ["report.md", "tables.tex", *(f"csv/{p.name}" for p in (report / "csv").glob("*.csv"))]:
+        assert (again / name).read_bytes() == (report / name).read_bytes(), name
+        assert str(results) not in (again / name).read_text()
+    assert (again / "index.html").read_bytes() == (report / "index.html").read_bytes()
+
+
+def test_no_match_exits_2_and_writes_nothing(results, tmp_path, capsys):
+    out = tmp_path / "none"
+    code = main(["report", "--results-dir", str(results), "--where", "method=nosuch", "--out", str(out)])
+    assert code == 2 and not out.exists()
+    assert "no records match method=nosuch" in capsys.readouterr().err
+
+
+def test_where_and_format_options(results, tmp_path, capsys):
+    assert parse_where(["method=lora,bitfit,task=mrpc"]) == {"method": ["lora", "bitfit"], "task": ["mrpc"]}
+    with pytest.raises(UsageError):
+        parse_where(["metod=lora"])
+    with pytest.raises(UsageError):
+        parse_formats("html,pdf")
+    out = tmp_path / "md"
+    code = main(["report", "--results-dir", str(results), "--where", "method=bitfit", "--out", str(out), "--format", "md"])
+    assert code == 0 and (out / "report.md").exists() and not (out / "index.html").exists()
+    md = (out / "report.md").read_text()
+    assert "bitfit" in md and "| lora" not in md and "Inference latency" not in md  # latency records hold no bitfit
+    figures = sorted(p.name for p in (out / "figures").glob("*.svg"))
+    assert figures == ["pareto-tiny-roberta-mrpc.svg", "seeds-tiny-roberta-mrpc.svg"]  # no latency or profile records: no such figure
+
+
+def test_paper_reader():
+    shared = Path("/work/shared/reference/paper_tables.json")
+    if shared.exists():
+        assert json.loads(shared.read_text()) == paper.raw_tables()
+    rows = paper.paper_rows()
+    assert {r.table for r in rows} == {"table2", "table3", "table13", "table14"}
+    assert all(r.method for r in rows)  # every paper label maps to one of our methods
+    small, _ = paper.match("table2", "roberta-large", "adapter_h", 835_968)
+    big, _ = paper.match("table2", "roberta-large", "adapter_h", 6_343_680)
+    assert (small.params_text, big.params_text) == ("0.8M", "6.0M")
+    ref, same = paper.match("table3", "tiny-gpt2", "lora", 4096)
+    assert ref.model == "gpt2-medium" and not same and ref.values["meteor"] == 46.8
+
+
+def test_pareto_front():
+    points = [(10.0, 50.0), (100.0, 60.0), (1000.0, 55.0), (10.0, 40.0)]
+    assert pareto(points, higher=True) == [0, 1]
+    assert pareto(points, higher=False) == [3]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_headless_browser_renders_the_report(report, tmp_path):
+    flags = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+    ]  # fmt: skip
+    url = (report / "index.html").as_uri()
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    assert "<td>bitfit</td>" in dom and "<td>r=4</td>" in dom and "(n=3)</td>" in dom
+    assert '<div id="filters">' in dom  # the script ran: the filters were revealed
+    # a click on "# trainable" sorts the row groups (K before M), and the task filter hides the rows of other tasks
+    script = (
+        '<script>document.querySelectorAll("#glue th")[4].click(); var f = document.getElementById("filter-task");'
+        ' f.value = "e2e"; f.dispatchEvent(new Event("change"));</script></body>'
+    )
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text((report / "index.html").read_text().replace("</body>", script))
+    dom = subprocess.run([*flags, "--dump-dom", clicked.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    glue, e2e = dom[dom.index('id="glue"') : dom.index('id="e2e"')], dom[dom.index('id="e2e"') : dom.index('id="latency-0"')]
+    assert 'aria-sort="ascending"># trainable' in glue
+    assert glue.index("<td>bitfit</td>") < glue.index("<td>r=8</td>") < glue.index("<td>ft</td>")  # 1.5K < 4.1K < 0.25M
+    assert re.findall(r'class="ours"( hidden="")?>', glue) == [' hidden=""'] * 4  # filtered to e2e: the GLUE rows hide
+    assert re.findall(r'class="ours"( hidden="")?>', e2e) == [""]
+    shot = tmp_path / "shot.png"
+    subprocess.run([*flags, "--window-size=1280,1600", f"--screenshot={shot}", url], capture_output=True, timeout=120)
+    from PIL import Image
+
+    image = Image.open(shot).convert("L")
+    assert image.size == (1280, 1600)
+    low, high = image.getextrema()
+    assert high - low > 100 and sum(1 for count in image.histogram() if count) > 20  # text and figures, not a blank page
