@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--trials", type=int, default=20, help="with --fair: trials per method (default 20)")
     sweep.add_argument("--budget-steps", type=int, help="with --fair: max_steps of every trial and every final run")
+    sweep.add_argument("--report", metavar="DIR", help="write the report of the sweep's runs here (default: the spec's report.out)")
+    sweep.add_argument("--no-report", action="store_true", help="no report, only the summary table")
     sweep.set_defaults(func=cmd_sweep)
     add_tune_parser(sub)
     add_measure_parsers(sub)
@@ -291,6 +293,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         spec, store, jobs=args.jobs, backend=args.backend, address=args.address, keep_checkpoints=args.keep_checkpoints, cells=cells
     )
     print(sweep.summary_table(result, store))
+    out = args.report or (spec.report or {}).get("out")
+    if out and not args.no_report and result.keys:
+        from peftbench.report import make_report
+
+        written = make_report(store.root, {"key": list(result.keys)}, Path(out)).written
+        page = next((p for p in written if p.name == "index.html"), None)
+        print(f"report: {page or out} ({len(written)} files)")
     ran = len(result.outcomes)
     print(
         f"sweep {spec.name}: {ran} ran, {len(result.skipped)} skipped (done before), {len(result.failed)} failed, "
