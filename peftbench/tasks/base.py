@@ -84,13 +84,18 @@ def task_specs() -> Registry[TaskSpec]:
 
 @dataclass(frozen=True)
 class DataSource:
+    """Where a run's examples come from; `files` (split -> files, relative to `path`) is filled as they are read."""
+
     kind: str  # 'hub', 'sample' or 'local'
     path: Path | None = None
+    files: dict[str, str] = field(default_factory=dict, compare=False)
 
     def describe(self, spec: TaskSpec) -> str:
+        """`local:/data/webnlg (train: train/ (45 XML files); test: test/testdata_with_lex.xml)`: shown at the start and recorded."""
         if self.kind == "hub":
             return f"hub:{spec.hub.get('path', '?')}" + (f"/{spec.hub['name']}" if spec.hub.get("name") else "")
-        return f"{self.kind}:{self.path}"
+        read = "; ".join(f"{split}: {files}" for split, files in self.files.items())
+        return f"{self.kind}:{self.path}" + (f" ({read})" if read else "")
 
 
 def data_source(spec: TaskSpec, data_dir: str | None, tiny_model: bool) -> DataSource:
@@ -104,19 +109,33 @@ def data_source(spec: TaskSpec, data_dir: str | None, tiny_model: bool) -> DataS
     return DataSource("local", path.resolve())
 
 
+def required_splits(spec: TaskSpec) -> tuple[str, ...]:
+    """The splits a run reads: it trains on train and scores the spec's eval splits."""
+    return ("train", *(s for s in spec.eval_splits if s != "train"))
+
+
 def load_splits(spec: TaskSpec, source: DataSource) -> dict[str, list[Any]]:
-    """The task's examples by split, from its one source, in the dataset's own format."""
+    """The task's examples by split, from its one source, in the dataset's own format.
+
+    From files, every split the run needs is located before any is parsed, so a folder without
+    (say) a train file fails at once with a `DataError` naming what is missing.
+    """
+    required = required_splits(spec)
     if spec.format == "glue":
         from peftbench.tasks import glue
 
         if source.kind == "hub":
             return glue.load_glue_hub(spec.name)
-        return glue.load_glue_dir(spec.name, source.path)
+        _, tsv = glue.glue_files(spec.name, source.path)  # train and every dev file, all checked present
+        source.files.update({split: path.relative_to(source.path).as_posix() for split, path in tsv.items()})
+        return {split: glue.read_glue_tsv(path, spec.name) for split, path in tsv.items()}
     from peftbench.tasks import data_to_text
 
     if source.kind == "hub":
         return data_to_text.load_data_to_text_hub(spec.name)
-    return data_to_text.load_data_to_text_dir(spec.name, source.path)
+    _, files = data_to_text.data_to_text_files(spec.name, source.path, required)
+    source.files.update({split: data_to_text.describe_files(source.path, paths) for split, paths in files.items()})
+    return {split: data_to_text.read_split(spec.name, paths) for split, paths in files.items()}
 
 
 def content_hash(examples: list[Any]) -> str:
