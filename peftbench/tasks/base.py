@@ -20,7 +20,7 @@ from typing import Any
 
 from peftbench.errors import UsageError
 from peftbench.registry import Registry
-from peftbench.specs import PACKAGE_DIR, Preset, check_keys, check_version, parse_presets, read_yaml, spec_dir
+from peftbench.specs import PACKAGE_DIR, Preset, check_keys, check_version, mapping, names, parse_presets, read_yaml, spec_dir, text
 
 SAMPLES_DIR = PACKAGE_DIR / "data" / "samples"
 KINDS = ("classification", "regression", "generation")
@@ -56,22 +56,44 @@ def parse_task_spec(path: Path) -> TaskSpec:
     check_version(where, data)
     if data["name"] != path.stem:
         raise UsageError(f"{where}: name {data['name']!r} must match the file name {path.stem!r}")
-    if data["kind"] not in KINDS:
-        raise UsageError(f"{where}: kind must be one of {', '.join(KINDS)}, got {data['kind']!r}")
-    if data["format"] not in FORMATS:
-        raise UsageError(f"{where}: format must be one of {', '.join(FORMATS)}, got {data['format']!r}")
+    kind, fmt = text(where, "kind", data["kind"]), text(where, "format", data["format"])
+    if kind not in KINDS:
+        raise UsageError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if fmt not in FORMATS:
+        raise UsageError(f"{where}: format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     from peftbench.tasks.metrics import METRIC_DIRECTIONS
 
-    for metric in data["metrics"]:
+    metrics = names(where, "metrics", data["metrics"])
+    for metric in metrics:
         if metric not in METRIC_DIRECTIONS:
             raise UsageError(f"{where}: unknown metric {metric!r} (known: {', '.join(METRIC_DIRECTIONS)})")
-    if data["main_metric"] not in data["metrics"]:
-        raise UsageError(f"{where}: main_metric {data['main_metric']!r} is not among its metrics")
-    fields = {k: v for k, v in data.items() if k not in ("version", "presets")}
-    for key in ("metrics", "eval_splits", "label_names"):
-        if key in fields:
-            fields[key] = tuple(fields[key])
-    return TaskSpec(**fields, presets=parse_presets(where, data.get("presets")), source=path)
+    main_metric = text(where, "main_metric", data["main_metric"])
+    if main_metric not in metrics:
+        raise UsageError(f"{where}: main_metric {main_metric!r} is not among its metrics")
+    eval_splits = names(where, "eval_splits", data["eval_splits"])
+    if not eval_splits:
+        raise UsageError(f"{where}: eval_splits must name at least one split")
+    num_labels = data.get("num_labels", 1)
+    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
+        raise UsageError(f"{where}: num_labels must be a positive integer, got {num_labels!r}")
+    return TaskSpec(
+        name=data["name"],
+        description=text(where, "description", data["description"]) or "",
+        kind=kind,
+        format=fmt,
+        metrics=metrics,
+        main_metric=main_metric,
+        eval_splits=eval_splits,
+        default_model=text(where, "default_model", data["default_model"]) or "",
+        num_labels=num_labels,
+        label_names=names(where, "label_names", data.get("label_names")),
+        hub=mapping(where, "hub", data.get("hub")),
+        training=mapping(where, "training", data.get("training")),
+        generation=mapping(where, "generation", data.get("generation")),
+        presets=parse_presets(where, data.get("presets")),
+        paper_table=text(where, "paper_table", data.get("paper_table", "")) or "",
+        source=path,
+    )
 
 
 @lru_cache(maxsize=1)
