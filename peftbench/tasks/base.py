@@ -128,7 +128,19 @@ def data_source(spec: TaskSpec, data_dir: str | None, tiny_model: bool) -> DataS
     path = Path(data_dir).expanduser()
     if not path.is_dir():
         raise UsageError(f"--data-dir {data_dir}: no such directory")
+    locate_files(spec, path.resolve())  # a missing split fails now, before a model is loaded
     return DataSource("local", path.resolve())
+
+
+def locate_files(spec: TaskSpec, path: Path) -> dict[str, list[Path]]:
+    """The release files each split of a folder will be read from, every split the run needs checked present; none is parsed."""
+    if spec.format == "glue":
+        from peftbench.tasks import glue
+
+        return {split: [file] for split, file in glue.glue_files(spec.name, path)[1].items()}
+    from peftbench.tasks import data_to_text
+
+    return data_to_text.data_to_text_files(spec.name, path, required_splits(spec))[1]
 
 
 def required_splits(spec: TaskSpec) -> tuple[str, ...]:
@@ -142,22 +154,34 @@ def load_splits(spec: TaskSpec, source: DataSource) -> dict[str, list[Any]]:
     From files, every split the run needs is located before any is parsed, so a folder without
     (say) a train file fails at once with a `DataError` naming what is missing.
     """
-    required = required_splits(spec)
+    if source.kind == "hub":
+        if spec.format == "glue":
+            from peftbench.tasks import glue
+
+            return glue.load_glue_hub(spec.name)
+        from peftbench.tasks import data_to_text
+
+        return data_to_text.load_data_to_text_hub(spec.name)
+    files = locate_files(spec, source.path)
+    source.files.update({split: describe_files(source.path, paths) for split, paths in files.items()})
+    return {split: read_split(spec, paths) for split, paths in files.items()}
+
+
+def describe_files(folder: Path, paths: list[Path]) -> str:
+    from peftbench.tasks import data_to_text
+
+    return data_to_text.describe_files(folder, paths)
+
+
+def read_split(spec: TaskSpec, paths: list[Path]) -> list[Any]:
+    """One split's examples from its located files, by the task's format."""
     if spec.format == "glue":
         from peftbench.tasks import glue
 
-        if source.kind == "hub":
-            return glue.load_glue_hub(spec.name)
-        _, tsv = glue.glue_files(spec.name, source.path)  # train and every dev file, all checked present
-        source.files.update({split: path.relative_to(source.path).as_posix() for split, path in tsv.items()})
-        return {split: glue.read_glue_tsv(path, spec.name) for split, path in tsv.items()}
+        return glue.read_glue_tsv(paths[0], spec.name)
     from peftbench.tasks import data_to_text
 
-    if source.kind == "hub":
-        return data_to_text.load_data_to_text_hub(spec.name)
-    _, files = data_to_text.data_to_text_files(spec.name, source.path, required)
-    source.files.update({split: data_to_text.describe_files(source.path, paths) for split, paths in files.items()})
-    return {split: data_to_text.read_split(spec.name, paths) for split, paths in files.items()}
+    return data_to_text.read_split(spec.name, paths)
 
 
 def content_hash(examples: list[Any]) -> str:
