@@ -215,8 +215,8 @@ def test_beam_search_with_the_cache_equals_beam_search_without(method):
 def test_a_cached_step_equals_the_full_forward_whichever_name_the_cache_comes_under(method, name):
     """transformers 5.24 renamed `past_key_values` to `cache` (the old name stays a deprecated alias): both must reach the hook."""
     adapted, prompts = generation_setup(method)
-    if name not in inspect.signature(type(adapted.model.transformer).forward).parameters:
-        pytest.skip(f"this transformers release has no {name!r} argument")
+    if name == "cache" and name not in inspect.signature(type(adapted.model.transformer).forward).parameters:
+        pytest.skip("this transformers release (< 5.24) knows the cache only as past_key_values")
     prompt, nxt = prompts[0][None], torch.tensor([[42]])
     full = torch.cat([prompt, nxt], 1)
     with torch.no_grad():
