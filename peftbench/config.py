@@ -8,8 +8,10 @@ Every value passes through `coerce`, so a spec and the command line are checked 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -151,6 +153,7 @@ def matching_names(name: str, names: set[str] | dict[str, Any]) -> list[str]:
 
 def coerce(where: str, kind: Any, value: Any) -> Any:
     """Convert a spec or command-line value to the field's type, or say why it cannot be."""
+    given = value
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(kind)
@@ -175,17 +178,19 @@ def coerce(where: str, kind: Any, value: Any) -> Any:
                 return False
             raise ValueError
         if kind is int:
+            if isinstance(value, str) and "e" in value.lower():
+                value = float(value)  # 1e5 is an integer written as a float; 1.5e0 is not
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
-            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+            return int(value)
         if kind is float:
-            if isinstance(value, bool):
-                raise ValueError
+            if isinstance(value, bool) or not math.isfinite(float(value)):
+                raise ValueError  # nan and inf pass every `<= 0` check: no setting means them
             return float(value)
         if kind is str:
             return str(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{where}: expected {kind.__name__}, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise UsageError(f"{where}: expected {'a finite ' if kind is float else ''}{kind.__name__}, got {given!r}") from None
     raise TypeError(f"{where}: unsupported field type {kind}")
 
 
@@ -224,22 +229,33 @@ def parse_set(pairs: list[str], section_fields: dict[str, set[str]]) -> dict[str
         section, dot, name = key.partition(".")
         if dot and section in section_fields:
             if name not in section_fields[section]:
-                raise UsageError(f"--set {key}: no such key")
+                raise UsageError(unknown_key_message(key, section_fields))
             out[section][name] = value
             continue
         name = key  # a short name (`r`), or a composed method's dotted one (`lora.r`)
         owners = [(s, full) for s, names in section_fields.items() for full in matching_names(name, names)]
-        if len(owners) != 1:
-            from peftbench.registry import unknown_name_message
-
-            all_keys = {n for names in section_fields.values() for n in names}
-            if owners:
-                where = ", ".join(f"{s}.{full}" for s, full in owners)
-                raise UsageError(f"--set {name} is ambiguous: say one of {where}")
-            raise UsageError("--set: " + unknown_name_message("key", name, all_keys))
+        if len(owners) > 1:
+            where = ", ".join(f"{s}.{full}" for s, full in owners)
+            raise UsageError(f"--set {name} is ambiguous: say one of {where}")
+        if not owners:
+            raise UsageError(unknown_key_message(key, section_fields))
         section, full = owners[0]
         out[section][full] = value
     return out
+
+
+def unknown_key_message(key: str, section_fields: dict[str, set[str]]) -> str:
+    """`--set lrr`: the close short or dotted names, or, with none close, every key by section (there is no other list)."""
+    section, dot, name = key.rpartition(".")
+    if dot and section in section_fields:  # a known section: its own keys only
+        close = [f"{section}.{c}" for c in difflib.get_close_matches(name, sorted(section_fields[section]), n=3, cutoff=0.6)]
+    else:
+        names = sorted({n for names in section_fields.values() for n in names})
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    if close:
+        return f"--set: unknown key {key!r}; did you mean {' or '.join(repr(c) for c in dict.fromkeys(close))}?"
+    known = "; ".join(f"{s}: {', '.join(sorted(names))}" for s, names in section_fields.items())
+    return f"--set: unknown key {key!r} (known keys: {known})"
 
 
 def resolve_run_config(
@@ -335,6 +351,10 @@ def resolve_sections(
     if task_spec and built["training"].max_seq_len + extra > dims.max_positions:
         added = f" + {extra} inserted by {method}" if extra else ""
         raise UsageError(f"max_seq_len {built['training'].max_seq_len}{added} exceeds {source.name}'s {dims.max_positions} positions")
+    new_tokens = built["generation"].max_new_tokens
+    if task_spec and kind == "generation" and dims.max_positions - new_tokens - extra < 2:  # a prompt needs source + separator
+        added = f" and {extra} inserted by {method}" if extra else ""
+        raise UsageError(f"max_new_tokens {new_tokens}{added} leave no room for a prompt in {source.name}'s {dims.max_positions} positions")
     return Resolved(model=source.name, kind=kind, num_labels=num_labels, sections=built, source=source, hf_config=hf_config, dims=dims)
 
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def one_line(text: object) -> str:
+    """Text (an exception's message, say) on one line: the CLI promises one-line errors."""
+    return " ".join(str(text).split())
+
+
 class PeftbenchError(Exception):
     """Base class: the message is meant for the user, as is."""
 

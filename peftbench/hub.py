@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import TypeVar
 from urllib.parse import urlparse
 
-from peftbench.errors import OfflineError
+from peftbench.errors import OfflineError, one_line
 
 T = TypeVar("T")
 
@@ -127,8 +127,8 @@ def load_from_hub(load: Callable[..., T], what: str, offline_options: str, **kwa
         pass
     reason = offline_reason()
     if reason is not None:
-        raise OfflineError(f"cannot download {what}: {reason}\noffline options: {offline_options}")
+        raise OfflineError(f"cannot download {what}: {reason}; offline options: {offline_options}")
     try:
         return load(**kwargs)
     except network_errors() as exc:
-        raise OfflineError(f"cannot download {what}: {exc}\noffline options: {offline_options}") from None
+        raise OfflineError(f"cannot download {what}: {one_line(exc)}; offline options: {offline_options}") from None

@@ -8,11 +8,13 @@ counts a 1.5B model instantly.
 from __future__ import annotations
 
 import copy
+import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from transformers import (
@@ -31,6 +33,8 @@ from peftbench.hub import load_from_hub
 from peftbench.registry import Registry
 from peftbench.specs import PACKAGE_DIR, check_keys, check_version, read_yaml
 from peftbench.tokenizer import tiny_tokenizer
+
+T = TypeVar("T")
 
 MODEL_KEYS = {"description", "hub_id", "config", "tokenizer", "training", "counting_only", "package", "gguf", "eos", "install"}
 
@@ -98,8 +102,7 @@ def resolve_model(name: str) -> ModelSource:
         return materialised(model_presets().get(name))
     path = Path(name).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise UsageError(f"{path}: not a model folder (no config.json)")
+        check_model_config(path / "config.json")
         return ModelSource(name=path.name, description=f"local model {path}", local_dir=path.resolve())
     if os.sep in name or name.startswith("."):
         raise UsageError(f"model folder {name!r} does not exist")
@@ -120,9 +123,40 @@ def materialised(source: ModelSource) -> ModelSource:
     return source
 
 
+def check_model_config(path: Path) -> None:
+    """A local model folder's `config.json` must be a JSON object naming its `model_type`.
+
+    Checked when the folder is named, so a corrupt file is a one-line usage error before any work,
+    not an OSError from deep inside `AutoConfig`.
+    """
+    if not path.is_file():
+        raise UsageError(f"{path.parent}: not a model folder (no config.json)")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the model config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: the model config is not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: the model config is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"{path}: the model config must be a JSON object, got {type(config).__name__}")
+    if not isinstance(config.get("model_type"), str) or not config["model_type"]:
+        raise UsageError(f"{path}: the model config names no model_type (e.g. \"gpt2\", \"roberta\")")
+
+
+def from_local_dir(load: Callable[..., T], what: str, folder: Path, **kwargs: Any) -> T:
+    """`load(folder, **kwargs)` for a `--model DIR`, its failures (missing or unreadable files) as one-line usage errors."""
+    try:
+        return load(folder, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"--model {folder}: cannot load its {what}: {first}") from None
+
+
 def base_config(source: ModelSource) -> PretrainedConfig:
     if source.local_dir:
-        return AutoConfig.from_pretrained(source.local_dir)
+        return from_local_dir(AutoConfig.from_pretrained, "config", source.local_dir)
     config = dict(source.config)
     config = AutoConfig.for_model(config.pop("model_type"), **config)
     if source.is_tiny:
@@ -222,7 +256,7 @@ def build_model(
             torch.manual_seed(seed)
             return cls.from_config(config)
     if source.local_dir:
-        return cls.from_pretrained(source.local_dir, config=config)
+        return from_local_dir(cls.from_pretrained, "weights", source.local_dir, config=config)
     return load_from_hub(
         cls.from_pretrained,
         f"model weights {source.hub_id}",
@@ -236,7 +270,7 @@ def load_tokenizer(source: ModelSource, model_type: str) -> PreTrainedTokenizerB
     if source.is_tiny:
         return tiny_tokenizer(model_type)
     if source.local_dir:
-        tok = AutoTokenizer.from_pretrained(source.local_dir)
+        tok = from_local_dir(AutoTokenizer.from_pretrained, "tokenizer", source.local_dir)
     else:
         tok = load_from_hub(
             AutoTokenizer.from_pretrained, f"tokenizer {source.hub_id}", MODEL_OFFLINE_OPTIONS, pretrained_model_name_or_path=source.hub_id
@@ -247,6 +281,7 @@ def load_tokenizer(source: ModelSource, model_type: str) -> PreTrainedTokenizerB
 
 
 MODEL_OFFLINE_OPTIONS = (
-    "--model DIR (a local folder with config.json, weights and tokenizer files), "
+    "--model DIR (a local Hugging Face model folder: config.json, weights and tokenizer files) with "
+    "--data-dir DIR (the dataset's original release files), "
     "or a tiny preset (--model tiny-roberta, tiny-bert, tiny-deberta, tiny-gpt2 or tiny-llama), which runs on the bundled sample data"
 )

@@ -42,8 +42,8 @@ def read_json(path: Path, what: str) -> Any:
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path}: cannot read spec: {exc}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        raise UsageError(f"{path}: cannot read spec: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: a spec must be a mapping, got {type(data).__name__}")
     return data
@@ -66,7 +66,42 @@ def check_keys(where: str, data: dict[str, Any], required: set[str], optional: s
         raise UsageError(f"{where}: missing key(s) {', '.join(sorted(missing))}")
     if unknown:
         allowed = ", ".join(sorted(required | optional))
-        raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {allowed})")
+        raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))} (allowed: {allowed})")
+
+
+# Typed reads of one spec field. YAML gives any shape (a number where a list belongs, a list where
+# a mapping does); each is checked here, so a broken spec is a `UsageError` naming the key, never
+# a TypeError from deep inside the code that uses it.
+
+
+def text(where: str, key: str, value: Any, *, optional: bool = False) -> str | None:
+    """A string field (None allowed when `optional`)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise UsageError(f"{where}: {key} must be a string, got {type(value).__name__}")
+    return value
+
+
+def names(where: str, key: str, value: Any) -> tuple[str, ...]:
+    """A list of strings (absent: empty)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{where}: {key} must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def mapping(where: str, key: str, value: Any) -> dict[str, Any]:
+    """A mapping with string keys (absent: empty); its values are checked where they are used."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UsageError(f"{where}: {key} must be a mapping, got {type(value).__name__}")
+    bad = [k for k in value if not isinstance(k, str)]
+    if bad:
+        raise UsageError(f"{where}: {key} keys must be strings, got {bad[0]!r}")
+    return dict(value)
 
 
 def check_version(where: str, data: dict[str, Any]) -> None:
@@ -107,18 +142,15 @@ def parse_presets(where: str, raw: Any) -> tuple[Preset, ...]:
         if not isinstance(entry, dict):
             raise UsageError(f"{at}: must be a mapping")
         check_keys(at, entry, set(), PRESET_KEYS)
-        for key in ("hyperparameters", "training", "generation"):
-            if not isinstance(entry.get(key, {}), dict):
-                raise UsageError(f"{at}: {key} must be a mapping")
         presets.append(
             Preset(
-                name=entry.get("name"),
-                models=tuple(entry.get("models", ())),
-                tasks=tuple(entry.get("tasks", ())),
-                note=entry.get("note", ""),
-                hyperparameters=dict(entry.get("hyperparameters", {})),
-                training=dict(entry.get("training", {})),
-                generation=dict(entry.get("generation", {})),
+                name=text(at, "name", entry.get("name"), optional=True),
+                models=names(at, "models", entry.get("models")),
+                tasks=names(at, "tasks", entry.get("tasks")),
+                note=text(at, "note", entry.get("note", "")) or "",
+                hyperparameters=mapping(at, "hyperparameters", entry.get("hyperparameters")),
+                training=mapping(at, "training", entry.get("training")),
+                generation=mapping(at, "generation", entry.get("generation")),
             )
         )
     return tuple(presets)
@@ -200,11 +232,11 @@ def parse_method_spec(path: Path) -> MethodSpec:
         raise UsageError(f"{where}: name {data['name']!r} must match the file name {path.stem!r}")
     return MethodSpec(
         name=data["name"],
-        description=data["description"],
-        hyperparameters=dict(data.get("hyperparameters") or {}),
-        training=dict(data.get("training") or {}),
+        description=text(where, "description", data["description"]) or "",
+        hyperparameters=mapping(where, "hyperparameters", data.get("hyperparameters")),
+        training=mapping(where, "training", data.get("training")),
         presets=parse_presets(where, data.get("presets")),
-        paper_labels=tuple(data.get("paper_labels") or ()),
+        paper_labels=names(where, "paper_labels", data.get("paper_labels")),
         search=parse_search(where, data.get("search")),
         source=path,
     )

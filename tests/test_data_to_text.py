@@ -448,3 +448,89 @@ def test_hub_schema_change_is_a_data_error_naming_the_export(monkeypatch: pytest
     _fake_hub(monkeypatch, lambda repo, **kwargs: {split: [{"mr": "name[A]", "ref": "A."}] for split in kwargs["data_files"]})
     with pytest.raises(DataError, match=r"hf://datasets/tuetschek/e2e_nlg@refs/convert/parquet/default/train/\*\.parquet, record 0"):
         load_data_to_text_hub("e2e")
+
+
+# --------------------------------------------------------------------------- release layouts of WebNLG
+
+
+def _one_file(files: list[Path], keep=lambda entry: True, drop_lex: bool = False) -> str:
+    """The entries of many WebNLG XML files as one file, the way the 2017 challenge ships its test set."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element("benchmark")
+    entries = ET.SubElement(root, "entries")
+    for path in files:
+        for entry in ET.parse(path).getroot().iter("entry"):
+            if keep(entry):
+                if drop_lex:
+                    for lex in entry.findall("lex"):
+                        entry.remove(lex)
+                entries.append(entry)
+    return ET.tostring(root, encoding="unicode")
+
+
+@pytest.fixture
+def challenge_layout(tmp_path: Path) -> tuple[Path, list[D2TExample]]:
+    """The sample with its test folder replaced by the 2017 challenge's three test files."""
+    import shutil
+
+    sample = d2t.sample_data_dir("webnlg")
+    folder = tmp_path / "webnlg"
+    shutil.copytree(sample, folder)
+    files = webnlg_split_files(sample / "test")
+    shutil.rmtree(folder / "test")
+    unseen = {"Artist", "Politician"}
+    write(folder, "test/testdata_with_lex.xml", _one_file(files))
+    write(folder, "test/testdata_unseen_with_lex.xml", _one_file(files, keep=lambda e: e.get("category") in unseen))
+    write(folder, "test/testdata_no_lex.xml", _one_file(files, drop_lex=True))
+    return folder, read_webnlg_xml(files)
+
+
+def test_webnlg_test_split_as_one_file_beside_its_unseen_half_and_unlabelled_copy(challenge_layout) -> None:
+    folder, expected = challenge_layout
+    _, files = d2t.data_to_text_files("webnlg", folder, ("train", "test"))
+    assert [p.name for p in files["test"]] == ["testdata_with_lex.xml"]  # not the unseen subset, not the one without references
+    assert d2t.describe_files(folder, files["test"]) == "test/testdata_with_lex.xml"
+    assert d2t.describe_files(folder, files["train"]).startswith("train/ (")
+    assert load_data_to_text_dir("webnlg", folder)["test"] == expected
+
+
+def test_webnlg_unseen_file_alone_is_read(challenge_layout) -> None:
+    folder, expected = challenge_layout
+    (folder / "test" / "testdata_with_lex.xml").unlink()
+    test = load_data_to_text_dir("webnlg", folder)["test"]
+    assert test and {e.category for e in test} == {"Artist", "Politician"}
+    assert test == [e for e in expected if e.category in {"Artist", "Politician"}]
+
+
+def test_webnlg_split_as_a_single_file_beside_the_folders(challenge_layout) -> None:
+    folder, expected = challenge_layout
+    (folder / "test" / "testdata_with_lex.xml").rename(folder / "test.xml")
+    import shutil
+
+    shutil.rmtree(folder / "test")
+    _, files = d2t.data_to_text_files("webnlg", folder, ("train", "test"))
+    assert files["test"] == [folder / "test.xml"]
+    assert load_data_to_text_dir("webnlg", folder)["test"] == expected
+
+
+def test_webnlg_missing_split_names_what_was_found(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(d2t.sample_data_dir("webnlg"), tmp_path / "webnlg")
+    shutil.rmtree(tmp_path / "webnlg" / "test")
+    with pytest.raises(DataError, match=r"no test split.*test/ \(XML files.*or test\*\.xml.*found only train \(train/"):
+        d2t.data_to_text_files("webnlg", tmp_path / "webnlg", ("train", "test"))
+    assert set(load_data_to_text_dir("webnlg", tmp_path / "webnlg")) == {"train", "validation"}  # nothing required: what is there
+
+
+def test_data_source_description_names_the_files_read(challenge_layout) -> None:
+    from peftbench.tasks.base import data_source, load_splits, task_specs
+
+    folder, _ = challenge_layout
+    spec = task_specs().get("webnlg")
+    source = data_source(spec, str(folder), tiny_model=True)
+    load_splits(spec, source)
+    described = source.describe(spec)
+    assert described.startswith(f"local:{folder}") and "test: test/testdata_with_lex.xml" in described
+    assert "train: train/ (" in described and "XML files)" in described

@@ -207,3 +207,34 @@ def test_tiny_webnlg_run_records_ter_as_lower_is_better(cli, results):
     assert set(metrics) == {f"{m}{g}" for m in ("bleu", "meteor", "ter") for g in ("", "_seen", "_unseen")}
     for name, entry in metrics.items():
         assert entry["higher_is_better"] is (not name.startswith("ter")), name
+
+
+def test_decoding_shows_a_bar_with_inputs_done_and_time_left(tiny_lora, monkeypatch):
+    """A long beam search must say how far it is and how long is left, updated after every `generate` call."""
+    import io
+    import re
+
+    from tqdm import tqdm as std_tqdm
+
+    from peftbench.tasks import generation
+
+    bars = []
+
+    class Recording(std_tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "file": io.StringIO()})
+            self.meters = []
+            bars.append(self)
+
+        def update(self, n=1):
+            super().update(n)
+            self.meters.append(self.format_meter(**self.format_dict))
+
+    monkeypatch.setattr(generation, "tqdm", Recording)
+    p = pipeline(training={"eval_batch_size": 2}, generation={"num_beams": 2, "max_new_tokens": 3})  # one prompt per call
+    sources = ["name[A]", "name[B]", "name[The Vaults], eatType[pub]"]
+    p.predict(tiny_lora, sources, CPU, desc="generate e2e/test")
+    (bar,) = bars
+    assert bar.total == 3 and bar.n == 3 and len(bar.meters) == 3  # one update per call
+    assert bar.meters[0].startswith("generate e2e/test (beam 2):")
+    assert all(re.search(r"\d/3 \[\d\d:\d\d<\d\d:\d\d", meter) for meter in bar.meters)  # elapsed < time left

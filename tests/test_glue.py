@@ -9,6 +9,7 @@ import pytest
 
 from peftbench import hub
 from peftbench.errors import DataError, OfflineError, UsageError
+from peftbench.tasks import glue
 from peftbench.tasks.glue import (
     GLUE_FORMATS,
     SAMPLE_ROOT,
@@ -221,14 +222,18 @@ def test_malformed_file_raises_data_error_with_file_and_line(case, tmp_path):
 
 def test_malformed_mrpc_directory_fails_on_its_train_file(tmp_path):
     _write(tmp_path / "bad" / "train.tsv", "not,a,glue,file\n")
+    _write(tmp_path / "bad" / "dev.tsv", MRPC_HEADER + "1\t1\t2\tA.\tB.\n")
     with pytest.raises(DataError, match=r"bad/train\.tsv, line 1: not a GLUE MRPC file"):
         load_glue_dir("mrpc", tmp_path / "bad")
 
 
-def test_missing_split_file_is_named(tmp_path):
+def test_missing_split_file_is_named_before_any_file_is_read(tmp_path, monkeypatch):
     _write(tmp_path / "MRPC" / "train.tsv", MRPC_HEADER + "1\t1\t2\tA.\tB.\n")
-    with pytest.raises(DataError, match=r"MRPC/dev\.tsv: file not found"):
+    read = []
+    monkeypatch.setattr(glue, "read_glue_tsv", lambda path, task: read.append(path))
+    with pytest.raises(DataError, match=r"MRPC: missing dev\.tsv, which a mrpc run needs \(found: train\.tsv\)"):
         load_glue_dir("mrpc", tmp_path)
+    assert read == []
 
 
 def test_missing_or_wrong_data_dir_is_named(tmp_path):

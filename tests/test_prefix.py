@@ -1,12 +1,14 @@
 """prefix_embed and prefix_layer on every tiny architecture and task kind, and GPT-2 generation."""
 
+import inspect
+
 import pytest
 import torch
 from tiny import CASES, adapt, labels_for
 
 from peftbench.config import resolve_run_config
 from peftbench.errors import UsageError
-from peftbench.methods.prefix import MODULE_NAME, PrefixConfig
+from peftbench.methods.prefix import CACHE_KWARGS, MODULE_NAME, PrefixConfig, passed_cache
 from peftbench.models import build_model, dims_of, resolve_model
 
 METHOD_NAMES = ["prefix_embed", "prefix_layer"]
@@ -206,6 +208,34 @@ def test_beam_search_with_the_cache_equals_beam_search_without(method):
     base = build_model(resolve_model("tiny-gpt2"), "generation", seed=0).eval()
     plain = base.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), **kwargs)
     assert not torch.allclose(plain.sequences_scores, runs[0].sequences_scores)  # the inserted vectors took part
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+@pytest.mark.parametrize("name", CACHE_KWARGS)
+def test_a_cached_step_equals_the_full_forward_whichever_name_the_cache_comes_under(method, name):
+    """transformers 5.24 renamed `past_key_values` to `cache` (the old name stays a deprecated alias): both must reach the hook."""
+    adapted, prompts = generation_setup(method)
+    if name == "cache" and name not in inspect.signature(type(adapted.model.transformer).forward).parameters:
+        pytest.skip("this transformers release (< 5.24) knows the cache only as past_key_values")
+    prompt, nxt = prompts[0][None], torch.tensor([[42]])
+    full = torch.cat([prompt, nxt], 1)
+    with torch.no_grad():
+        first = adapted(input_ids=prompt, attention_mask=torch.ones_like(prompt), prompt_lengths=torch.tensor([5]), use_cache=True)
+        cache = getattr(first, "cache", None) or first.past_key_values
+        step = adapted(input_ids=nxt, attention_mask=torch.ones_like(full), prompt_lengths=torch.tensor([5]), **{name: cache}).logits
+        whole = adapted(input_ids=full, attention_mask=torch.ones_like(full), prompt_lengths=torch.tensor([5])).logits
+    assert torch.allclose(step[:, -1], whole[:, -1], atol=1e-4)
+
+
+def test_the_cache_is_found_under_either_name_and_nothing_else_counts():
+    class Cache:
+        def get_seq_length(self):
+            return 3
+
+    cache = Cache()
+    assert passed_cache({"cache": cache}) is cache and passed_cache({"past_key_values": cache}) is cache
+    assert passed_cache({"past_key_values": None, "cache": cache}) is cache
+    assert passed_cache({"past_key_values": (), "input_ids": cache}) is None  # a legacy tuple is no cache object
 
 
 @pytest.mark.parametrize("method", METHOD_NAMES)

@@ -40,6 +40,12 @@ from peftbench.models import ModelDims
 
 MODULE_NAME = "prefix_tuning"  # attribute on the backbone: `<backbone>.prefix_tuning.{prefix,infix}`
 
+#: The keyword a backbone's cache arrives under. transformers 5.24 renamed `past_key_values` to
+#: `cache` in GPT-2 and `generate` (the old name is a deprecated alias until 5.40, translated by the
+#: model's own `forward`, which runs after our pre-hook), so the hook looks for both: a hook that
+#: missed the cache would take every decoding step for a prompt pass and insert the vectors again.
+CACHE_KWARGS = ("cache", "past_key_values")
+
 
 @dataclass(frozen=True)
 class PrefixConfig(MethodConfig):
@@ -174,8 +180,8 @@ class PrefixTuning(nn.Module):
     def _before_backbone(self, backbone: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         kw = {**dict(zip(self._arg_names, args, strict=False)), **kwargs}
         self._layout = None
-        cache = kw.get("past_key_values")
-        if cache is not None and hasattr(cache, "get_seq_length") and cache.get_seq_length() > 0:
+        cache = passed_cache(kw)
+        if cache is not None and cache.get_seq_length() > 0:
             return (), self._continue(kw, cache.get_seq_length())
         embeds = kw.get("inputs_embeds")
         if embeds is None:
@@ -266,6 +272,15 @@ class PrefixTuning(nn.Module):
         if getattr(output, "pooler_output", None) is not None and pooler is not None:
             output.pooler_output = pooler(output.last_hidden_state)  # pooled from the first original token
         return output
+
+
+def passed_cache(kwargs: dict[str, Any]) -> Any:
+    """The key/value cache of a backbone call under either of its names (`CACHE_KWARGS`), or None."""
+    for name in CACHE_KWARGS:
+        cache = kwargs.get(name)
+        if cache is not None and hasattr(cache, "get_seq_length"):
+            return cache
+    return None
 
 
 def positional_names(fn: Any) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from peftbench.errors import UsageError
 from peftbench.registry import Registry
-from peftbench.specs import PACKAGE_DIR, Preset, check_keys, check_version, parse_presets, read_yaml, spec_dir
+from peftbench.specs import PACKAGE_DIR, Preset, check_keys, check_version, mapping, names, parse_presets, read_yaml, spec_dir, text
 
 SAMPLES_DIR = PACKAGE_DIR / "data" / "samples"
 KINDS = ("classification", "regression", "generation")
@@ -57,22 +57,45 @@ def parse_task_spec(path: Path) -> TaskSpec:
     check_version(where, data)
     if data["name"] != path.stem:
         raise UsageError(f"{where}: name {data['name']!r} must match the file name {path.stem!r}")
-    if data["kind"] not in KINDS:
-        raise UsageError(f"{where}: kind must be one of {', '.join(KINDS)}, got {data['kind']!r}")
-    if data["format"] not in FORMATS:
-        raise UsageError(f"{where}: format must be one of {', '.join(FORMATS)}, got {data['format']!r}")
+    kind, fmt = text(where, "kind", data["kind"]), text(where, "format", data["format"])
+    if kind not in KINDS:
+        raise UsageError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if fmt not in FORMATS:
+        raise UsageError(f"{where}: format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     from peftbench.tasks.metrics import METRICS
 
-    for metric in data["metrics"]:
+    metrics = names(where, "metrics", data["metrics"])
+    for metric in metrics:
         if metric not in METRICS:
             raise UsageError(f"{where}: unknown metric {metric!r} (known: {', '.join(METRICS)})")
-    if data["main_metric"] not in data["metrics"]:
-        raise UsageError(f"{where}: main_metric {data['main_metric']!r} is not among its metrics")
-    fields = {k: v for k, v in data.items() if k not in ("version", "presets")}
-    for key in ("metrics", "eval_splits", "label_names"):
-        if key in fields:
-            fields[key] = tuple(fields[key])
-    return TaskSpec(**fields, presets=parse_presets(where, data.get("presets")), source=path)
+    main_metric = text(where, "main_metric", data["main_metric"])
+    if main_metric not in metrics:
+        raise UsageError(f"{where}: main_metric {main_metric!r} is not among its metrics")
+    eval_splits = names(where, "eval_splits", data["eval_splits"])
+    if not eval_splits:
+        raise UsageError(f"{where}: eval_splits must name at least one split")
+    num_labels = data.get("num_labels", 1)
+    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
+        raise UsageError(f"{where}: num_labels must be a positive integer, got {num_labels!r}")
+    return TaskSpec(
+        name=data["name"],
+        description=text(where, "description", data["description"]) or "",
+        kind=kind,
+        format=fmt,
+        metrics=metrics,
+        main_metric=main_metric,
+        eval_splits=eval_splits,
+        default_model=text(where, "default_model", data["default_model"]) or "",
+        num_labels=num_labels,
+        label_names=names(where, "label_names", data.get("label_names")),
+        hub=mapping(where, "hub", data.get("hub")),
+        package=mapping(where, "package", data.get("package")),
+        training=mapping(where, "training", data.get("training")),
+        generation=mapping(where, "generation", data.get("generation")),
+        presets=parse_presets(where, data.get("presets")),
+        paper_table=text(where, "paper_table", data.get("paper_table", "")) or "",
+        source=path,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -85,13 +108,18 @@ def task_specs() -> Registry[TaskSpec]:
 
 @dataclass(frozen=True)
 class DataSource:
+    """Where a run's examples come from; `files` (split -> files, relative to `path`) is filled as they are read."""
+
     kind: str  # 'hub', 'package', 'sample' or 'local'
     path: Path | None = None
+    files: dict[str, str] = field(default_factory=dict, compare=False)
 
     def describe(self, spec: TaskSpec) -> str:
+        """`local:/data/webnlg (train: train/ (45 XML files); test: test/testdata_with_lex.xml)`: shown at the start and recorded."""
         if self.kind == "hub":
             return f"hub:{spec.hub.get('path', '?')}" + (f"/{spec.hub['name']}" if spec.hub.get("name") else "")
-        return f"{self.kind}:{self.path}"
+        read = "; ".join(f"{split}: {files}" for split, files in self.files.items())
+        return f"{self.kind}:{self.path}" + (f" ({read})" if read else "")
 
 
 def data_source(spec: TaskSpec, data_dir: str | None, tiny_model: bool) -> DataSource:
@@ -106,26 +134,68 @@ def data_source(spec: TaskSpec, data_dir: str | None, tiny_model: bool) -> DataS
     path = Path(data_dir).expanduser()
     if not path.is_dir():
         raise UsageError(f"--data-dir {data_dir}: no such directory")
+    locate_files(spec, path.resolve())  # a missing split fails now, before a model is loaded
     return DataSource("local", path.resolve())
 
 
+def locate_files(spec: TaskSpec, path: Path) -> dict[str, list[Path]]:
+    """The release files each split of a folder will be read from, every split the run needs checked present; none is parsed."""
+    if spec.format == "rotten_tomatoes":  # one corpus file; the split is peftbench's own (tasks/rotten_tomatoes.py)
+        from peftbench.tasks import rotten_tomatoes
+
+        return {"corpus": [rotten_tomatoes.find_file(path)]}
+    if spec.format == "glue":
+        from peftbench.tasks import glue
+
+        return {split: [file] for split, file in glue.glue_files(spec.name, path)[1].items()}
+    from peftbench.tasks import data_to_text
+
+    return data_to_text.data_to_text_files(spec.name, path, required_splits(spec))[1]
+
+
+def required_splits(spec: TaskSpec) -> tuple[str, ...]:
+    """The splits a run reads: it trains on train and scores the spec's eval splits."""
+    return ("train", *(s for s in spec.eval_splits if s != "train"))
+
+
 def load_splits(spec: TaskSpec, source: DataSource) -> dict[str, list[Any]]:
-    """The task's examples by split, from its one source, in the dataset's own format."""
+    """The task's examples by split, from its one source, in the dataset's own format.
+
+    From files, every split the run needs is located before any is parsed, so a folder without
+    (say) a train file fails at once with a `DataError` naming what is missing.
+    """
     if spec.format == "rotten_tomatoes":
         from peftbench.tasks import rotten_tomatoes
 
         return rotten_tomatoes.load_splits(source.path)  # type: ignore[arg-type]
+    if source.kind == "hub":
+        if spec.format == "glue":
+            from peftbench.tasks import glue
+
+            return glue.load_glue_hub(spec.name)
+        from peftbench.tasks import data_to_text
+
+        return data_to_text.load_data_to_text_hub(spec.name)
+    files = locate_files(spec, source.path)
+    source.files.update({split: describe_files(source.path, paths) for split, paths in files.items()})
+    return {split: read_split(spec, paths) for split, paths in files.items()}
+
+
+def describe_files(folder: Path, paths: list[Path]) -> str:
+    from peftbench.tasks import data_to_text
+
+    return data_to_text.describe_files(folder, paths)
+
+
+def read_split(spec: TaskSpec, paths: list[Path]) -> list[Any]:
+    """One split's examples from its located files, by the task's format."""
     if spec.format == "glue":
         from peftbench.tasks import glue
 
-        if source.kind == "hub":
-            return glue.load_glue_hub(spec.name)
-        return glue.load_glue_dir(spec.name, source.path)
+        return glue.read_glue_tsv(paths[0], spec.name)
     from peftbench.tasks import data_to_text
 
-    if source.kind == "hub":
-        return data_to_text.load_data_to_text_hub(spec.name)
-    return data_to_text.load_data_to_text_dir(spec.name, source.path)
+    return data_to_text.read_split(spec.name, paths)
 
 
 def content_hash(examples: list[Any]) -> str:

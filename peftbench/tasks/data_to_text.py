@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from peftbench import hub
-from peftbench.errors import DataError, OfflineError, UsageError
+from peftbench.errors import DataError, OfflineError, UsageError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -367,19 +367,21 @@ def _check_task(task: str) -> str:
 
 
 def _expected_layout(task: str) -> str:
+    return ", ".join(_expected_split(task, split) for split in SPLITS)
+
+
+def _expected_split(task: str, split: str) -> str:
+    """The release file(s) one split is read from, as a user would look for them."""
     if task == "e2e":
-        return ", ".join(E2E_FILES.values())
+        return E2E_FILES[split]
     if task == "webnlg":
-        return "folders " + ", ".join(f"{name}/" for name in WEBNLG_DIRS.values()) + " of XML files"
-    return ", ".join(f"{stem}.json (or .xml)" for stem in DART_STEMS.values())
+        name = WEBNLG_DIRS[split]
+        return f"{name}/ (XML files, or Ntriples/*.xml) or {name}*.xml"
+    return f"{DART_STEMS[split]}.json (or .xml)"
 
 
 def _has_release_files(task: str, folder: Path) -> bool:
-    if task == "e2e":
-        return any((folder / name).is_file() for name in E2E_FILES.values())
-    if task == "webnlg":
-        return any((folder / name).is_dir() for name in WEBNLG_DIRS.values())
-    return any((folder / f"{stem}{ext}").is_file() for stem in DART_STEMS.values() for ext in (".json", ".xml"))
+    return bool(_LOCATORS[task](folder))
 
 
 def _natural_key(path: Path) -> tuple[int, str, str]:
@@ -387,41 +389,64 @@ def _natural_key(path: Path) -> tuple[int, str, str]:
     return (int(match.group(1)) if match else 0, path.parent.name, path.name)
 
 
+def _labelled_xml(files: Iterable[Path]) -> list[Path]:
+    """Of XML files side by side, the ones that make one split, without duplicates or unlabelled files.
+
+    Releases name them differently: the enriched corpus has one file per category, the 2017
+    challenge ships its test set as `testdata_with_lex.xml` with `testdata_unseen_with_lex.xml`
+    (the unseen half of the same entries) and `testdata_no_lex.xml` (no references) beside it.
+    Files named `*no_lex*` are never read, and an `*unseen*` file is skipped when a file that is
+    not one sits beside it.
+    """
+    labelled = [f for f in sorted(files) if f.is_file() and "no_lex" not in f.stem.lower()]
+    full = [f for f in labelled if "unseen" not in f.stem.lower()]
+    return full or labelled
+
+
 def webnlg_split_files(folder: Path) -> list[Path]:
-    """A WebNLG split folder's XML files: `Ntriples/*.xml` (in size order), else `*.xml`."""
-    files = sorted(folder.glob("*triples/*.xml"), key=_natural_key) or sorted(folder.glob("*.xml"))
+    """A WebNLG split folder's XML files: `Ntriples/*.xml` (in size order), else its XML files (see `_labelled_xml`)."""
+    files = sorted(folder.glob("*triples/*.xml"), key=_natural_key) or _labelled_xml(folder.glob("*.xml"))
     if not files:
-        raise DataError(folder, "no XML files (expected 1triples/ ... 7triples/ folders of *.xml)")
+        raise DataError(folder, "no XML files (expected 1triples/ ... 7triples/ folders of *.xml, or XML files)")
     return files
 
 
-def _load_e2e_dir(folder: Path) -> dict[str, list[D2TExample]]:
-    return {split: read_e2e_csv(folder / name) for split, name in E2E_FILES.items() if (folder / name).is_file()}
+def _webnlg_split_paths(folder: Path, name: str) -> list[Path]:
+    """One split: the folder `name/` if there is one, else single files `name*.xml` (`test.xml`, `testdata_with_lex.xml`)."""
+    if (folder / name).is_dir():
+        return webnlg_split_files(folder / name)
+    return _labelled_xml(folder.glob(f"{name}*.xml"))
 
 
-def _load_webnlg_dir(folder: Path) -> dict[str, list[D2TExample]]:
-    return {split: read_webnlg_xml(webnlg_split_files(folder / name)) for split, name in WEBNLG_DIRS.items() if (folder / name).is_dir()}
+def _locate_e2e(folder: Path) -> dict[str, list[Path]]:
+    return {split: [folder / name] for split, name in E2E_FILES.items() if (folder / name).is_file()}
 
 
-def _load_dart_dir(folder: Path) -> dict[str, list[D2TExample]]:
-    """Each split from its JSON file where present (it is the primary format), else the XML."""
-    splits = {}
+def _locate_webnlg(folder: Path) -> dict[str, list[Path]]:
+    found = {split: _webnlg_split_paths(folder, name) for split, name in WEBNLG_DIRS.items()}
+    return {split: paths for split, paths in found.items() if paths}
+
+
+def _locate_dart(folder: Path) -> dict[str, list[Path]]:
+    """Each split's JSON file where present (it is the primary format), else its XML."""
+    found = {}
     for split, stem in DART_STEMS.items():
-        if (folder / f"{stem}.json").is_file():
-            splits[split] = read_dart_json(folder / f"{stem}.json")
-        elif (folder / f"{stem}.xml").is_file():
-            splits[split] = read_dart_xml(folder / f"{stem}.xml")
-    return splits
+        for ext in (".json", ".xml"):
+            if (folder / f"{stem}{ext}").is_file():
+                found[split] = [folder / f"{stem}{ext}"]
+                break
+    return found
 
 
-_DIR_LOADERS = {"e2e": _load_e2e_dir, "webnlg": _load_webnlg_dir, "dart": _load_dart_dir}
+_LOCATORS = {"e2e": _locate_e2e, "webnlg": _locate_webnlg, "dart": _locate_dart}
 
 
-def load_data_to_text_dir(task: str, data_dir: str | Path) -> dict[str, list[D2TExample]]:
-    """The splits found in a folder of release files ('train', 'validation', 'test', in that order).
+def data_to_text_files(task: str, data_dir: str | Path, required: Sequence[str] = ()) -> tuple[Path, dict[str, list[Path]]]:
+    """The release folder and, per split found, the files it will be read from; nothing is read yet.
 
     `data_dir` may be the task's own folder or a parent holding it (`DIR/e2e/...`), so one
-    `--data-dir` can serve all three tasks.
+    `--data-dir` can serve all three tasks. A split in `required` (what a run trains and scores
+    on) that has no file is a `DataError` here, before any file is parsed.
     """
     _check_task(task)
     data_dir = Path(data_dir)
@@ -430,10 +455,42 @@ def load_data_to_text_dir(task: str, data_dir: str | Path) -> dict[str, list[D2T
     folder = data_dir
     if not _has_release_files(task, data_dir) and (data_dir / task).is_dir():
         folder = data_dir / task
-    splits = _DIR_LOADERS[task](folder)
-    if not splits:
+    files = _LOCATORS[task](folder)
+    if not files:
         raise DataError(folder, f"no {task} release files found; expected {_expected_layout(task)}")
-    return splits
+    missing = [split for split in required if split not in files]
+    if missing:
+        wanted = "; ".join(f"{split}: {_expected_split(task, split)}" for split in missing)
+        found = ", ".join(f"{split} ({describe_files(folder, paths)})" for split, paths in files.items())
+        raise DataError(folder, f"no {' or '.join(missing)} split, which this run needs (expected {wanted}); found only {found}")
+    return folder, files
+
+
+def describe_files(folder: Path, paths: Sequence[Path]) -> str:
+    """`test/testdata_with_lex.xml`, or `train/ (45 XML files)`: what a split was read from, relative to the data folder."""
+    relative = [p.relative_to(folder).as_posix() if p.is_relative_to(folder) else str(p) for p in paths]
+    if len(relative) <= 2:
+        return ", ".join(relative)
+    top = sorted({r.split("/", 1)[0] for r in relative})
+    return f"{', '.join(t + '/' for t in top)} ({len(relative)} {paths[0].suffix.lstrip('.').upper()} files)"
+
+
+def read_split(task: str, paths: Sequence[Path]) -> list[D2TExample]:
+    """One split's examples from the files `data_to_text_files` found for it."""
+    if task == "e2e":
+        return read_e2e_csv(paths[0])
+    if task == "webnlg":
+        return read_webnlg_xml(paths)
+    return read_dart_json(paths[0]) if paths[0].suffix == ".json" else read_dart_xml(paths[0])
+
+
+def load_data_to_text_dir(task: str, data_dir: str | Path, required: Sequence[str] = ()) -> dict[str, list[D2TExample]]:
+    """The splits found in a folder of release files ('train', 'validation', 'test', in that order).
+
+    See `data_to_text_files` for the folder and `required`.
+    """
+    _, files = data_to_text_files(task, data_dir, required)
+    return {split: read_split(task, paths) for split, paths in files.items()}
 
 
 def sample_data_dir(task: str) -> Path:
@@ -496,9 +553,9 @@ HUB_SOURCES = {
 def _offline_message(task: str, reason: str) -> str:
     source = HUB_SOURCES[task]
     return (
-        f"cannot load the {task} dataset from the Hugging Face hub ({source.repo}): {reason}\n"
-        f"offline options: --data-dir DIR with the original release files ({_expected_layout(task)}), "
-        f"or --data-dir sample for the small bundled synthetic sample "
+        f"cannot load the {task} dataset from the Hugging Face hub ({source.repo}): {one_line(reason)}; "
+        f"offline options: --data-dir DIR with the original release files ({_expected_layout(task)}) "
+        f"and --model DIR for a local model folder, or --data-dir sample for the small bundled synthetic sample "
         f"(a download already in the cache is used when HF_HUB_OFFLINE=1 is set or the hub cannot be reached)"
     )
 

@@ -191,7 +191,7 @@ class GenerationPipeline(Pipeline):
         calls = [idx[k : k + size] for idx in by_length.values() for k in range(0, len(idx), size)]
         predictions = [""] * len(prompts)
         try:
-            with _quiet_padding_warning(), tqdm(total=len(prompts), desc=desc, unit="input", mininterval=1.0, leave=False) as progress:
+            with _quiet_padding_warning(), self.progress(len(prompts), desc) as progress:
                 for call in calls:
                     length = len(prompts[call[0]])
                     input_ids = torch.tensor([prompts[i] for i in call], device=device)
@@ -209,6 +209,14 @@ class GenerationPipeline(Pipeline):
         finally:
             inner.train(was_training)
         return predictions
+
+    def progress(self, inputs: int, desc: str) -> tqdm:
+        """The decoding bar: inputs done of all, elapsed and time left (beam search is the slow part of a run).
+
+        Updated after every `generate` call; `max_eval_examples` and `num_beams` (via `--set`) shorten it.
+        """
+        label = f"{desc} (beam {self.generation.num_beams})" if self.generation.num_beams > 1 else desc
+        return tqdm(total=inputs, desc=label, unit="input", mininterval=1.0, leave=False, dynamic_ncols=True)
 
     # ------------------------------------------------------------------ evaluation
 
@@ -248,7 +256,8 @@ class GenerationPipeline(Pipeline):
             examples = self.eval_examples(splits[split], seen)
             predictions = self.predict(model, [e.source for e in examples], device, desc=f"generate {self.spec.name}/{split}")
             suffix = split_suffix(split, self.spec.eval_splits)
-            for group in GROUPS if seen is not None else ("",):
+            groups = GROUPS if seen is not None else ("",)
+            for group in tqdm(groups, desc=f"score {self.spec.name}/{split}", unit="group", leave=False):
                 picked = [i for i, e in enumerate(examples) if not group or (e.category in seen) == (group == "_seen")]
                 if not picked:
                     log.warning("%s/%s: no %s inputs to score", self.spec.name, split, group.lstrip("_"))

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from peftbench import hub
-from peftbench.errors import DataError, OfflineError, UsageError
+from peftbench.errors import DataError, OfflineError, UsageError, one_line
 
 HUB_ID = "nyu-mll/glue"
 SAMPLE_ROOT = Path(__file__).resolve().parent.parent / "data" / "samples" / "glue"
@@ -284,9 +284,24 @@ def load_glue_dir(task: str, data_dir: Path) -> dict[str, list[Example]]:
     ``data_dir`` is GLUE's root (holding ``MRPC/``) or the task folder itself, so both
     ``--data-dir glue_data`` and ``--data-dir glue_data/MRPC`` work.
     """
+    _, files = glue_files(task, Path(data_dir))
+    return {split: read_glue_tsv(path, task) for split, path in files.items()}
+
+
+def glue_files(task: str, data_dir: Path) -> tuple[Path, dict[str, Path]]:
+    """The task's folder and its labelled file per split, every one checked present before any is read.
+
+    A run trains on train and scores the dev files, so each must be there: a missing one is a
+    `DataError` at once, not after MNLI's 393k training rows have been parsed.
+    """
     fmt = get_format(task)
     folder = _task_folder(fmt, Path(data_dir))
-    return {split: read_glue_tsv(folder / name, task) for split, name in fmt.splits}
+    files = {split: folder / name for split, name in fmt.splits}
+    missing = [name for _, name in fmt.splits if not (folder / name).is_file()]
+    if missing:
+        present = sorted(p.name for p in folder.glob("*.tsv")) or ["no .tsv files"]
+        raise DataError(folder, f"missing {', '.join(missing)}, which a {task} run needs (found: {', '.join(present)})")
+    return folder, files
 
 
 def _task_folder(fmt: GlueFormat, data_dir: Path) -> Path:
@@ -367,7 +382,7 @@ def _hub_examples(table: Any, fmt: GlueFormat, split: str) -> list[Example]:
 
 def _offline_message(fmt: GlueFormat, reason: str) -> str:
     return (
-        f"cannot load GLUE {fmt.task} from the Hugging Face Hub ({HUB_ID}, config {fmt.hub_config!r}): {reason}. "
-        f"Offline options: --data-dir DIR with GLUE's original TSV files (DIR/{fmt.folder}/train.tsv ...), "
-        "or --data-dir sample for the bundled synthetic sample."
+        f"cannot load GLUE {fmt.task} from the Hugging Face Hub ({HUB_ID}, config {fmt.hub_config!r}): {one_line(reason)}; "
+        f"offline options: --data-dir DIR with GLUE's original TSV files (DIR/{fmt.folder}/train.tsv ...) "
+        "and --model DIR for a local model folder, or --data-dir sample for the bundled synthetic sample."
     )
