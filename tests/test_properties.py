@@ -30,7 +30,7 @@ SLOW_CPU = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow],
 # Every config class `--set` and the specs reach, by section name as `parse_set` sees them.
 CLASSES: dict[str, type] = {"training": TrainConfig, "generation": GenerationConfig}
 CLASSES |= {f"hyperparameters ({name})": method.config_cls for name, method in METHODS.items()}
-FIELDS = [(cls, name, kind) for cls in dict.fromkeys(CLASSES.values()) for name, kind in flat_field_types(cls).items()]  # composed: lora.r, ...
+FIELDS = [(cls, name, kind) for cls in dict.fromkeys(CLASSES.values()) for name, kind in flat_field_types(cls).items()]
 SECTION_FIELDS = {"hyperparameters": set(field_types(METHODS.get("lora").config_cls)), "training": set(field_types(TrainConfig))}
 SECTION_FIELDS["generation"] = set(field_types(GenerationConfig))
 
