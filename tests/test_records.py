@@ -343,7 +343,8 @@ def test_a_signal_at_any_moment_ends_cleanly(tmp_path, sig, args, when):
     if proc.returncode == 0:  # it finished first: fine, as long as the record says so
         assert [r["status"] for r in records] == ["finished"]
         return
-    assert proc.returncode == 130, err
+    # 130, or death by SIGINT itself (-2) when CPython saw the interrupt in its own start-up: a shell shows 130 for both
+    assert proc.returncode in (130, -signal.SIGINT), err
     assert err.strip().splitlines()[-1].startswith("peftbench: interrupted")
     assert all(r["status"] == "interrupted" and r["finished_at"] for r in records)
     assert not list(tmp_path.rglob("*.tmp"))
