@@ -106,29 +106,28 @@ def show_record(record: dict[str, Any], path: Path, status: str | None = None) -
 
 def runs_table(entries: list[Entry]) -> str:
     """One line per record: id, status (stale included), method, task, model, seed, main metric, wall time."""
-    header = ("run", "status", "method", "task", "model", "seed", "main metric", "wall s")
     rows = []
     for e in entries:
         r, cfg = e.record, e.record.get("config") or {}
-        metric = main_metric_name(r.get("metrics") or {}, r.get("main_metric") or "")
-        value = main_value(r)
+        metric, value = main_metric_name(r.get("metrics") or {}, r.get("main_metric") or ""), main_value(r)
         wall = sum(((r.get("measurements") or {}).get("wall_time_s") or {}).values())
         rows.append(
-            (
-                r.get("run_id", e.path.stem),
-                e.status,
-                cfg.get("method", ",".join(r.get("methods", [])) or "-"),
-                cfg.get("task", r.get("kind", "-")),
-                cfg.get("model", r.get("model", "-")),
-                str(r.get("seed", "-")),
-                f"{metric} {value:.4f}" if metric and value is not None else "-",
-                f"{wall:.1f}" if wall else "-",
-            )
+            {
+                "run": r.get("run_id", e.path.stem),
+                "status": e.status,
+                "method": cfg.get("method", ",".join(r.get("methods", [])) or "-"),
+                "task": cfg.get("task", r.get("kind", "-")),
+                "model": cfg.get("model", r.get("model", "-")),
+                "seed": str(r.get("seed", "-")),
+                "main metric": f"{metric} {value:.4f}" if metric and value is not None else "-",
+                "wall s": f"{wall:.1f}" if wall else "-",
+            }
         )
     if not rows:
         return "no records"
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows])
+    from tabulate import tabulate
+
+    return tabulate(rows, headers="keys", tablefmt="plain", disable_numparse=True)
 
 
 def indent(text: str, prefix: str = "  ") -> str:

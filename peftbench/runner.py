@@ -91,6 +91,7 @@ class Plan:
     run_id: str
     record_path: Path | None  # None on processes other than the main one: they never write
     split_hashes: dict[str, str] = field(default_factory=dict)
+    key: tuple[str, dict[str, Any]] = ("", {})  # the comparability key and its parts, computed once
     checkpoint_path: Path | None = None  # where checkpoints go (None: no checkpoints)
     keep_checkpoint: bool = False  # keep the last checkpoint after the run finishes
     resume: dict[str, Any] | None = None  # a loaded checkpoint to continue from
@@ -99,10 +100,6 @@ class Plan:
     @property
     def config(self) -> Any:
         return self.resolved.config
-
-    @property
-    def key(self) -> str:
-        return comparability_key(self.config.to_dict(), self.resolved.spec_hashes, self.split_hashes)[0]
 
 
 class LoadCache:
@@ -157,16 +154,16 @@ def prepare(
     tokenizer = cache.tokenizer(resolved)
     model = cache.model(resolved)
     splits, hashes = cache.splits(resolved)
-    key = comparability_key(resolved.config.to_dict(), resolved.spec_hashes, hashes)[0]
+    key = comparability_key(resolved.config.to_dict(), resolved.spec_hashes, hashes)
     previous = saved = None
     if resume is not None:
         previous = read_record(resume)
         run_id, path = previous["run_id"], resume if main else None
         saved = checkpoint.load(store.checkpoint_path(run_id))
     else:
-        run_id, path = claim_record(store, resolved, key, canonical, main)
+        run_id, path = claim_record(store, resolved, key[0], canonical, main)
     ckpt = store.checkpoint_path(run_id) if checkpoints and main else None
-    return Plan(resolved, splits, model, tokenizer, run_id, path, hashes, ckpt, keep_checkpoint, saved, previous)
+    return Plan(resolved, splits, model, tokenizer, run_id, path, hashes, key, ckpt, keep_checkpoint, saved, previous)
 
 
 def run_id_for(resolved: ResolvedRun, key: str) -> str:
@@ -189,7 +186,7 @@ def new_record(plan: Plan) -> dict[str, Any]:
         return continued_record(plan)
     cfg, train = plan.config, plan.config.training
     config = cfg.to_dict()
-    key, key_parts = comparability_key(config, plan.resolved.spec_hashes, plan.split_hashes)
+    key, key_parts = plan.key
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "run",
