@@ -27,6 +27,7 @@ def adapt(model_name, kind, method, *, seed=0, meta=False, **hyperparameters):
     """A model in eval mode and `method` applied to it with its config class's defaults overridden by `hyperparameters`."""
     model = build_model(resolve_model(model_name), kind, seed=seed, meta=meta).eval()
     impl = METHODS.get(method)
+    torch.manual_seed(seed)  # method initialisation draws from the global generator, as in a run (runner.set_seed)
     return model, impl.apply(model, impl.config_cls(**hyperparameters))
 
 
