@@ -211,7 +211,7 @@ def test_headless_browser_renders_the_report(report, tmp_path):
     assert '<div id="filters">' in dom  # the script ran: the filters were revealed
     # a click on "# trainable" sorts the row groups (K before M), and the task filter hides the rows of other tasks
     script = (
-        '<script>document.querySelectorAll("#glue th")[4].click(); var f = document.getElementById("filter-task");'
+        '<script>document.querySelectorAll("#glue th")[5].click(); var f = document.getElementById("filter-task");'
         ' f.value = "e2e"; f.dispatchEvent(new Event("change"));</script></body>'
     )
     clicked = tmp_path / "clicked.html"
@@ -230,3 +230,50 @@ def test_headless_browser_renders_the_report(report, tmp_path):
     assert image.size == (1280, 1600)
     low, high = image.getextrema()
     assert high - low > 100 and sum(1 for count in image.histogram() if count) > 20  # text and figures, not a blank page
+
+
+def test_tuned_rows_are_marked_with_their_trials_and_trials_stay_out_of_the_scores(results, tmp_path):
+    """Trials of a study show in the tuning table and figure; the run with `--preset tuned:<study>` says so, with the trial count."""
+    import pandas as pd
+
+    src = next(p for p in Store(results).paths("run") if "-lora-mrpc-" in p.name and "failed" not in p.name)
+    base, root = read_record(src), tmp_path / "tuned"
+    for n, lr in enumerate((1e-4, 3e-3, 1e-2)):  # three trials: different learning rates, tagged by the tune hook
+        r = copy.deepcopy(base)
+        r["run_id"], r["hooks"] = f"trial{n}", {"tune": {"study": "s1", "trial": n, "trials": 3, "params": {"lr": lr}}}
+        r["config"]["training"]["lr"], r["key"] = lr, f"trial-key-{n}"
+        write_record(root / "scratch" / f"trial{n}.json", r)
+    tuned = copy.deepcopy(base)
+    tuned["run_id"], tuned["key"] = "tuned", "tuned-key"
+    tuned["config"].update(preset="tuned:s1")
+    tuned["config"]["training"]["lr"] = 3e-3
+    write_record(root / "scratch" / "tuned.json", tuned)
+    write_record(root / "scratch" / "spec.json", {**copy.deepcopy(base), "run_id": "spec"})
+    trials = [
+        {"number": 0, "state": "COMPLETE", "value": 0.5, "params": {"lr": 1e-4}},
+        {"number": 1, "state": "COMPLETE", "value": 0.7, "params": {"lr": 3e-3}},
+        {"number": 2, "state": "PRUNED", "value": None, "params": {"lr": 1e-2}},
+    ]
+    summary = {"study": "s1", "method": "lora", "task": "mrpc", "model": "tiny-roberta", "metric": "accuracy", "direction": "maximize"}
+    summary.update(n_trials=3, best_trial=1, best_value=0.7, best_params={"lr": 3e-3}, trials=trials)
+    write_record(root / "studies" / "s1.json", summary)
+    out = tmp_path / "rep"
+    result = make_report(root, {}, out, ("md", "csv", "html"))
+
+    glue = pd.read_csv(out / "csv" / "glue.csv", keep_default_na=False)
+    ours = glue[glue.source == "ours"]
+    assert sorted(ours.preset) == ["spec", "tuned:s1 (3 trials)"]  # the three trial runs are not score rows
+    tuning = pd.read_csv(out / "csv" / "tuning.csv", keep_default_na=False)
+    row = tuning.iloc[0]
+    assert (row.study, row.trials, row.finished, row.pruned, row["best values"]) == ("s1", 3, 2, 1, "lr=0.003")
+    assert any(c.name == "tuning-tiny-roberta-mrpc" for c in result.report.charts)
+    assert "1 tuning study (3 finished trial runs in the selection)" in (out / "report.md").read_text()
+
+
+def test_best_so_far_follows_the_direction():
+    from peftbench.report.tuning import best_so_far
+
+    trials = [{"number": 0, "state": "FAIL"}, {"number": 1, "state": "COMPLETE", "value": 3.0}, {"number": 2, "state": "PRUNED"}]
+    trials.append({"number": 3, "state": "COMPLETE", "value": 1.0})
+    assert best_so_far({"direction": "minimize", "trials": trials}) == [(1, 3.0), (2, 3.0), (3, 1.0)]
+    assert best_so_far({"direction": "maximize", "trials": trials}) == [(1, 3.0), (2, 3.0), (3, 3.0)]

@@ -55,6 +55,12 @@ def summary(sel: Selection) -> list[str]:
         "Paper values: the same model's row with the difference ours - paper; a tiny model gets the paper row of the model "
         "of its family (roberta-base, deberta-v2-xxlarge, gpt2-medium) as a reference only, no difference.",
     ]
+    if sel.trials or sel.studies:
+        lines.append(
+            f"{plural(len(sel.studies), 'tuning study')} ({plural(sel.trials, 'finished trial run')} in the selection): trials are "
+            "shown in the tuning table, not as score rows; a row's preset column says `spec` (the method spec's values, untuned: "
+            "the paper's presets on the paper's models) or `tuned:<study> (N trials)`."
+        )
     if sel.unfinished:
         left = ", ".join(f"{n} {status}" for status, n in sel.unfinished.items())
         lines.append(f"Left out (not finished): {left}.")
@@ -66,6 +72,7 @@ def summary(sel: Selection) -> list[str]:
 
 def build(sel: Selection) -> Report:
     """Every table and figure the records allow; a table or figure without records is left out."""
+    from peftbench.report import tuning
     from peftbench.report.figures import charts
 
     tables: list[Table] = []
@@ -77,11 +84,13 @@ def build(sel: Selection) -> Report:
     tables += [costs.profile_table(r, i) for i, r in enumerate(sel.profile)]
     if sel.groups:
         tables.append(costs.run_cost_table(sel.groups))
+    if sel.studies:
+        tables.append(tuning.studies_table(sel.studies))
     tables.append(costs.scores_table(tidy))
     tables.append(costs.todo_table(sel.groups, sel.where))
     tables = [t for t in tables if not t.empty]
     title = "peftbench report"
-    return Report(title, describe_where(sel.where), summary(sel), tables, charts(sel.groups, sel.latency, sel.profile))
+    return Report(title, describe_where(sel.where), summary(sel), tables, charts(sel.groups, sel.latency, sel.profile, sel.studies))
 
 
 def make_report(results: str | Path, where: dict[str, list[str]], out: Path, formats: tuple[str, ...] = FORMATS) -> ReportResult:

@@ -9,6 +9,7 @@ tables (3, 13, 14) the mean; both show the standard deviation over seeds and the
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -63,10 +64,16 @@ class Group:
     records: list[dict[str, Any]]
     variant: str = ""  # what sets this group apart from others of the same model/method (empty when nothing does)
     duplicates: int = 0  # runs of an already-counted seed (the newest run of a seed is kept)
+    preset_text: str = "spec"  # where the values came from: the spec's own, a named preset, or a tuned one with its trials
 
     @property
     def seeds(self) -> list[int]:
         return sorted(r.get("seed") for r in self.records)
+
+    @property
+    def preset(self) -> str | None:
+        """The named preset the runs used (`repo`, `tuned:<study>`...); None: the spec's own values."""
+        return next((p for r in self.records if (p := (r.get("config") or {}).get("preset"))), None)
 
     @property
     def params(self) -> int | None:
@@ -122,6 +129,11 @@ class Selection:
     latency: list[dict[str, Any]] = field(default_factory=list)
     profile: list[dict[str, Any]] = field(default_factory=list)
     unfinished: dict[str, int] = field(default_factory=dict)  # effective status -> count of runs left out
+    trials: int = 0  # finished tuning-trial runs: shown through their studies, not as score rows
+    studies: list[dict[str, Any]] = field(default_factory=list)  # `<results>/studies/*.json` summaries of the selection
+
+    def study(self, name: str) -> dict[str, Any] | None:
+        return next((s for s in self.studies if s.get("study") == name), None)
 
     @property
     def runs(self) -> int:
@@ -132,17 +144,53 @@ def select(root: Path, where: dict[str, list[str]]) -> Selection:
     """Read the store once; raise `UsageError` (exit 2) naming the filter when nothing matches."""
     store = Store(root)
     entries = list(store.entries("run", **where))
-    finished = [e for e in entries if e.status == "finished"]
+    finished = [e for e in entries if e.status == "finished" and not tune_tag(e.record)]
+    trials = sum(1 for e in entries if e.status == "finished" and tune_tag(e.record))
     unfinished: dict[str, int] = defaultdict(int)
     for e in entries:
-        if e.status != "finished":
+        if e.status != "finished" and not tune_tag(e.record):
             unfinished[e.status] += 1
     latency = measurements(store, "latency", where)
     profile = measurements(store, "profile", where)
-    if not finished and not latency and not profile:
+    studies = study_summaries(store, where)
+    if not finished and not latency and not profile and not studies:
         found = f"; {len(entries)} match but none finished" if entries else ""
         raise UsageError(f"report: no records match {describe_where(where)} in {root}{found}")
-    return Selection(where, label_variants(group(finished)), latency, profile, dict(sorted(unfinished.items())))
+    groups = label_variants(group(finished))
+    for g in groups:
+        g.preset_text = describe_preset(g.preset, studies)
+    return Selection(where, groups, latency, profile, dict(sorted(unfinished.items())), trials, studies)
+
+
+def describe_preset(preset: str | None, studies: list[dict[str, Any]]) -> str:
+    """`spec` (the method spec's values: the paper's for the paper's models), a named preset, or
+    `tuned:<study> (N trials)`: the report says which rows were tuned, and how hard."""
+    if not preset:
+        return "spec"
+    if preset.startswith("tuned:"):
+        summary = next((s for s in studies if s.get("study") == preset.removeprefix("tuned:")), None)
+        n = summary.get("n_trials") if summary else None
+        return f"{preset} ({n} trial{'' if n == 1 else 's'})" if n is not None else f"{preset} (study not in the selection)"
+    return preset
+
+
+def tune_tag(record: dict[str, Any]) -> dict[str, Any] | None:
+    """`hooks.tune` of a tuning trial's run (peftbench tune); None for every other run."""
+    return (record.get("hooks") or {}).get("tune")
+
+
+def study_summaries(store: Store, where: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The tuning studies of the filter's methods, tasks and models (their summaries, written by `peftbench tune`)."""
+    folder = store.study_path("x").parent
+    out = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a summary being rewritten, or not one: the study's runs still count
+        if all(not where.get(k) or str(summary.get(k)) in where[k] for k in ("method", "task", "model")):
+            out.append(summary)
+    return out
 
 
 def measurements(store: Store, kind: str, where: dict[str, list[str]]) -> list[dict[str, Any]]:

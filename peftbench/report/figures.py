@@ -3,7 +3,8 @@
 - score vs trainable parameters on a log axis, the Pareto front marked (the paper's Figure 2 idea);
 - score per method with every seed shown and the aggregate's spread;
 - latency overhead by batch x seq with the A/A noise band;
-- step time and peak memory per method (profile records).
+- step time and peak memory per method (profile records);
+- best score so far against trials, per tuning study (report/tuning.py).
 
 A figure whose records are absent is simply not made. SVG output is made deterministic (fixed
 hash salt for element ids, no date), so the same records give the same files.
@@ -67,7 +68,8 @@ def scored(groups: list[Group]) -> dict[tuple[str, str], list[tuple[Group, list[
 
 
 def label(g: Group) -> str:
-    return f"{g.method} ({g.variant})" if g.variant else g.method
+    parts = [p for p in (g.variant, "" if g.preset_text == "spec" else g.preset_text) if p]
+    return f"{g.method} ({'; '.join(parts)})" if parts else g.method
 
 
 def pareto(points: list[tuple[float, float]], higher: bool) -> list[int]:
@@ -179,7 +181,14 @@ def profile_chart(record: dict[str, Any], index: int) -> Chart | None:
     return Chart(f"cost-{index}", f"Step time and peak memory per method: {record.get('model')}", to_svg(fig))
 
 
-def charts(groups: list[Group], latency: list[dict[str, Any]], profile: list[dict[str, Any]]) -> list[Chart]:
+def charts(
+    groups: list[Group],
+    latency: list[dict[str, Any]],
+    profile: list[dict[str, Any]],
+    studies: list[dict[str, Any]] = (),  # type: ignore[assignment]
+) -> list[Chart]:
+    from peftbench.report.tuning import best_so_far_charts  # it draws with this module's Chart and to_svg
+
     out: list[Chart] = []
     for (model, task), rows in list(scored(groups).items())[:MAX_PANELS]:
         chart = pareto_chart(model, task, rows)
@@ -187,6 +196,7 @@ def charts(groups: list[Group], latency: list[dict[str, Any]], profile: list[dic
         out.append(seeds_chart(model, task, rows))
     out += [c for i, r in enumerate(latency) if (c := latency_chart(r, i))]
     out += [c for i, r in enumerate(profile) if (c := profile_chart(r, i))]
+    out += best_so_far_charts(list(studies))
     for c in out:
         c.name = re.sub(r"[^A-Za-z0-9_.-]+", "_", c.name)
     return out

@@ -135,23 +135,32 @@ def score_table(spec: ScoreSpec, groups: list[Group]) -> tuple[Table, list[dict[
     """The paper-layout table of `spec` and the tidy numeric rows behind it (for scores.csv)."""
     mine = [g for g in groups if any(c.task == g.task for c in spec.columns)]
     columns = [c for c in spec.columns if any(g.task == c.task for g in mine)]
-    keys: dict[tuple[str, str, str], list[Group]] = {}
-    for g in sorted(mine, key=lambda g: (g.model, method_rank(g.method), g.variant)):
-        keys.setdefault((g.model, g.method, g.variant), []).append(g)
+    keys: dict[tuple[str, str, str, str], list[Group]] = {}
+    for g in sorted(mine, key=lambda g: (g.model, method_rank(g.method), g.variant, g.preset_text)):
+        keys.setdefault((g.model, g.method, g.variant, g.preset_text), []).append(g)
     avg_header = avg_label(len(columns), len(spec.columns)) if spec.average else None
-    header = ["model", "method", "config", "source", "# trainable", *(c.header for c in columns), *([avg_header] if avg_header else [])]
+    header = [
+        "model",
+        "method",
+        "config",
+        "preset",
+        "source",
+        "# trainable",
+        *(c.header for c in columns),
+        *([avg_header] if avg_header else []),
+    ]
     rows: list[list[str]] = []
     models: list[str] = []
     tasks: list[str] = []
     group_ids: list[int] = []
     kinds: list[str] = []
     tidy: list[dict[str, Any]] = []
-    for gid, ((model, method, variant), members) in enumerate(keys.items()):
+    for gid, ((model, method, variant, preset), members) in enumerate(keys.items()):
         by_task = {g.task: g for g in members}
         params = next((g.params for g in members if g.params is not None), None)
         cells = {c.id: cell_of(c, by_task[c.task], spec.rule) if c.task in by_task else Cell(None, None, 0) for c in columns}
         prow, same = paper.match(spec.paper_table, model, method, params)
-        block = table_block(spec, columns, (model, method, variant), params, cells, prow, same)
+        block = table_block(spec, columns, (model, method, variant, preset), params, cells, prow, same)
         task_list = " ".join(sorted(by_task))
         for r, kind in zip(block, ("ours", "paper", "diff"), strict=False):
             kinds.append(kind)
@@ -174,14 +183,14 @@ def avg_label(shown: int, total: int) -> str:
 def table_block(
     spec: ScoreSpec,
     columns: list[Column],
-    key: tuple[str, str, str],
+    key: tuple[str, str, str, str],
     params: float | None,
     cells: dict[str, Cell],
     prow: paper.PaperRow | None,
     same: bool,
 ) -> list[list[str]]:
     """Our row, the paper's row (or a line saying there is none), and the difference when the models are the same."""
-    model, method, _ = key
+    model, method = key[:2]
     avg = average([cells[c.id].value for c in columns]) if spec.average else None
     ours = [*key, "ours", fmt_count(params), *(fmt_cell(cells[c.id], c.digits) for c in columns)]
     ours += [fmt_num(avg, 1)] if spec.average else []
@@ -224,6 +233,7 @@ def tidy_rows(
                 "task": g.task,
                 "method": g.method,
                 "config": g.variant,
+                "preset": g.preset_text,
                 "key": g.key,
                 "column": c.header,
                 "metric": c.metric or (g.records[0].get("main_metric") or ""),
