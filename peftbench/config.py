@@ -36,6 +36,7 @@ class TrainConfig:
     cls_dropout: float = -1.0  # < 0: keep the model's own classifier dropout
     max_seq_len: int = 128
     max_train_examples: int = 0  # 0: all
+    train_split: str = "train"  # the split trained on: "validation" where a release ships no train file (E2E here)
     max_eval_examples: int = 0  # 0: all
     grad_clip: float = 0.0  # 0: no clipping
     seed: int = 0

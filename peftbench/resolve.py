@@ -17,7 +17,7 @@ from peftbench.errors import UsageError
 from peftbench.models import ModelDims, ModelSource, resolve_model
 from peftbench.record import stable_hash
 from peftbench.specs import method_specs, read_json, spec_content_hash
-from peftbench.tasks.base import DataSource, TaskSpec, data_source, task_specs
+from peftbench.tasks.base import DataSource, TaskSpec, check_train_split, data_source, task_specs
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,10 @@ def resolve_run(
     `results_dir`: where a `tuned:<study>` preset is looked up (default: $PEFTBENCH_RESULTS or ./results)."""
     spec = task_specs().get(task)
     source = resolve_model(model or spec.default_model)
-    data = data_source(spec, data_dir, source.is_tiny)
     resolved = resolve_sections(method, task, source, preset=preset, overrides=list(overrides), results_dir=results_dir)
+    train_split = resolved.sections["training"].train_split
+    check_train_split(spec, train_split)
+    data = data_source(spec, data_dir, source.is_tiny, train_split)
     config = resolved.run_config(method, task, preset, data.kind)
     hashes = {
         "method": spec_content_hash(method_specs()[method].source),

@@ -38,7 +38,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from peftbench import checkpoint, measure
 from peftbench.env import environment
-from peftbench.errors import RunFailed, RunInterrupted
+from peftbench.errors import RunFailed, RunInterrupted, UsageError
 from peftbench.methods import METHODS, Adapted
 from peftbench.models import build_model, load_tokenizer
 from peftbench.record import SCHEMA_VERSION, comparability_key, liveness, update_scores, utc_now, with_directions
@@ -118,9 +118,12 @@ class LoadCache:
         return self._tokenizers[key]
 
     def splits(self, r: ResolvedRun) -> tuple[dict[str, list[Any]], dict[str, str]]:
-        key = (r.spec.name, r.data.kind, str(r.data.path))
+        train_split = r.config.training.train_split
+        key = (r.spec.name, r.data.kind, str(r.data.path), train_split)
         if key not in self._splits:
-            splits = load_splits(r.spec, r.data)
+            splits = load_splits(r.spec, r.data, train_split)
+            if train_split not in splits:
+                raise UsageError(f"train_split={train_split}: {r.spec.name} from {r.data.kind} has splits {', '.join(splits)}")
             self._splits[key] = (splits, {name: content_hash(examples) for name, examples in splits.items()})
         return self._splits[key]
 
@@ -351,7 +354,7 @@ def setup(plan: Plan, record: dict[str, Any], callbacks: Sequence[Callback], tim
         adapted = METHODS.get(cfg.method).apply(plan.model, cfg.hyperparameters)
         pipeline = make_pipeline(plan.resolved.spec, plan.tokenizer, train, cfg.generation)
         pipeline.accelerator = accelerator
-        features = pipeline.encode(plan.splits["train"][: train.max_train_examples or None])
+        features = pipeline.encode(plan.splits[train.train_split][: train.max_train_examples or None])
     record["params"] = {**adapted.param_counts(), "formula": adapted.formula_count()}
     generator = torch.Generator().manual_seed(train.seed)
     loader = DataLoader(features, batch_size=train.batch_size, shuffle=True, collate_fn=pipeline.collate, generator=generator)

@@ -122,7 +122,7 @@ class DataSource:
         return f"{self.kind}:{self.path}" + (f" ({read})" if read else "")
 
 
-def data_source(spec: TaskSpec, data_dir: str | None, tiny_model: bool) -> DataSource:
+def data_source(spec: TaskSpec, data_dir: str | None, tiny_model: bool, train_split: str = "train") -> DataSource:
     if data_dir == "sample" or (data_dir is None and tiny_model):
         return DataSource("sample", SAMPLES_DIR / spec.format)
     if data_dir is None and spec.package:
@@ -134,11 +134,11 @@ def data_source(spec: TaskSpec, data_dir: str | None, tiny_model: bool) -> DataS
     path = Path(data_dir).expanduser()
     if not path.is_dir():
         raise UsageError(f"--data-dir {data_dir}: no such directory")
-    locate_files(spec, path.resolve())  # a missing split fails now, before a model is loaded
+    locate_files(spec, path.resolve(), train_split)  # a missing split fails now, before a model is loaded
     return DataSource("local", path.resolve())
 
 
-def locate_files(spec: TaskSpec, path: Path) -> dict[str, list[Path]]:
+def locate_files(spec: TaskSpec, path: Path, train_split: str = "train") -> dict[str, list[Path]]:
     """The release files each split of a folder will be read from, every split the run needs checked present; none is parsed."""
     if spec.format == "rotten_tomatoes":  # one corpus file; the split is peftbench's own (tasks/rotten_tomatoes.py)
         from peftbench.tasks import rotten_tomatoes
@@ -150,15 +150,21 @@ def locate_files(spec: TaskSpec, path: Path) -> dict[str, list[Path]]:
         return {split: [file] for split, file in glue.glue_files(spec.name, path)[1].items()}
     from peftbench.tasks import data_to_text
 
-    return data_to_text.data_to_text_files(spec.name, path, required_splits(spec))[1]
+    return data_to_text.data_to_text_files(spec.name, path, required_splits(spec, train_split))[1]
 
 
-def required_splits(spec: TaskSpec) -> tuple[str, ...]:
-    """The splits a run reads: it trains on train and scores the spec's eval splits."""
-    return ("train", *(s for s in spec.eval_splits if s != "train"))
+def required_splits(spec: TaskSpec, train_split: str = "train") -> tuple[str, ...]:
+    """The splits a run reads: it trains on `train_split` (normally train) and scores the spec's eval splits."""
+    return (train_split, *(s for s in spec.eval_splits if s != train_split))
 
 
-def load_splits(spec: TaskSpec, source: DataSource) -> dict[str, list[Any]]:
+def check_train_split(spec: TaskSpec, train_split: str) -> None:
+    """Training on a split that is also scored would report a memorised score: refused before any work."""
+    if train_split in spec.eval_splits:
+        raise UsageError(f"train_split={train_split}: task {spec.name} scores that split ({', '.join(spec.eval_splits)}); train on another")
+
+
+def load_splits(spec: TaskSpec, source: DataSource, train_split: str = "train") -> dict[str, list[Any]]:
     """The task's examples by split, from its one source, in the dataset's own format.
 
     From files, every split the run needs is located before any is parsed, so a folder without
@@ -176,7 +182,7 @@ def load_splits(spec: TaskSpec, source: DataSource) -> dict[str, list[Any]]:
         from peftbench.tasks import data_to_text
 
         return data_to_text.load_data_to_text_hub(spec.name)
-    files = locate_files(spec, source.path)
+    files = locate_files(spec, source.path, train_split)
     source.files.update({split: describe_files(source.path, paths) for split, paths in files.items()})
     return {split: read_split(spec, paths) for split, paths in files.items()}
 

@@ -462,7 +462,8 @@ def data_to_text_files(task: str, data_dir: str | Path, required: Sequence[str] 
     if missing:
         wanted = "; ".join(f"{split}: {_expected_split(task, split)}" for split in missing)
         found = ", ".join(f"{split} ({describe_files(folder, paths)})" for split, paths in files.items())
-        raise DataError(folder, f"no {' or '.join(missing)} split, which this run needs (expected {wanted}); found only {found}")
+        hint = "; --set train_split=validation trains on another split" if "validation" in files and missing == [required[0]] else ""
+        raise DataError(folder, f"no {' or '.join(missing)} split, which this run needs (expected {wanted}); found only {found}{hint}")
     return folder, files
 
 
