@@ -32,7 +32,7 @@ from peftbench.errors import UsageError
 from peftbench.hub import load_from_hub
 from peftbench.registry import Registry
 from peftbench.specs import PACKAGE_DIR, check_keys, check_version, read_yaml
-from peftbench.tokenizer import tiny_tokenizer
+from peftbench.tokenizer import TOKENIZERS, tiny_tokenizer
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ class ModelSource:
     description: str = ""
     hub_id: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
-    tokenizer: str | None = None  # 'tiny': the bundled BPE
+    tokenizer: str | None = None  # random-init presets: 'tiny' (the bundled BPE) or 'gpt2-bpe' (tokenizer.py)
     training: dict[str, Any] = field(default_factory=dict)
     counting_only: bool = False
     package: str | None = None  # `module/folder`: a model folder inside an installed Python package
@@ -58,7 +58,7 @@ class ModelSource:
 
     @property
     def is_tiny(self) -> bool:
-        return self.tokenizer == "tiny"
+        return self.tokenizer in TOKENIZERS
 
     @property
     def origin(self) -> str:
@@ -92,6 +92,8 @@ def model_presets() -> Registry[ModelSource]:
     registry: Registry[ModelSource] = Registry("model")
     for name, entry in data["models"].items():
         check_keys(f"{path}: {name}", entry, {"description"}, MODEL_KEYS)
+        if entry.get("tokenizer") not in (None, *TOKENIZERS):
+            raise UsageError(f"{path}: {name}: tokenizer must be one of {', '.join(TOKENIZERS)}, got {entry['tokenizer']!r}")
         registry.add(name, ModelSource(name=name, **entry))
     return registry
 
@@ -160,7 +162,7 @@ def base_config(source: ModelSource) -> PretrainedConfig:
     config = dict(source.config)
     config = AutoConfig.for_model(config.pop("model_type"), **config)
     if source.is_tiny:
-        tok = tiny_tokenizer(config.model_type)
+        tok = tiny_tokenizer(config.model_type, source.tokenizer)
         config.vocab_size = len(tok)
         config.pad_token_id, config.bos_token_id, config.eos_token_id = tok.pad_token_id, tok.bos_token_id, tok.eos_token_id
     return config
@@ -268,7 +270,7 @@ def build_model(
 
 def load_tokenizer(source: ModelSource, model_type: str) -> PreTrainedTokenizerBase:
     if source.is_tiny:
-        return tiny_tokenizer(model_type)
+        return tiny_tokenizer(model_type, source.tokenizer)
     if source.local_dir:
         tok = from_local_dir(AutoTokenizer.from_pretrained, "tokenizer", source.local_dir)
     else:

@@ -37,6 +37,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PEFTBENCH_CACHE") or Path.home() / ".cache" / "peftbench")
 
 
+def converted_folder(name: str) -> Path:
+    """Where the model folder converted from preset `name`'s GGUF lives (it may not exist yet)."""
+    return cache_dir() / "models" / name
+
+
 def gguf_model_folder(name: str, gguf: Path, eos: str | None = None) -> Path:
     """An ordinary model folder (config, safetensors, tokenizer) converted once from a GGUF file.
 
@@ -44,7 +49,7 @@ def gguf_model_folder(name: str, gguf: Path, eos: str | None = None) -> Path:
     to a temporary name and renamed, so an interrupted conversion never leaves half a model.
     GGUF tokenizers' special tokens vary between transformers versions, so eos and pad are set here.
     """
-    folder = cache_dir() / "models" / name
+    folder = converted_folder(name)
     if (folder / "config.json").is_file():
         return folder
     if importlib.util.find_spec("gguf") is None:

