@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sample_generators import load
 
 from peftbench.errors import DataError, OfflineError, UsageError
 from peftbench.tasks import data_to_text as d2t
@@ -28,7 +29,9 @@ from peftbench.tasks.data_to_text import (
     webnlg_source,
     webnlg_split_files,
 )
-from peftbench.tasks.data_to_text_samples import SPLIT_SIZES, write_samples
+
+_generator = load("data_to_text")  # tools/samples/data_to_text.py
+SPLIT_SIZES, write_samples = _generator.SPLIT_SIZES, _generator.write_samples
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -271,7 +274,7 @@ def test_generator_reproduces_the_bundled_samples(tmp_path: Path) -> None:
     bundled = _files(d2t.SAMPLES_DIR)
     assert sorted(bundled) == sorted(generated), "stale or missing bundled files: regenerate the samples"
     changed = [name for name in generated if generated[name] != bundled[name]]
-    assert not changed, f"regenerate with `python -m peftbench.tasks.data_to_text_samples`: {changed}"
+    assert not changed, f"regenerate with `python tools/samples/data_to_text.py`: {changed}"
     assert sum(map(len, bundled.values())) < 200_000
 
 

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sample_generators import load
 
 from peftbench import hub
 from peftbench.errors import DataError, OfflineError, UsageError
@@ -18,10 +19,10 @@ from peftbench.tasks.glue import (
     load_glue_hub,
     read_glue_tsv,
 )
-from peftbench.tasks.glue_samples import write_glue_sample
 
 TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
 PAIR_TASKS = {"mrpc", "qqp", "stsb", "mnli", "qnli", "rte"}
+write_glue_sample = load("glue").write_glue_sample  # tools/samples/glue.py
 
 
 def _write(path: Path, text: str | bytes) -> Path:

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 TASKS = ("e2e", "webnlg", "dart")
 SPLITS = ("train", "validation", "test")
 
-#: Bundled synthetic samples (written by `peftbench.tasks.data_to_text_samples.write_samples`).
+#: Bundled synthetic samples (written by `tools/samples/data_to_text.py` in the source checkout).
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "data" / "samples"
 
 #: Release file and folder names per split.

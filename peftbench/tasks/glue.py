@@ -13,10 +13,10 @@ STS-B a float score), so a run's numbers do not depend on where its data came fr
   ``OfflineError`` naming the offline options.
 - ``load_glue_sample``: the bundled synthetic sample under ``peftbench/data/samples/glue`` (what
   ``--data-dir sample`` reads), read like any GLUE folder. It was written (seed 0) by
-  ``peftbench.tasks.glue_samples.write_glue_sample``, a small data set in the exact file format of
+  ``tools/samples/glue.py`` (in the source checkout, not the package), a small data set in the exact file format of
   each task, made to be learnable by a tiny model in a few hundred steps.
 
-Regenerate the bundled sample with ``python -m peftbench.tasks.glue_samples``.
+Regenerate the bundled sample with ``python tools/samples/glue.py``.
 """
 
 from __future__ import annotations
