@@ -130,6 +130,9 @@ def liveness() -> dict[str, Any]:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether a process with this id lives on this host (0 and negative ids name groups, never one process)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
