@@ -22,7 +22,6 @@ from peftbench.tasks.metrics import metric_for
 
 SCHEMA_VERSION = 2
 KINDS = ("run", "latency", "profile")
-STATUSES = ("running", "finished", "failed", "interrupted")
 STALE = "stale"  # never stored: a `running` record whose process is gone (see `effective_status`)
 STALE_AFTER_S = 2 * 3600  # another host's `running` record with no heartbeat for this long is stale
 

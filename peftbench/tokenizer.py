@@ -1,12 +1,12 @@
 """The tiny presets' tokenizer: a small byte-level BPE shipped in the package (no download).
 
 Byte-level means any text encodes losslessly, so the tiny models read the real datasets too.
-`build_tiny_bpe` is how the shipped files were made (from the bundled sample data).
+The shipped files were trained by `tools/tiny_bpe.py` (source checkout only), special tokens
+`<s> <pad> </s> <unk> <mask> <|endoftext|>` at ids 0..5.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
@@ -15,16 +15,6 @@ from transformers import GPT2TokenizerFast, PreTrainedTokenizerBase, RobertaToke
 from peftbench.arch import arch_for_type
 
 TINY_BPE_DIR = Path(__file__).resolve().parent / "assets" / "tiny-bpe"
-SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", "<|endoftext|>"]  # ids 0..5, RoBERTa's order
-
-
-def build_tiny_bpe(texts: Iterable[str], out_dir: Path = TINY_BPE_DIR, vocab_size: int = 2000) -> None:
-    from tokenizers import ByteLevelBPETokenizer
-
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS, show_progress=False)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    bpe.save_model(str(out_dir))
 
 
 @cache

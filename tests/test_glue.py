@@ -14,7 +14,6 @@ from peftbench.tasks import glue
 from peftbench.tasks.glue import (
     GLUE_FORMATS,
     SAMPLE_ROOT,
-    load_glue,
     load_glue_dir,
     load_glue_hub,
     read_glue_tsv,
@@ -47,7 +46,7 @@ def test_formats_cover_the_eight_tasks():
 @pytest.mark.parametrize("task", TASKS)
 def test_sample_loads_with_hub_split_names_sizes_and_labels(task):
     fmt = GLUE_FORMATS[task]
-    splits = load_glue(task, "sample")
+    splits = load_glue_dir(task, SAMPLE_ROOT)
     assert list(splits) == [name for name, _ in fmt.splits]
     for split, examples in splits.items():
         assert len(examples) == (200 if split == "train" else 60)
@@ -249,7 +248,7 @@ def test_missing_or_wrong_data_dir_is_named(tmp_path):
 
 def test_unknown_task_is_a_usage_error():
     with pytest.raises(UsageError, match="unknown GLUE task 'wnli'"):
-        load_glue("wnli", "sample")
+        load_glue_dir("wnli", SAMPLE_ROOT)
 
 
 # ---------------------------------------------------------------------------------------------

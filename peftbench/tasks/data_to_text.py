@@ -493,11 +493,6 @@ def load_data_to_text_dir(task: str, data_dir: str | Path, required: Sequence[st
     return {split: read_split(task, paths) for split, paths in files.items()}
 
 
-def sample_data_dir(task: str) -> Path:
-    """The bundled synthetic sample of a task (same release format as the real files)."""
-    return SAMPLES_DIR / _check_task(task)
-
-
 # --------------------------------------------------------------------------- hub
 
 # Hub sources, checked with the `search` tool (huggingface.co pages and datasets issues):
