@@ -22,7 +22,6 @@ from peftbench.tasks.metrics import metric_for
 
 SCHEMA_VERSION = 2
 KINDS = ("run", "latency", "profile")
-STATUSES = ("running", "finished", "failed", "interrupted")
 STALE = "stale"  # never stored: a `running` record whose process is gone (see `effective_status`)
 STALE_AFTER_S = 2 * 3600  # another host's `running` record with no heartbeat for this long is stale
 
@@ -130,6 +129,9 @@ def liveness() -> dict[str, Any]:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether a process with this id lives on this host (0 and negative ids name groups, never one process)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

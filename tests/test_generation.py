@@ -177,8 +177,16 @@ def test_a_model_that_learned_the_format_generates_the_reference():
     assert p.predict(adapted, [e.source for e in examples], CPU) == [e.references[0] for e in examples]
 
 
-def test_evaluation_is_only_at_the_end():
-    assert GenerationPipeline.evaluate_every_epoch is False
+def test_evaluation_is_only_at_the_end(cli, results):
+    res = cli(
+        "run", "--method", "lora", "--task", "e2e", "--model", "tiny-gpt2", "--epochs", "3",
+        "--set", "max_train_examples=4", "--set", "batch_size=4", "--set", "max_eval_examples=2", "--set", "num_beams=1",
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    (path,) = list(Path(results / "scratch").glob("*.json"))
+    epochs = read_record(path)["epochs"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]  # one step an epoch
+    assert [bool(e["metrics"]) for e in epochs] == [False, False, True]  # beam search scores the final model only
 
 
 def test_tiny_e2e_run_writes_a_finished_record(cli, results):

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sample_generators import load
 
 from peftbench import hub
 from peftbench.errors import DataError, OfflineError, UsageError
@@ -13,15 +14,14 @@ from peftbench.tasks import glue
 from peftbench.tasks.glue import (
     GLUE_FORMATS,
     SAMPLE_ROOT,
-    load_glue,
     load_glue_dir,
     load_glue_hub,
     read_glue_tsv,
 )
-from peftbench.tasks.glue_samples import write_glue_sample
 
 TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
 PAIR_TASKS = {"mrpc", "qqp", "stsb", "mnli", "qnli", "rte"}
+write_glue_sample = load("glue").write_glue_sample  # tools/samples/glue.py
 
 
 def _write(path: Path, text: str | bytes) -> Path:
@@ -46,7 +46,7 @@ def test_formats_cover_the_eight_tasks():
 @pytest.mark.parametrize("task", TASKS)
 def test_sample_loads_with_hub_split_names_sizes_and_labels(task):
     fmt = GLUE_FORMATS[task]
-    splits = load_glue(task, "sample")
+    splits = load_glue_dir(task, SAMPLE_ROOT)
     assert list(splits) == [name for name, _ in fmt.splits]
     for split, examples in splits.items():
         assert len(examples) == (200 if split == "train" else 60)
@@ -248,7 +248,7 @@ def test_missing_or_wrong_data_dir_is_named(tmp_path):
 
 def test_unknown_task_is_a_usage_error():
     with pytest.raises(UsageError, match="unknown GLUE task 'wnli'"):
-        load_glue("wnli", "sample")
+        load_glue_dir("wnli", SAMPLE_ROOT)
 
 
 # ---------------------------------------------------------------------------------------------

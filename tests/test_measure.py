@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -111,15 +112,19 @@ class KwModel(torch.nn.Module):
         return input_ids.float().sum()
 
 
-def test_a_phase_records_its_time_and_peak_memory():
+def test_a_phase_adds_up_its_time_and_keeps_its_highest_peak_memory(monkeypatch):
+    clock = iter([10.0, 10.5, 20.0, 20.25, 30.0, 31.0])  # perf_counter at each entry and exit
+    monkeypatch.setattr(measure, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    rss = iter([300 * MiB, 200 * MiB])  # the second entry's peak is lower: the phase keeps the first
+    monkeypatch.setattr(measure, "peak_rss_bytes", lambda: next(rss))
     times, peaks = {}, {}
-    for _ in range(2):
+    for _ in range(2):  # one phase entered twice, as once per epoch
         with measure.Phase(times, "eval", torch.device("cpu"), peaks):
             pass
-    assert times["eval"] >= 0 and peaks["eval"]["peak_rss_bytes"] > 0
-    with measure.Phase(times, "setup"):  # the old form still works
+    assert times == {"eval": pytest.approx(0.75)} and peaks == {"eval": {"peak_rss_bytes": 300 * MiB}}
+    with measure.Phase(times, "setup"):  # without device and peaks: time only
         pass
-    assert "setup" in times and "setup" not in peaks
+    assert times["setup"] == pytest.approx(1.0) and "setup" not in peaks
 
 
 def test_optimizer_state_is_measured_from_adamw_tensors():
@@ -169,8 +174,11 @@ def test_rotated_rounds_time_every_call_once_per_round_in_rotated_order():
 
 def test_rotated_rounds_can_size_the_rounds_from_the_warm_up():
     seen = []
-    timing = measure.rotated_rounds({"a": lambda: None}, torch.device("cpu"), rounds=lambda s: seen.append(s) or 3, warmup=1)
-    assert timing["rounds"] == 3 and len(seen) == 1 and seen[0] >= 0
+    calls = {"a": lambda: None, "b": lambda: None}
+    timing = measure.rotated_rounds(calls, torch.device("cpu"), rounds=lambda s: seen.append(s) or 3, warmup=2)
+    warm = timing["warmup_times_s"]
+    assert seen == [pytest.approx(warm["a"][-1] + warm["b"][-1])]  # the last warm-up round's seconds, asked once
+    assert timing["rounds"] == 3 and all(len(t) == 3 for t in timing["times_s"].values())
 
 
 def test_rotated_rounds_drop_a_failing_call_and_keep_the_others_paired():

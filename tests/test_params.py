@@ -33,8 +33,10 @@ def test_head_is_reported_separately_for_encoders():
 
 
 def test_task_changes_the_head_not_the_method():
-    three_way = count_params("lora", "roberta-base", task="mrpc")
-    assert three_way.counts["method"] == 294_912
+    counts = {task: count_params("lora", "roberta-base", task=task).counts for task in ("stsb", "mrpc", "mnli")}  # 1, 2, 3 outputs
+    assert {task: c["method"] for task, c in counts.items()} == dict.fromkeys(counts, 294_912)
+    dense = 768 * 768 + 768
+    assert {task: c["head"] for task, c in counts.items()} == {"stsb": dense + 769, "mrpc": dense + 2 * 769, "mnli": dense + 3 * 769}
 
 
 @pytest.mark.parametrize(

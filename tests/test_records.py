@@ -19,7 +19,7 @@ from safetensors.torch import save
 import peftbench.results as results_api
 from peftbench import runner
 from peftbench.measure import checkpoint_bytes
-from peftbench.record import SCHEMA_VERSION, comparability_key, effective_status, liveness
+from peftbench.record import SCHEMA_VERSION, comparability_key, effective_status, liveness, pid_alive
 from peftbench.resolve import resolve_run
 from peftbench.specs import spec_content_hash
 from peftbench.store import Store, read_record, write_record
@@ -116,6 +116,12 @@ def test_a_running_record_whose_process_is_gone_is_stale(tmp_path):
     assert effective_status(elsewhere) == "running"
     assert effective_status({**elsewhere, "heartbeat_at": "2020-01-01T00:00:00+00:00"}) == "stale"
     assert effective_status({**record, "status": "finished", "pid": dead_pid()}) == "finished"
+
+
+def test_pid_alive_is_true_for_live_processes_only():
+    assert pid_alive(os.getpid()) and pid_alive(1)  # pid 1 always lives (for a non-root user os.kill says EPERM: alive all the same)
+    assert not pid_alive(dead_pid())
+    assert not pid_alive(0) and not pid_alive(-1)  # process groups, never one process (os.kill(0, 0) would succeed)
 
 
 def test_the_store_skips_a_corrupt_file_and_names_it(tmp_path, capsys):

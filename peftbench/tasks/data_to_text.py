@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 TASKS = ("e2e", "webnlg", "dart")
 SPLITS = ("train", "validation", "test")
 
-#: Bundled synthetic samples (written by `peftbench.tasks.data_to_text_samples.write_samples`).
+#: Bundled synthetic samples (written by `tools/samples/data_to_text.py` in the source checkout).
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "data" / "samples"
 
 #: Release file and folder names per split.
@@ -492,11 +492,6 @@ def load_data_to_text_dir(task: str, data_dir: str | Path, required: Sequence[st
     """
     _, files = data_to_text_files(task, data_dir, required)
     return {split: read_split(task, paths) for split, paths in files.items()}
-
-
-def sample_data_dir(task: str) -> Path:
-    """The bundled synthetic sample of a task (same release format as the real files)."""
-    return SAMPLES_DIR / _check_task(task)
 
 
 # --------------------------------------------------------------------------- hub

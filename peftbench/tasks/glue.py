@@ -11,12 +11,12 @@ STS-B a float score), so a run's numbers do not depend on where its data came fr
 - ``load_glue_hub``: ``datasets.load_dataset("nyu-mll/glue", config)``, through ``peftbench.hub``:
   a cached copy is used offline, and when the hub cannot be reached it fails fast with an
   ``OfflineError`` naming the offline options.
-- ``load_glue_sample``: the bundled synthetic sample under ``peftbench/data/samples/glue`` (what
+- the bundled synthetic sample under ``peftbench/data/samples/glue`` (``SAMPLE_ROOT``, what
   ``--data-dir sample`` reads), read like any GLUE folder. It was written (seed 0) by
-  ``peftbench.tasks.glue_samples.write_glue_sample``, a small data set in the exact file format of
+  ``tools/samples/glue.py`` (in the source checkout, not the package), a small data set in the exact file format of
   each task, made to be learnable by a tiny model in a few hundred steps.
 
-Regenerate the bundled sample with ``python -m peftbench.tasks.glue_samples``.
+Regenerate the bundled sample with ``python tools/samples/glue.py``.
 """
 
 from __future__ import annotations
@@ -77,11 +77,6 @@ class GlueFormat:
     def num_labels(self) -> int:
         """Output size of the task head (1 for regression)."""
         return len(self.label_values) or 1
-
-    @property
-    def split_files(self) -> dict[str, str]:
-        """Split name -> labelled file name, e.g. {'train': 'train.tsv', 'validation': 'dev.tsv'}."""
-        return dict(self.splits)
 
     def columns_for(self, file_name: str) -> tuple[str, ...]:
         """The columns a file of this task carries (train, dev and test headers can differ)."""
@@ -327,20 +322,6 @@ def _task_folder(fmt: GlueFormat, data_dir: Path) -> Path:
 def _fold(name: str) -> str:
     """Folder name compared loosely: 'SST-2', 'sst2' and 'sst_2' are the same task."""
     return name.lower().replace("-", "").replace("_", "")
-
-
-def load_glue_sample(task: str) -> dict[str, list[Example]]:
-    """The bundled synthetic sample of a task (what ``--data-dir sample`` means)."""
-    return load_glue_dir(task, SAMPLE_ROOT)
-
-
-def load_glue(task: str, data_dir: str | Path | None = None) -> dict[str, list[Example]]:
-    """One entry point for the runner: the hub when no directory is given, 'sample' for the bundled sample."""
-    if data_dir is None:
-        return load_glue_hub(task)
-    if str(data_dir) == "sample":
-        return load_glue_sample(task)
-    return load_glue_dir(task, Path(data_dir))
 
 
 # --------------------------------------------------------------------------------------------

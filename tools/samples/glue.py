@@ -16,7 +16,9 @@ learn to compare words across two sentences from 200 examples (tried: dev stays 
 train is memorised); it does learn which words signal a change, so the sample stays learnable.
 
 Everything is drawn from ``random.Random`` seeded by a string, so a seed gives the same bytes on
-every platform. Regenerate the bundled sample with ``python -m peftbench.tasks.glue_samples``.
+every platform. Regenerate the bundled sample (peftbench installed or on PYTHONPATH):
+
+    python tools/samples/glue.py   # rewrites peftbench/data/samples/glue/
 """
 
 from __future__ import annotations

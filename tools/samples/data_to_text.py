@@ -10,7 +10,9 @@ train texts are flagged `toFix`, which the readers must drop. Annotations the re
 (templates, trees, entity maps) are left out to keep the bundle small.
 
 Everything is drawn from `random.Random` seeded by a string, so a seed gives the same bytes on
-every platform. Regenerate the bundle with `python -m peftbench.tasks.data_to_text_samples`.
+every platform. Regenerate the bundle (peftbench installed or on PYTHONPATH):
+
+    python tools/samples/data_to_text.py [OUT_DIR]   # default: rewrites peftbench/data/samples/{e2e,webnlg,dart}/
 """
 
 from __future__ import annotations
