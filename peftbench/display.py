@@ -7,13 +7,15 @@ function here reads them with `.get` and shows `-` for what is missing, never a 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from peftbench.record import main_metric_name, main_value
-from peftbench.runner import Callback, Plan, TrainState
-from peftbench.store import Entry
+
+if TYPE_CHECKING:  # the runner imports torch; `show` and `runs` must not pay for it
+    from peftbench.runner import Plan, TrainState
+    from peftbench.store import Entry
 
 
 def print_config(plan: Plan) -> None:
@@ -33,8 +35,11 @@ def fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-class EpochPrinter(Callback):
-    """One line per epoch on the terminal."""
+class EpochPrinter:
+    """One line per epoch on the terminal: a runner callback (duck-typed, as `runner.Callback` is a protocol of no-ops)."""
+
+    def on_step_end(self, state: TrainState) -> None:
+        pass
 
     def on_epoch_end(self, state: TrainState, entry: dict[str, Any]) -> None:
         scores = f"  {format_metrics(entry['metrics'])}" if entry["metrics"] else ""

@@ -22,3 +22,8 @@ def test_importing_the_cli_imports_nothing_heavy():
 
 def test_building_the_parser_imports_nothing_heavy():
     assert heavy_modules_after("from peftbench.cli import build_parser\nbuild_parser().parse_args(['runs'])") == []
+
+
+def test_the_display_of_records_imports_nothing_heavy():
+    """`peftbench show` and `peftbench runs` format records: no model code involved."""
+    assert heavy_modules_after("import peftbench.display") == []
