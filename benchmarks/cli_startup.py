@@ -70,7 +70,7 @@ def main() -> None:
                 times[label].append(timed(cmd, env))
             times["import peftbench.cli (-X importtime)"].append(import_seconds("peftbench.cli", env))
 
-    from tabulate import tabulate
+    from peftbench.display import render_table
 
     rows = []
     for label, values in times.items():
@@ -78,7 +78,7 @@ def main() -> None:
         flag = "SLOW (>= 1 s)" if median >= SLOW_S and "for scale" not in label else ""
         rows.append([label, f"{median:.3f}", f"{min(values):.3f}", f"{max(values):.3f}", flag])
     print(f"CLI start-up, median of {args.reps} (interleaved), seconds; python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
-    print(tabulate(rows, headers=["measurement", "median s", "min s", "max s", ""], tablefmt="simple", disable_numparse=True))
+    print(render_table(rows, ["measurement", "median s", "min s", "max s", ""]))
     slow = [row[0] for row in rows if row[4]]
     if slow:
         print(f"\n{len(slow)} at or above {SLOW_S:g} s: {', '.join(slow)}")

@@ -69,11 +69,9 @@ def add_runs_parser(sub: Any) -> None:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     from peftbench.catalog import catalog
+    from peftbench.display import render_table
 
-    rows = catalog(args.what)
-    width = max(len(name) for name, _, _ in rows)
-    for name, description, source in rows:
-        print(f"{name:<{width}}  {description}  [{source}]")
+    print(render_table([(name, description, f"[{source}]") for name, description, source in catalog(args.what)]))
     return 0
 
 

@@ -126,14 +126,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_bless(args: argparse.Namespace) -> int:
     from peftbench.baselines import baseline_target, bless
     from peftbench.compare import parse_where
+    from peftbench.display import indent, render_table
     from peftbench.store import results_dir
 
     results = results_dir(args.results_dir)
     target = baseline_target(results, args.name, args.out)
     existed = target.exists()
     path, runs = bless(results, parse_where(args.where), target, force=args.force)
-    for run in runs:
-        print(f"  {run.status:<8} {' '.join(run.identity)} seed {run.seed}  {run.record.get('run_id')}")
+    if runs:
+        print(indent(render_table([(run.status, " ".join(run.identity), f"seed {run.seed}", run.record.get("run_id")) for run in runs])))
     print(f"{'updated' if existed else 'wrote'} baseline {path} ({len(runs)} runs); commit it to share it")
     return 0
 

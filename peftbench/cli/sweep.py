@@ -51,9 +51,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from peftbench.store import Store
 
     if args.list:
-        for name in sweep.preset_names():
-            spec = sweep.load_spec(name)
-            print(f"{name:<22} {len(spec.cells()):>4} cells  {spec.description}")
+        from peftbench.display import render_table
+
+        specs = {name: sweep.load_spec(name) for name in sweep.preset_names()}
+        print(render_table([(name, f"{len(spec.cells())} cells", spec.description) for name, spec in specs.items()]))
         return 0
     spec = sweep.grid_from_flags(args)
     store = Store(args.results_dir and Path(args.results_dir))
