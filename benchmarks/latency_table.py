@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every record to this file")
     args = parser.parse_args(argv)
 
-    from peftbench.cli import parse_cells
+    from peftbench.cli.measure import parse_cells
 
     methods = parse_methods(args.methods)
     cells = parse_cells(args.batch, args.seq)

@@ -12,6 +12,7 @@ from typing import Any
 
 from peftbench import verdicts as V
 from peftbench.compare import MISSING, NEW_FAILURE, NOT_COMPARABLE, OUTCOMES, Pair
+from peftbench.display import render_table
 
 HEADER = ("outcome", "method", "task", "model", "seeds", "details")
 
@@ -59,12 +60,7 @@ def table(pairs: list[Pair], labels: tuple[str, str], verbose: bool = False) -> 
     out = [f"A: {labels[0]}", f"B: {labels[1]}", ""]
     if not rows:
         return "\n".join([*out, "no runs on either side"])
-    widths = [max(len(h), *(len(r[0][i]) for r in rows)) for i, h in enumerate(HEADER[:-1])]
-    indent = sum(widths) + 2 * len(widths)
-    out.append("  ".join(h.ljust(w) for h, w in zip(HEADER[:-1], widths, strict=True)) + "  " + HEADER[-1])
-    for cells, lines in rows:
-        out.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + "  " + lines[0])
-        out += [" " * indent + line for line in lines[1:]]
+    out.append(render_table([[*cells, "\n".join(lines)] for cells, lines in rows], HEADER))  # details: one line each
     out += ["", summary(pairs)]
     return "\n".join(out)
 

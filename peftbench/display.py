@@ -1,4 +1,5 @@
-"""Human-readable text for the terminal: the resolved config, epoch lines, summaries, records, run lists.
+"""Human-readable text for the terminal: the resolved config, epoch lines, summaries, records, run lists,
+and `render_table`, through which every table the commands print goes (text, Markdown or CSV).
 
 Records come from disk and may be old, partial (a run killed early) or of another kind: every
 function here reads them with `.get` and shows `-` for what is missing, never a KeyError.
@@ -6,14 +7,19 @@ function here reads them with `.get` and shows `-` for what is missing, never a 
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from peftbench.record import main_metric_name, main_value
-from peftbench.runner import Callback, Plan, TrainState
-from peftbench.store import Entry
+
+if TYPE_CHECKING:  # the runner imports torch; `show` and `runs` must not pay for it
+    from peftbench.runner import Plan, TrainState
+    from peftbench.store import Entry
 
 
 def print_config(plan: Plan) -> None:
@@ -33,8 +39,11 @@ def fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-class EpochPrinter(Callback):
-    """One line per epoch on the terminal."""
+class EpochPrinter:
+    """One line per epoch on the terminal: a runner callback (duck-typed, as `runner.Callback` is a protocol of no-ops)."""
+
+    def on_step_end(self, state: TrainState) -> None:
+        pass
 
     def on_epoch_end(self, state: TrainState, entry: dict[str, Any]) -> None:
         scores = f"  {format_metrics(entry['metrics'])}" if entry["metrics"] else ""
@@ -93,15 +102,23 @@ def show_record(record: dict[str, Any], path: Path, status: str | None = None) -
         f"{cfg.get('method', '-')} on {cfg.get('task', '-')} with {cfg.get('model', '-')}, data {data.get('source', '-')}",
         summary_lines({**record, "status": status or record.get("status")}),
         "epochs:",
-        *(
-            f"  epoch {e.get('epoch')} step {e.get('step')}: loss {fmt(e.get('train_loss'))}  {format_metrics(e.get('metrics'))}"
-            for e in record.get("epochs") or []
-        ),
+        *([indent(epochs_table(record["epochs"]))] if record.get("epochs") else []),
     ]
     sections = {k: cfg[k] for k in ("hyperparameters", "training") if k in cfg}
     if sections:
         lines += ["config:", indent(yaml.safe_dump(sections, sort_keys=False, default_flow_style=None))]
     return "\n".join(lines)
+
+
+def epochs_table(epochs: list[dict[str, Any]]) -> str:
+    """One row per epoch: epoch, step, train loss, then every metric any epoch has (`-` where one lacks it)."""
+    names = list(dict.fromkeys(name for e in epochs for name in e.get("metrics") or {}))
+    scores = [{n: m.get("value") for n, m in (e.get("metrics") or {}).items()} for e in epochs]
+    rows = [
+        [e.get("epoch"), e.get("step"), fmt(e.get("train_loss")), *(fmt(s.get(n)) for n in names)]
+        for e, s in zip(epochs, scores, strict=True)
+    ]
+    return render_table(rows, ["epoch", "step", "train loss", *names])
 
 
 def runs_table(entries: list[Entry]) -> str:
@@ -125,9 +142,41 @@ def runs_table(entries: list[Entry]) -> str:
         )
     if not rows:
         return "no records"
+    return render_table(rows)
+
+
+TABLE_FORMATS = ("text", "md", "csv")
+
+
+def render_table(rows: Sequence[Sequence[Any] | Mapping[str, Any]], headers: Sequence[str] = (), fmt: str = "text") -> str:
+    """One table model, three renderings: `text` (aligned columns for the terminal), `md` (a GitHub
+    Markdown table) or `csv`.
+
+    `rows` are sequences of cells, or mappings whose keys are the headers when `headers` is empty.
+    Cells are shown as given, never reparsed as numbers (callers format them): `str()` of each, `-`
+    for None (empty in CSV). A cell may hold several lines: the text table continues it on the next lines in its
+    column, Markdown joins them with `<br>`, CSV quotes them. No headers: no header line.
+    """
+    if fmt not in TABLE_FORMATS:
+        raise ValueError(f"table format {fmt!r}; expected one of {', '.join(TABLE_FORMATS)}")
+    if rows and isinstance(rows[0], Mapping):
+        headers = list(headers or rows[0])
+        rows = [[row.get(h) for h in headers] for row in rows]  # type: ignore[union-attr]
+    missing = "" if fmt == "csv" else "-"
+    cells = [[missing if c is None else str(c) for c in row] for row in rows]
+    headers = [str(h) for h in headers]
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerows([headers, *cells] if headers else cells)
+        return out.getvalue().rstrip("\n")
     from tabulate import tabulate
 
-    return tabulate(rows, headers="keys", tablefmt="plain", disable_numparse=True)
+    if fmt == "md":
+        cells = [[c.replace("|", "\\|").replace("\n", "<br>") for c in row] for row in cells]
+        return tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True)
+    text = tabulate(cells, headers=headers, tablefmt="plain", disable_numparse=True)
+    return "\n".join(line.rstrip() for line in text.splitlines())
 
 
 def indent(text: str, prefix: str = "  ") -> str:

@@ -13,6 +13,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from peftbench.display import render_table
 from peftbench.errors import UsageError
 from peftbench.record import main_metric_name
 from peftbench.store import Entry, Store
@@ -73,10 +74,7 @@ def table(metric: str, points: list[Point]) -> str:
         (p.when[:19], p.label, p.model, p.key[:8], str(p.stats["n"]), *(f"{p.stats[s]:.4g}" for s in ("mean", "std", "min", "max")))
         for p in points
     ]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines = [f"{metric} over time (one line per commit and configuration; std/min/max across seeds)"]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
-    return "\n".join(lines)
+    return f"{metric} over time (one line per commit and configuration; std/min/max across seeds)\n" + render_table(rows, header)
 
 
 def figure(metric: str, points: list[Point], out: Path, title: str) -> Path:

@@ -41,6 +41,7 @@ from torch import nn
 
 from peftbench import measure
 from peftbench.config import default_kind, flat_field_types, matching_names, resolve_sections, to_plain
+from peftbench.display import render_table
 from peftbench.errors import UsageError
 from peftbench.methods import METHODS, Adapted
 from peftbench.models import ModelSource, base_config, build_model, dims_of, model_class, resolve_model, task_config
@@ -440,7 +441,7 @@ def format_latency(record: dict[str, Any]) -> str:
                 key = (v["method"], cell["batch"], cell["seq"])
                 row.append(f"{paper[key]:+.1f}%" if key in paper and not v["merged"] else "")
             rows.append(row)
-        lines += ["", f"batch {cell['batch']} x seq {cell['seq']}: {cell['rounds']} rounds", *markdown_table(header, rows)]
+        lines += ["", f"batch {cell['batch']} x seq {cell['seq']}: {cell['rounds']} rounds", *render_table(rows, header, "md").splitlines()]
     wide = [c for c in record["cells"] if c["variants"][CONTROL]["ratio"]["iqr"] > NOISY_IQR]
     if wide and record["env"]["device"] == "cpu":
         worst = max(c["variants"][CONTROL]["ratio"]["iqr"] for c in wide)
@@ -473,13 +474,4 @@ def summary_table(records: list[dict[str, Any]]) -> list[str]:
                 star = "*" if e["verdict"].startswith("distinguishable") else ""
                 row.append(f"{e['time_ms']['median']:.2f} ({pct(e['ratio']['median'])}){star}")
         rows.append(row)
-    return markdown_table(header, rows)
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    return [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(line(r) for r in rows)]
+    return render_table(rows, header, "md").splitlines()

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from peftbench.config import resolve_sections
+from peftbench.display import indent, render_table
 from peftbench.methods import METHODS
 from peftbench.models import build_model
 from peftbench.specs import PACKAGE_DIR, check_keys, check_version, read_yaml
@@ -63,10 +64,7 @@ def describe(count: ParamCount) -> str:
         rows.append(("paper formula (Section 5.1)", f"{count.formula:,} ({verdict})"))
     else:
         rows.append(("paper formula (Section 5.1)", "none given for this method"))
-    width = max(len(k) for k, _ in rows)
-    lines = [f"{count.method} on {count.model} ({what}; counted on the meta device, no weights)"]
-    lines += [f"  {k:<{width}}  {v:>}" for k, v in rows]
-    return "\n".join(lines)
+    return f"{count.method} on {count.model} ({what}; counted on the meta device, no weights)\n" + indent(render_table(rows))
 
 
 @lru_cache(maxsize=1)
@@ -112,23 +110,13 @@ def paper_table() -> list[dict[str, Any]]:
 
 
 def format_paper_table(rows: list[dict[str, Any]]) -> str:
+    """The recount beside the printed counts; a row's note is a numbered footnote under the table."""
     header = ("table", "row", "method", "printed", "ours", "formula", "agreement")
-    cells = [
-        (
-            r["table"],
-            r["label"],
-            r["method"],
-            str(r["printed"]),
-            f"{r['ours']:,}",
-            "-" if r["formula"] is None else f"{r['formula']:,}",
-            r["agreement"],
-        )
-        for r in rows
-    ]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), "  ".join("-" * w for w in widths)]
-    for r, c in zip(rows, cells, strict=True):
-        lines.append("  ".join(x.ljust(w) for x, w in zip(c, widths, strict=True)))
-        if r.get("note"):
-            lines.append(" " * (widths[0] + 2) + f"note: {r['note']}")
-    return "\n".join(lines)
+    notes: dict[str, int] = {}  # the same note on several rows: one footnote
+    cells = []
+    for r in rows:
+        mark = f" [{notes.setdefault(r['note'], len(notes) + 1)}]" if r.get("note") else ""
+        formula = "-" if r["formula"] is None else f"{r['formula']:,}"
+        cells.append((r["table"], r["label"], r["method"], str(r["printed"]), f"{r['ours']:,}", formula, r["agreement"] + mark))
+    footnotes = [f"[{n}] {note}" for note, n in notes.items()]
+    return "\n".join([render_table(cells, header), *([""] if footnotes else []), *footnotes])

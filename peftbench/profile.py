@@ -45,9 +45,9 @@ from tqdm.auto import tqdm
 
 from peftbench import measure
 from peftbench.config import default_kind
+from peftbench.display import render_table
 from peftbench.errors import UsageError
 from peftbench.latency import (
-    markdown_table,
     parse_dtype,
     pick_device,
     random_batch,
@@ -516,7 +516,7 @@ def format_profile(record: dict[str, Any]) -> str:
                 f"{100 * p['trainable'] / p['base_total']:.3g}%",
             ]
         )
-    lines += markdown_table(header, rows)
+    lines += render_table(rows, header, "md").splitlines()
     lines.append("")
     lines.append(
         "vs ft / vs floor: median over rounds of t_method / t_reference measured in the same round; (Q1-Q3) = quartiles of "

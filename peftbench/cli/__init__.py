@@ -1,0 +1,78 @@
+"""The `peftbench` command line. Every command's logic lives in its module; this package parses,
+dispatches, and turns errors into exit codes: 0 success, 1 a started run failed (and was
+recorded), 2 a usage or input error caught before any work, 130 interrupted.
+
+One module per command or group of related commands; each registers its subparsers with
+`add_parser(sub)` (or `add_<command>_parser(sub)`) and imports what its command needs (torch,
+pandas, ...) inside the command function, so building the parser, `--help` and the light commands
+stay fast. `import peftbench.cli` imports nothing heavy (tests/test_cli_imports.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+from peftbench import __version__, stop
+from peftbench.cli import listing, measure, regress, report, run, sweep, tune
+from peftbench.cli.common import EPILOG
+from peftbench.errors import PeftbenchError, RunFailed, RunInterrupted
+
+__all__ = ["EPILOG", "build_parser", "entry_point", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="peftbench",
+        description="Compare parameter-efficient fine-tuning methods the way the LoRA paper did.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"peftbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # The order here is the order of `peftbench --help`.
+    listing.add_ls_parser(sub)
+    listing.add_validate_parser(sub)
+    run.add_parser(sub)
+    listing.add_params_parser(sub)
+    listing.add_show_parser(sub)
+    listing.add_runs_parser(sub)
+    sweep.add_parser(sub)
+    tune.add_parser(sub)
+    measure.add_parser(sub)  # latency, profile
+    regress.add_parser(sub)  # compare, check, bless, history
+    report.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    previous = stop.install()
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except PeftbenchError as exc:
+        print(f"peftbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except RunFailed as exc:
+        print(f"peftbench: {exc}", file=sys.stderr)
+        return 1
+    except RunInterrupted as exc:
+        print(f"peftbench: interrupted; record: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("peftbench: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,0 +1,131 @@
+"""`ls`, `validate`, `params`, `show`, `runs`: what is registered, and what is recorded."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def add_ls_parser(sub: Any) -> None:
+    ls = sub.add_parser("ls", help="list methods, tasks or models", description="List the registered methods, tasks or model presets.")
+    ls.add_argument("what", choices=["methods", "tasks", "models"])
+    ls.set_defaults(func=cmd_ls)
+
+
+def add_validate_parser(sub: Any) -> None:
+    validate = sub.add_parser(
+        "validate",
+        help="check every spec and preset (touches no model)",
+        description="Load every method and task spec and model preset, resolve every preset, touch no model.",
+    )
+    validate.set_defaults(func=cmd_validate)
+
+
+def add_params_parser(sub: Any) -> None:
+    params = sub.add_parser(
+        "params",
+        help="count trainable parameters and checkpoint size without weights",
+        description="Exact parameter counts (paper convention: task head excluded; and all trainable), checkpoint bytes and the "
+        "paper's formula, on the meta device: no weights, no download. --paper recounts every defined row of Tables 2, 3, 4, 15.",
+    )
+    params.add_argument("--method", help="a method name (peftbench ls methods)")
+    params.add_argument("--model", help="a model preset (incl. gpt3-175b) or a local model folder")
+    params.add_argument("--task", help="count for this task's model class (default: 2-label classifier; GPT-2 as a language model)")
+    params.add_argument("--preset", help="a named preset of the method spec")
+    params.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")
+    params.add_argument("--paper", action="store_true", help="every defined row of the paper's Tables 2, 3, 4 and 15 beside our count")
+    params.add_argument("--json", action="store_true", help="machine-readable output")
+    params.set_defaults(func=cmd_params)
+
+
+def add_show_parser(sub: Any) -> None:
+    show = sub.add_parser("show", help="print one run record, readable", description="Print one run record in a readable form.")
+    show.add_argument("run", help="a run id, a unique prefix of one, or a path to a record")
+    show.add_argument("--results-dir", help="where records are (default: $PEFTBENCH_RESULTS or ./results)")
+    show.add_argument("--json", action="store_true", help="print the raw JSON record")
+    show.set_defaults(func=cmd_show)
+
+
+def add_runs_parser(sub: Any) -> None:
+    runs = sub.add_parser(
+        "runs",
+        help="list the records in the results directory, one line each",
+        description="One line per record: id, status (a running record whose process is gone shows as 'stale'), method, "
+        "task, model, seed, main metric, wall time. Filters combine; unreadable files are reported and skipped.",
+    )
+    runs.add_argument("--method", help="only this method")
+    runs.add_argument("--task", help="only this task")
+    runs.add_argument("--model", help="only this model")
+    runs.add_argument("--status", choices=["running", "finished", "failed", "interrupted", "stale"], help="only this status")
+    runs.add_argument("--seed", type=int, help="only this seed")
+    runs.add_argument("--key", help="only this comparability key")
+    runs.add_argument("--kind", choices=["run", "latency", "profile"], default="run", help="record kind (default: run)")
+    runs.add_argument("--results-dir", help="where records are (default: $PEFTBENCH_RESULTS or ./results)")
+    runs.add_argument("--json", action="store_true", help="the records themselves, as a JSON list")
+    runs.set_defaults(func=cmd_runs)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from peftbench.catalog import catalog
+    from peftbench.display import render_table
+
+    print(render_table([(name, description, f"[{source}]") for name, description, source in catalog(args.what)]))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from peftbench.catalog import validate_all
+
+    for line in validate_all():
+        print(line)
+    print("all specs valid")
+    return 0
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from peftbench import params
+    from peftbench.errors import UsageError
+
+    if args.paper:
+        rows = params.paper_table()
+        print(json.dumps(rows, indent=2) if args.json else params.format_paper_table(rows))
+        return 0
+    if not (args.method and args.model):
+        raise UsageError("params needs --method and --model (or --paper)")
+    count = params.count_params(args.method, args.model, args.task, args.preset, args.overrides)
+    if args.json:
+        print(json.dumps({**asdict(count), "hyperparameters": asdict(count.hyperparameters)}, indent=2))
+    else:
+        print(params.describe(count))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from peftbench.display import show_record
+    from peftbench.record import effective_status
+    from peftbench.store import Store, read_record
+
+    path = Store(args.results_dir and Path(args.results_dir)).find(args.run)
+    record = read_record(path)
+    mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+    print(json.dumps(record, indent=2) if args.json else show_record(record, path, effective_status(record, heartbeat=mtime)))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from peftbench.display import runs_table
+    from peftbench.store import Store
+
+    where = {"method": args.method, "task": args.task, "model": args.model, "status": args.status, "seed": args.seed, "key": args.key}
+    entries = list(Store(args.results_dir and Path(args.results_dir)).entries(args.kind, **where))
+    if args.json:
+        print(json.dumps([{"path": str(e.path), "effective_status": e.status, **e.record} for e in entries], indent=2, default=str))
+    else:
+        print(runs_table(entries))
+    return 0

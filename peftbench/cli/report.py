@@ -1,0 +1,51 @@
+"""`report`: the paper's tables with our numbers beside them, and figures."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from peftbench.cli.common import EPILOG
+
+
+def add_parser(sub: Any) -> None:
+    report = sub.add_parser(
+        "report",
+        help="tables like the paper's, our numbers beside the paper's, figures (HTML, Markdown, LaTeX, CSV)",
+        description="Read the records, pool the seeds of each configuration (comparability key) as the paper does (GLUE: "
+        "median; E2E, WebNLG, DART: mean; ± the standard deviation, n seeds in every cell), put the paper's numbers beside "
+        "them, and write index.html (self-contained), report.md, tables.tex and csv/ under --out. Paper rows not run yet "
+        "are listed as missing.",
+        epilog=EPILOG,
+    )
+    report.add_argument(
+        "--where",
+        action="append",
+        metavar="FIELD=VALUE[,...]",
+        help="only these records, e.g. method=lora,bitfit,task=mrpc (fields: method, task, model, seed, key, data, preset; "
+        "an item without '=' adds a value to the field before it; repeatable)",
+    )
+    report.add_argument("--results-dir", help="where records are (default: $PEFTBENCH_RESULTS or ./results)")
+    report.add_argument("--out", default="reports/latest", help="output folder (default: reports/latest)")
+    report.add_argument("--format", help="comma-separated subset of html,md,tex,csv (default: all)")
+    report.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from peftbench.report import make_report, parse_formats, parse_where
+    from peftbench.store import results_dir
+
+    result = make_report(results_dir(args.results_dir), parse_where(args.where), Path(args.out), parse_formats(args.format))
+    print(result.report.summary[0])
+    for table in result.report.tables:
+        if table.row_kind[0] == "ours":  # the paper-layout score tables, in full; the rest by size
+            print(f"\n{table.title}\n{table.to_text()}\n")
+        else:
+            print(f"{table.title}: {len(table.frame)} rows")
+    for path in result.written:
+        if path.suffix in (".html", ".md", ".tex"):
+            print(f"wrote {path}")
+    csvs = [p for p in result.written if p.suffix == ".csv"]
+    print(f"wrote {len(csvs)} CSV files and {len(result.report.charts)} figures under {args.out}")
+    return 0

@@ -1,0 +1,63 @@
+"""`run`: one train+eval run, measured and recorded."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from peftbench.cli.common import EPILOG
+
+
+def add_parser(sub: Any) -> None:
+    run = sub.add_parser(
+        "run",
+        help="train and evaluate one method on one task, measured and recorded",
+        description="One train+eval run, measured, written as a JSON run record.",
+        epilog=EPILOG,
+    )
+    run.add_argument("--method", required=True, help="a method name (peftbench ls methods)")
+    run.add_argument("--task", required=True, help="a task name (peftbench ls tasks)")
+    run.add_argument("--model", help="a model preset (peftbench ls models) or a local model folder; default: the task's")
+    run.add_argument("--preset", help="a named preset of the method spec (e.g. repo)")
+    run.add_argument("--seed", type=int, help="random seed (same as --set seed=N)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a hyperparameter or training setting, e.g. --set r=16 --set lr=1e-4 (repeatable)",
+    )
+    run.add_argument("--max-steps", type=int, help="stop after N optimizer steps (same as --set max_steps=N)")
+    run.add_argument("--epochs", type=int, help="number of epochs (same as --set epochs=N)")
+    run.add_argument(
+        "--data-dir",
+        help="the dataset's original files, or 'sample' for the bundled sample; default: the hub (tiny models default to the sample)",
+    )
+    run.add_argument("--results-dir", help="where records go (default: $PEFTBENCH_RESULTS or ./results)")
+    run.add_argument("--record", action="store_true", help="a canonical run (results/runs/) rather than scratch (results/scratch/)")
+    run.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from peftbench import runner
+    from peftbench.display import EpochPrinter, print_config, print_summary
+    from peftbench.resolve import resolve_run
+    from peftbench.store import Store
+
+    overrides = list(args.overrides)
+    for key, value in (("seed", args.seed), ("max_steps", args.max_steps), ("epochs", args.epochs)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    resolved = resolve_run(
+        args.method, args.task, args.model, preset=args.preset, overrides=overrides, data_dir=args.data_dir, results_dir=args.results_dir
+    )
+    plan = runner.prepare(resolved, Store(args.results_dir and Path(args.results_dir)), canonical=args.record)
+    if plan.record_path is None:  # not the main process of a multi-process launch: train quietly, write nothing
+        runner.execute(plan)
+        return 0
+    print_config(plan)
+    record = runner.execute(plan, callbacks=[EpochPrinter()])
+    print_summary(record, plan.record_path)
+    return 0

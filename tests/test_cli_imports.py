@@ -1,0 +1,29 @@
+"""Importing the CLI (what `peftbench --help`, `ls`, `show`, `runs` pay before doing anything) stays light:
+every command imports torch, transformers, pandas or matplotlib inside its own function, when it runs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "transformers", "pandas", "matplotlib")
+
+
+def heavy_modules_after(code: str) -> list[str]:
+    """The heavy top-level packages in `sys.modules` after running `code` in a fresh interpreter."""
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    return out.stdout.split()
+
+
+def test_importing_the_cli_imports_nothing_heavy():
+    assert heavy_modules_after("import peftbench.cli") == []
+
+
+def test_building_the_parser_imports_nothing_heavy():
+    assert heavy_modules_after("from peftbench.cli import build_parser\nbuild_parser().parse_args(['runs'])") == []
+
+
+def test_the_display_of_records_imports_nothing_heavy():
+    """`peftbench show` and `peftbench runs` format records: no model code involved."""
+    assert heavy_modules_after("import peftbench.display") == []
