@@ -65,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception:
+        if stop.STOP.requested:  # the signal landed inside an import or a library and came out as another error
+            print("peftbench: interrupted", file=sys.stderr)
+            return 130
+        raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
