@@ -132,6 +132,36 @@ def test_fused_slice_update_matches_padding_in_value_and_gradient():
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ours, theirs, strict=True))
 
 
+def graph_nodes(fn):
+    seen, stack = set(), [fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            stack.extend(next_fn for next_fn, _ in node.next_functions)
+    return {type(node).__name__ for node in seen}
+
+
+def test_fused_slice_update_copies_nothing_in_backward():
+    """No CopySlices / AsStridedBackward0 (autograd's in-place on a slice of Conv1D's view output): their backward allocated
+    full-width gradients per slice and layer (benchmarks/vs_peft.py: ours above peft's peak memory on GPT-2-medium). The
+    in-place add still bumps the base output's version, so a node that saved that output makes the backward fail."""
+    model, adapted = adapt("tiny-gpt2", "generation", "lora", r=2, targets=("q", "v"))
+    randomize_lora(adapted)
+    layer = model.transformer.h[0].attn.c_attn
+    x = torch.randn(2, 5, model.config.hidden_size, requires_grad=True)
+    nodes = graph_nodes(layer(x).grad_fn)
+    assert not nodes & {"CopySlices", "AsStridedBackward0"}, nodes
+    kept = []
+    handle = layer.base.register_forward_hook(lambda module, args, output: kept.append(output * output))  # saves output
+    try:
+        out = layer(x)
+    finally:
+        handle.remove()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        (out.sum() + kept[0].sum()).backward()
+
+
 def test_causal_lm_head_is_frozen_and_not_a_task_head():
     """Untied LM head (tiny-llama): part of the base model, frozen for LoRA; ft trains it as part of everything."""
     model, adapted = adapt("tiny-llama", "generation", "lora", r=4)

@@ -85,9 +85,11 @@ class LoraLayer(nn.Module):
         out = self.base(x)
         h = self.dropout(x)
         for name, (lo, hi) in self.slices.items():
-            delta = (h @ self.lora_A[name].T @ self.lora_B[name].T) * self.scaling[name]
-            # a slice of a fused map (GPT-2's q|k|v) is added in place into its columns: no full-width temporary
-            out = out + delta if hi - lo == self.d_out else add_into_columns(out, delta, lo, hi)
+            down = h @ self.lora_A[name].T
+            if hi - lo == self.d_out:
+                out = out + (down @ self.lora_B[name].T) * self.scaling[name]
+            else:  # a slice of a fused map (GPT-2's q|k|v): accumulated into its columns by one GEMM, no temporary
+                out = add_into_columns(out, down, self.lora_B[name], self.scaling[name], lo, hi)
         return out
 
     @torch.no_grad()
@@ -115,17 +117,49 @@ class LoraLayer(nn.Module):
             b.zero_()
 
 
-def add_into_columns(out: torch.Tensor, delta: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-    """out[..., lo:hi] += delta, in place and autograd-correct.
+def add_into_columns(out: torch.Tensor, down: torch.Tensor, b: torch.Tensor, scale: float, lo: int, hi: int) -> torch.Tensor:
+    """out[..., lo:hi] += scale * down @ b.T, in place: one GEMM into the columns, nothing allocated but d `down` and d `b`.
 
-    Why in place: padding each slice's update to the fused width (GPT-2's q|k|v) cost two
-    full-width temporaries per layer and forward, and their backward. In place is safe here
-    because no autograd node saved `out` (a Linear's or Conv1D's output is not kept for its
-    backward); autograd checks that at backward time anyway, and the gradient of `delta` is
-    the slice of the output's gradient. The caller owns `out`: it is the base map's fresh output.
+    The obvious forms cost memory that peft's full-width LoRA on GPT-2's c_attn does not: padding each
+    slice's update to the fused width made two full-width temporaries per layer and forward; computing
+    the update then `out[..., lo:hi] += delta` made two slice-wide temporaries per slice in the forward,
+    and, `out` being a view (Conv1D's `addmm(...).view(...)`), autograd's in-place on its slice (a
+    `CopySlices` on the base, an `AsStridedBackward0` on `out`) allocated two full-width and two
+    slice-wide gradients per slice in the backward. Here the forward is `addmm_` on the columns (a
+    strided BLAS output) and the backward passes the gradient through as `out`'s and reads its columns
+    in place: d down = scale g b, d b = scale g^T down, both r wide. Bit for bit the values of the
+    unfused form where alpha / r is a power of two (every spec row); otherwise within a rounding.
+
+    Safe because no autograd node saved `out` (a Linear's or Conv1D's output is not kept for its
+    backward); the in-place add still bumps `out`'s version, so autograd would refuse a backward
+    through a node that had saved it. The caller owns `out`: it is the base map's fresh output.
     """
-    out[..., lo:hi] += delta
+    if not out.is_contiguous() or not out.dtype == down.dtype == b.dtype:  # not the base output this expects: plain autograd
+        out[..., lo:hi] += (down @ b.T) * scale
+        return out
+    if torch.is_grad_enabled() and (out.requires_grad or down.requires_grad or b.requires_grad):
+        return _AddIntoColumns.apply(out, down, b, scale, lo, hi)
+    out.view(-1, out.shape[-1])[:, lo:hi].addmm_(down.reshape(-1, down.shape[-1]), b.T, alpha=scale)
     return out
+
+
+class _AddIntoColumns(torch.autograd.Function):
+    """`add_into_columns` as one autograd node; `out` modified in place, not `mark_dirty`: that rebases the view `out`."""
+
+    @staticmethod
+    def forward(ctx, out: torch.Tensor, down: torch.Tensor, b: torch.Tensor, scale: float, lo: int, hi: int) -> torch.Tensor:  # type: ignore[override]
+        out.view(-1, out.shape[-1])[:, lo:hi].addmm_(down.reshape(-1, down.shape[-1]), b.T, alpha=scale)
+        ctx.save_for_backward(down, b)
+        ctx.scale, ctx.lo, ctx.hi = scale, lo, hi
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        down, b = ctx.saved_tensors
+        g = grad.reshape(-1, grad.shape[-1])[:, ctx.lo : ctx.hi]  # a view where `grad` is contiguous
+        d_down = (g @ b).mul_(ctx.scale).view(down.shape) if ctx.needs_input_grad[1] else None
+        d_b = (g.T @ down.reshape(-1, down.shape[-1])).mul_(ctx.scale) if ctx.needs_input_grad[2] else None
+        return grad, d_down, d_b, None, None, None
 
 
 def lora_sites(arch: ArchSpec, config: LoraConfig) -> dict[str, dict[str, tuple[str, int, int]]]:
