@@ -5,23 +5,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
-from peftbench.arch import arch_for_type
-from peftbench.config import resolve_run_config
 from peftbench.errors import UsageError
-from peftbench.methods import METHODS
-from peftbench.models import ModelSource, base_config, materialised, model_presets
+from peftbench.presets import ModelSource, model_presets
 from peftbench.specs import PACKAGE_DIR, method_specs
 from peftbench.tasks.base import task_specs
 
 
 def catalog(what: str) -> list[tuple[str, str, str]]:
     """(name, one-line description, the spec it comes from)."""
-    if what == "methods":
-        specs = method_specs()
-        return [
-            (name, specs[name].description if name in specs else impl.description, str(specs[name].source) if name in specs else "-")
-            for name, impl in METHODS.items()
-        ]
+    if what == "methods":  # every method has a spec (validate checks it): listing them needs no torch
+        return [(name, spec.description, str(spec.source)) for name, spec in method_specs().items()]
     if what == "tasks":
         return [(name, spec.description, str(spec.source)) for name, spec in task_specs().items()]
     return [(name, src.description, str(PACKAGE_DIR / "models.yaml")) for name, src in model_presets().items()]
@@ -29,6 +22,11 @@ def catalog(what: str) -> list[tuple[str, str, str]]:
 
 def validate_all() -> Iterator[str]:
     """Resolve every (method, preset) against the models and tasks it names; raise on the first problem."""
+    from peftbench.arch import arch_for_type
+    from peftbench.config import resolve_run_config
+    from peftbench.methods import METHODS
+    from peftbench.models import base_config
+
     methods, tasks, models = method_specs(), task_specs(), model_presets()
     missing_spec = sorted(set(METHODS) - set(methods))
     missing_impl = sorted(set(methods) - set(METHODS))
@@ -65,6 +63,7 @@ def readable_without_loading(source: ModelSource) -> ModelSource | None:
     from dataclasses import replace
 
     from peftbench import packaged
+    from peftbench.models import materialised
 
     if source.gguf:
         folder = packaged.converted_folder(source.name)

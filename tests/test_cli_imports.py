@@ -27,3 +27,10 @@ def test_building_the_parser_imports_nothing_heavy():
 def test_the_display_of_records_imports_nothing_heavy():
     """`peftbench show` and `peftbench runs` format records: no model code involved."""
     assert heavy_modules_after("import peftbench.display") == []
+
+
+def test_listing_methods_tasks_and_models_imports_nothing_heavy():
+    """`peftbench ls` reads the spec files and models.yaml only (presets.py holds what a model source is)."""
+    run_ls = "import contextlib, io\nfrom peftbench.cli import main\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+    run_ls += "    assert [main(['ls', w]) for w in ('methods', 'tasks', 'models')] == [0, 0, 0]"
+    assert heavy_modules_after(run_ls) == []
