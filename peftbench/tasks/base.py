@@ -7,6 +7,8 @@ source, recorded with a content hash per split:
 - `--data-dir sample`: the small synthetic sample bundled with peftbench;
 - neither: the hub, except for tiny models, which use the sample (a benchmark never trains on
   sample data silently: the record says `data: sample`).
+How a release is found and read is its format's business: the reader registered under the
+spec's `format` in `FORMATS` (`tasks/formats.py`).
 """
 
 from __future__ import annotations
@@ -20,11 +22,10 @@ from typing import Any
 
 from peftbench.errors import UsageError
 from peftbench.registry import Registry
-from peftbench.specs import PACKAGE_DIR, Preset, check_keys, check_version, mapping, names, parse_presets, read_yaml, spec_dir, text
+from peftbench.specs import Preset, check_keys, check_version, mapping, names, parse_presets, read_yaml, spec_dir, text
+from peftbench.tasks.formats import FORMATS, SAMPLES_DIR
 
-SAMPLES_DIR = PACKAGE_DIR / "data" / "samples"
 KINDS = ("classification", "regression", "generation")
-FORMATS = ("glue", "e2e", "webnlg", "dart", "rotten_tomatoes")
 TASK_KEYS_REQUIRED = {"version", "name", "description", "kind", "format", "metrics", "main_metric", "eval_splits", "default_model"}
 TASK_KEYS_OPTIONAL = {"num_labels", "label_names", "hub", "package", "training", "generation", "presets", "paper_table"}
 
@@ -60,7 +61,7 @@ def parse_task_spec(path: Path) -> TaskSpec:
     kind, fmt = text(where, "kind", data["kind"]), text(where, "format", data["format"])
     if kind not in KINDS:
         raise UsageError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if fmt not in FORMATS:
+    if fmt not in FORMATS:  # a format is known by its registered reader (tasks/formats.py)
         raise UsageError(f"{where}: format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     from peftbench.tasks.metrics import METRICS
 
@@ -140,17 +141,7 @@ def data_source(spec: TaskSpec, data_dir: str | None, tiny_model: bool, train_sp
 
 def locate_files(spec: TaskSpec, path: Path, train_split: str = "train") -> dict[str, list[Path]]:
     """The release files each split of a folder will be read from, every split the run needs checked present; none is parsed."""
-    if spec.format == "rotten_tomatoes":  # one corpus file; the split is peftbench's own (tasks/rotten_tomatoes.py)
-        from peftbench.tasks import rotten_tomatoes
-
-        return {"corpus": [rotten_tomatoes.find_file(path)]}
-    if spec.format == "glue":
-        from peftbench.tasks import glue
-
-        return {split: [file] for split, file in glue.glue_files(spec.name, path)[1].items()}
-    from peftbench.tasks import data_to_text
-
-    return data_to_text.data_to_text_files(spec.name, path, required_splits(spec, train_split))[1]
+    return FORMATS.get(spec.format).locate(spec, path, required_splits(spec, train_split))
 
 
 def required_splits(spec: TaskSpec, train_split: str = "train") -> tuple[str, ...]:
@@ -170,38 +161,17 @@ def load_splits(spec: TaskSpec, source: DataSource, train_split: str = "train") 
     From files, every split the run needs is located before any is parsed, so a folder without
     (say) a train file fails at once with a `DataError` naming what is missing.
     """
-    if spec.format == "rotten_tomatoes":
-        from peftbench.tasks import rotten_tomatoes
-
-        return rotten_tomatoes.load_splits(source.path)  # type: ignore[arg-type]
+    fmt = FORMATS.get(spec.format)
     if source.kind == "hub":
-        if spec.format == "glue":
-            from peftbench.tasks import glue
-
-            return glue.load_glue_hub(spec.name)
-        from peftbench.tasks import data_to_text
-
-        return data_to_text.load_data_to_text_hub(spec.name)
-    files = locate_files(spec, source.path, train_split)
-    source.files.update({split: describe_files(source.path, paths) for split, paths in files.items()})
-    return {split: read_split(spec, paths) for split, paths in files.items()}
-
-
-def describe_files(folder: Path, paths: list[Path]) -> str:
-    from peftbench.tasks import data_to_text
-
-    return data_to_text.describe_files(folder, paths)
+        return fmt.load_hub(spec)
+    files = locate_files(spec, source.path, train_split)  # type: ignore[arg-type]
+    source.files.update(fmt.describe(source.path, files))  # type: ignore[arg-type]
+    return fmt.assign_splits(spec, {split: read_split(spec, paths) for split, paths in files.items()})
 
 
 def read_split(spec: TaskSpec, paths: list[Path]) -> list[Any]:
     """One split's examples from its located files, by the task's format."""
-    if spec.format == "glue":
-        from peftbench.tasks import glue
-
-        return glue.read_glue_tsv(paths[0], spec.name)
-    from peftbench.tasks import data_to_text
-
-    return data_to_text.read_split(spec.name, paths)
+    return FORMATS.get(spec.format).read(spec, paths)
 
 
 def content_hash(examples: list[Any]) -> str:

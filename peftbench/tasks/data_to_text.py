@@ -40,21 +40,22 @@ import json
 import logging
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from peftbench import hub
 from peftbench.errors import DataError, OfflineError, UsageError, one_line
+from peftbench.tasks.formats import FORMATS, DataFormat, describe_files, register
+from peftbench.tasks.formats import SAMPLES_DIR as SAMPLES_DIR  # re-exported: SAMPLES_DIR/<task>/, written by tools/samples/data_to_text.py
+
+if TYPE_CHECKING:
+    from peftbench.tasks.base import TaskSpec
 
 log = logging.getLogger(__name__)
 
-TASKS = ("e2e", "webnlg", "dart")
 SPLITS = ("train", "validation", "test")
-
-#: Bundled synthetic samples (written by `tools/samples/data_to_text.py` in the source checkout).
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "data" / "samples"
 
 #: Release file and folder names per split.
 E2E_FILES = {"train": "trainset.csv", "validation": "devset.csv", "test": "testset_w_refs.csv"}
@@ -366,22 +367,12 @@ def _check_task(task: str) -> str:
     return task
 
 
+def _reader(task: str) -> DataToTextReader:
+    return FORMATS.get(_check_task(task))  # type: ignore[return-value]
+
+
 def _expected_layout(task: str) -> str:
-    return ", ".join(_expected_split(task, split) for split in SPLITS)
-
-
-def _expected_split(task: str, split: str) -> str:
-    """The release file(s) one split is read from, as a user would look for them."""
-    if task == "e2e":
-        return E2E_FILES[split]
-    if task == "webnlg":
-        name = WEBNLG_DIRS[split]
-        return f"{name}/ (XML files, or Ntriples/*.xml) or {name}*.xml"
-    return f"{DART_STEMS[split]}.json (or .xml)"
-
-
-def _has_release_files(task: str, folder: Path) -> bool:
-    return bool(_LOCATORS[task](folder))
+    return ", ".join(_reader(task).expected(split) for split in SPLITS)
 
 
 def _natural_key(path: Path) -> tuple[int, str, str]:
@@ -418,29 +409,6 @@ def _webnlg_split_paths(folder: Path, name: str) -> list[Path]:
     return _labelled_xml(folder.glob(f"{name}*.xml"))
 
 
-def _locate_e2e(folder: Path) -> dict[str, list[Path]]:
-    return {split: [folder / name] for split, name in E2E_FILES.items() if (folder / name).is_file()}
-
-
-def _locate_webnlg(folder: Path) -> dict[str, list[Path]]:
-    found = {split: _webnlg_split_paths(folder, name) for split, name in WEBNLG_DIRS.items()}
-    return {split: paths for split, paths in found.items() if paths}
-
-
-def _locate_dart(folder: Path) -> dict[str, list[Path]]:
-    """Each split's JSON file where present (it is the primary format), else its XML."""
-    found = {}
-    for split, stem in DART_STEMS.items():
-        for ext in (".json", ".xml"):
-            if (folder / f"{stem}{ext}").is_file():
-                found[split] = [folder / f"{stem}{ext}"]
-                break
-    return found
-
-
-_LOCATORS = {"e2e": _locate_e2e, "webnlg": _locate_webnlg, "dart": _locate_dart}
-
-
 def data_to_text_files(task: str, data_dir: str | Path, required: Sequence[str] = ()) -> tuple[Path, dict[str, list[Path]]]:
     """The release folder and, per split found, the files it will be read from; nothing is read yet.
 
@@ -448,41 +416,28 @@ def data_to_text_files(task: str, data_dir: str | Path, required: Sequence[str] 
     `--data-dir` can serve all three tasks. A split in `required` (what a run trains and scores
     on) that has no file is a `DataError` here, before any file is parsed.
     """
-    _check_task(task)
+    reader = _reader(task)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(data_dir, f"not a folder; expected the {task} release files ({_expected_layout(task)})")
     folder = data_dir
-    if not _has_release_files(task, data_dir) and (data_dir / task).is_dir():
+    if not reader.find(data_dir) and (data_dir / task).is_dir():
         folder = data_dir / task
-    files = _LOCATORS[task](folder)
+    files = reader.find(folder)
     if not files:
         raise DataError(folder, f"no {task} release files found; expected {_expected_layout(task)}")
     missing = [split for split in required if split not in files]
     if missing:
-        wanted = "; ".join(f"{split}: {_expected_split(task, split)}" for split in missing)
+        wanted = "; ".join(f"{split}: {reader.expected(split)}" for split in missing)
         found = ", ".join(f"{split} ({describe_files(folder, paths)})" for split, paths in files.items())
         hint = "; --set train_split=validation trains on another split" if "validation" in files and missing == [required[0]] else ""
         raise DataError(folder, f"no {' or '.join(missing)} split, which this run needs (expected {wanted}); found only {found}{hint}")
     return folder, files
 
 
-def describe_files(folder: Path, paths: Sequence[Path]) -> str:
-    """`test/testdata_with_lex.xml`, or `train/ (45 XML files)`: what a split was read from, relative to the data folder."""
-    relative = [p.relative_to(folder).as_posix() if p.is_relative_to(folder) else str(p) for p in paths]
-    if len(relative) <= 2:
-        return ", ".join(relative)
-    top = sorted({r.split("/", 1)[0] for r in relative})
-    return f"{', '.join(t + '/' for t in top)} ({len(relative)} {paths[0].suffix.lstrip('.').upper()} files)"
-
-
 def read_split(task: str, paths: Sequence[Path]) -> list[D2TExample]:
     """One split's examples from the files `data_to_text_files` found for it."""
-    if task == "e2e":
-        return read_e2e_csv(paths[0])
-    if task == "webnlg":
-        return read_webnlg_xml(paths)
-    return read_dart_json(paths[0]) if paths[0].suffix == ".json" else read_dart_xml(paths[0])
+    return _reader(task).read_files(paths)
 
 
 def load_data_to_text_dir(task: str, data_dir: str | Path, required: Sequence[str] = ()) -> dict[str, list[D2TExample]]:
@@ -527,27 +482,8 @@ class HubSource:
     data_files: Mapping[str, str]
 
 
-HUB_SOURCES = {
-    "e2e": HubSource(
-        "tuetschek/e2e_nlg",
-        PARQUET_EXPORT,
-        {s: f"default/{s}/*.parquet" for s in SPLITS},
-    ),
-    "webnlg": HubSource(
-        "ThiagoCF05/enriched_web_nlg",
-        PARQUET_EXPORT,
-        {"train": "en/train/*.parquet", "validation": "en/dev/*.parquet", "test": "en/test/*.parquet"},
-    ),
-    "dart": HubSource(
-        "Yale-LILY/dart",
-        PARQUET_EXPORT,
-        {s: f"default/{s}/*.parquet" for s in SPLITS},
-    ),
-}
-
-
 def _offline_message(task: str, reason: str) -> str:
-    source = HUB_SOURCES[task]
+    source = _reader(task).hub_source
     return (
         f"cannot load the {task} dataset from the Hugging Face hub ({source.repo}): {one_line(reason)}; "
         f"offline options: --data-dir DIR with the original release files ({_expected_layout(task)}) "
@@ -558,10 +494,11 @@ def _offline_message(task: str, reason: str) -> str:
 
 def load_data_to_text_hub(task: str) -> dict[str, list[D2TExample]]:
     """The task's splits from the hub's Parquet export; `OfflineError` when it cannot be reached."""
-    source = HUB_SOURCES[_check_task(task)]
+    reader = _reader(task)
+    source = reader.hub_source
     rows = _download(task, source)
     where = f"hf://datasets/{source.repo}@{source.revision}"
-    return {split: _hub_examples(task, f"{where}/{source.data_files[split]}", rows[split]) for split in source.data_files}
+    return {split: reader.hub_examples(f"{where}/{source.data_files[split]}", rows[split]) for split in source.data_files}
 
 
 def _download(task: str, source: HubSource) -> Mapping[str, Iterable[Mapping[str, Any]]]:
@@ -590,36 +527,141 @@ def _columns(value: Any) -> dict[str, list[Any]]:
     return {key: [record[key] for record in records] for key in (records[0] if records else {})}
 
 
-def _hub_examples(task: str, where: str, rows: Iterable[Mapping[str, Any]]) -> list[D2TExample]:
+def _convert_hub_rows(where: str, rows: Iterable[Mapping[str, Any]], convert: Callable[..., D2TExample]) -> list[D2TExample]:
     """Hub rows as examples, through the same linearisation and filtering as the file readers."""
-    convert = {"e2e": _hub_e2e_row, "webnlg": _hub_webnlg_row, "dart": _hub_dart_row}[task]
     converted = []
     for index, row in enumerate(rows):
         try:
             converted.append(convert(where, index, row))
         except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
             raise DataError(where, f"unexpected hub schema ({type(exc).__name__}: {exc})", record=index) from None
-    if task == "e2e":  # one row per reference, as in the CSV files
+    return converted
+
+
+# --------------------------------------------------------------------------- the registered readers
+
+
+class DataToTextReader(DataFormat):
+    """What E2E, WebNLG and DART share: a folder of release files per split, a hub Parquet export."""
+
+    hub_source: ClassVar[HubSource]
+
+    def find(self, folder: Path) -> dict[str, list[Path]]:
+        """The files of each split present in `folder` (no split required)."""
+        raise NotImplementedError
+
+    def expected(self, split: str) -> str:
+        """The release file(s) one split is read from, as a user would look for them."""
+        raise NotImplementedError
+
+    def read_files(self, paths: Sequence[Path]) -> list[D2TExample]:
+        raise NotImplementedError
+
+    def hub_row(self, where: str, index: int, row: Mapping[str, Any]) -> D2TExample:
+        raise NotImplementedError
+
+    def hub_examples(self, where: str, rows: Iterable[Mapping[str, Any]]) -> list[D2TExample]:
+        """One split's hub rows as examples; an input left without a reference is dropped, as from the files."""
+        return [example for example in _convert_hub_rows(where, rows, self.hub_row) if example.references]
+
+    def locate(self, spec: TaskSpec, folder: Path, required: Sequence[str]) -> dict[str, list[Path]]:
+        return data_to_text_files(self.name, folder, required)[1]
+
+    def read(self, spec: TaskSpec, paths: list[Path]) -> list[D2TExample]:
+        return self.read_files(paths)
+
+    def load_hub(self, spec: TaskSpec) -> dict[str, list[D2TExample]]:
+        return load_data_to_text_hub(self.name)
+
+
+@register
+class E2EReader(DataToTextReader):
+    """E2E's CSV files, one per split (`E2E_FILES`)."""
+
+    name = "e2e"
+    hub_source = HubSource("tuetschek/e2e_nlg", PARQUET_EXPORT, {s: f"default/{s}/*.parquet" for s in SPLITS})
+
+    def find(self, folder: Path) -> dict[str, list[Path]]:
+        return {split: [folder / name] for split, name in E2E_FILES.items() if (folder / name).is_file()}
+
+    def expected(self, split: str) -> str:
+        return E2E_FILES[split]
+
+    def read_files(self, paths: Sequence[Path]) -> list[D2TExample]:
+        return read_e2e_csv(paths[0])
+
+    def hub_row(self, where: str, index: int, row: Mapping[str, Any]) -> D2TExample:
+        reference = normalize_space(row["human_reference"])
+        return D2TExample(row["meaning_representation"].strip(), (reference,) if reference else ())
+
+    def hub_examples(self, where: str, rows: Iterable[Mapping[str, Any]]) -> list[D2TExample]:
+        converted = _convert_hub_rows(where, rows, self.hub_row)  # one row per reference, as in the CSV files
         return _group_references((e.source, ref) for e in converted for ref in e.references)
-    return [example for example in converted if example.references]
 
 
-def _hub_e2e_row(where: str, index: int, row: Mapping[str, Any]) -> D2TExample:
-    reference = normalize_space(row["human_reference"])
-    return D2TExample(row["meaning_representation"].strip(), (reference,) if reference else ())
+@register
+class WebNLGReader(DataToTextReader):
+    """WebNLG's XML: a folder per split (`WEBNLG_DIRS`) of `Ntriples/*.xml` or XML files, or single files; scored by category too."""
+
+    name = "webnlg"
+    scores_by_category = True
+    hub_source = HubSource(
+        "ThiagoCF05/enriched_web_nlg",
+        PARQUET_EXPORT,
+        {"train": "en/train/*.parquet", "validation": "en/dev/*.parquet", "test": "en/test/*.parquet"},
+    )
+
+    def find(self, folder: Path) -> dict[str, list[Path]]:
+        found = {split: _webnlg_split_paths(folder, name) for split, name in WEBNLG_DIRS.items()}
+        return {split: paths for split, paths in found.items() if paths}
+
+    def expected(self, split: str) -> str:
+        name = WEBNLG_DIRS[split]
+        return f"{name}/ (XML files, or Ntriples/*.xml) or {name}*.xml"
+
+    def read_files(self, paths: Sequence[Path]) -> list[D2TExample]:
+        return read_webnlg_xml(paths)
+
+    def hub_row(self, where: str, index: int, row: Mapping[str, Any]) -> D2TExample:
+        triple_sets = _columns(row["modified_triple_sets"]).get("mtriple_set")
+        triple_sets = triple_sets or _columns(row["original_triple_sets"]).get("otriple_set", [])
+        triples = [_split_triple(where, index, text) for text in triple_sets[0]]
+        lex = _columns(row["lex"])
+        lexes = tuple(zip(lex.get("comment", [None] * len(lex["text"])), map(normalize_space, lex["text"]), strict=True))
+        entry = XmlEntry(str(row.get("eid", index)), row.get("category"), tuple(triples), lexes)
+        return D2TExample(webnlg_source(entry.triples), entry.references(), entry.category)
 
 
-def _hub_webnlg_row(where: str, index: int, row: Mapping[str, Any]) -> D2TExample:
-    triple_sets = _columns(row["modified_triple_sets"]).get("mtriple_set") or _columns(row["original_triple_sets"]).get("otriple_set", [])
-    triples = [_split_triple(where, index, text) for text in triple_sets[0]]
-    lex = _columns(row["lex"])
-    lexes = tuple(zip(lex.get("comment", [None] * len(lex["text"])), map(normalize_space, lex["text"]), strict=True))
-    entry = XmlEntry(str(row.get("eid", index)), row.get("category"), tuple(triples), lexes)
-    return D2TExample(webnlg_source(entry.triples), entry.references(), entry.category)
+@register
+class DartReader(DataToTextReader):
+    """DART's JSON file per split (`DART_STEMS`), else its XML."""
+
+    name = "dart"
+    hub_source = HubSource("Yale-LILY/dart", PARQUET_EXPORT, {s: f"default/{s}/*.parquet" for s in SPLITS})
+
+    def find(self, folder: Path) -> dict[str, list[Path]]:
+        """Each split's JSON file where present (it is the primary format), else its XML."""
+        found = {}
+        for split, stem in DART_STEMS.items():
+            for ext in (".json", ".xml"):
+                if (folder / f"{stem}{ext}").is_file():
+                    found[split] = [folder / f"{stem}{ext}"]
+                    break
+        return found
+
+    def expected(self, split: str) -> str:
+        return f"{DART_STEMS[split]}.json (or .xml)"
+
+    def read_files(self, paths: Sequence[Path]) -> list[D2TExample]:
+        return read_dart_json(paths[0]) if paths[0].suffix == ".json" else read_dart_xml(paths[0])
+
+    def hub_row(self, where: str, index: int, row: Mapping[str, Any]) -> D2TExample:
+        annotations = _columns(row["annotations"])
+        item = {"tripleset": [list(t) for t in row["tripleset"]], "annotations": [{"text": t} for t in annotations["text"]]}
+        triples, references = _dart_json_entry(where, index, item)
+        return D2TExample(dart_source(triples), references)
 
 
-def _hub_dart_row(where: str, index: int, row: Mapping[str, Any]) -> D2TExample:
-    annotations = _columns(row["annotations"])
-    item = {"tripleset": [list(t) for t in row["tripleset"]], "annotations": [{"text": t} for t in annotations["text"]]}
-    triples, references = _dart_json_entry(where, index, item)
-    return D2TExample(dart_source(triples), references)
+_READERS = (E2EReader, WebNLGReader, DartReader)
+TASKS = tuple(reader.name for reader in _READERS)
+HUB_SOURCES = {reader.name: reader.hub_source for reader in _READERS}

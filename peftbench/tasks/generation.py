@@ -16,8 +16,9 @@ A call batches prompts of one length only, so nothing is padded: no position shi
 misplaced by padding, the same result as one prompt at a time. Repeated n-grams are banned within
 the generated text only, as in the LoRA repository's beam search. The new tokens are cut at
 end-of-text or a newline, and each prediction is scored against all references of its source
-with `generation_metrics`. WebNLG is also scored on its seen and unseen categories (seen: present
-in the train split): `bleu_seen`, `bleu_unseen`, and `bleu` for all.
+with `generation_metrics`. A format whose examples carry categories (`scores_by_category`: WebNLG)
+is also scored on its seen and unseen categories (seen: present in the train split): `bleu_seen`,
+`bleu_unseen`, and `bleu` for all.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from peftbench.errors import UsageError
 from peftbench.tasks.data_to_text import D2TExample, seen_categories
+from peftbench.tasks.formats import FORMATS
 from peftbench.tasks.metrics import generation_metrics
 from peftbench.tasks.pipeline import Pipeline, split_suffix
 
@@ -250,7 +252,7 @@ class GenerationPipeline(Pipeline):
         return [e for _, e in sorted(chosen, key=lambda p: p[0])]
 
     def evaluate(self, model: Any, splits: dict[str, list[Any]], device: torch.device) -> dict[str, float]:
-        seen = seen_categories(splits.get("train", [])) if self.spec.format == "webnlg" else None
+        seen = seen_categories(splits.get("train", [])) if FORMATS.get(self.spec.format).scores_by_category else None
         scores: dict[str, float] = {}
         for split in self.spec.eval_splits:
             examples = self.eval_examples(splits[split], seen)

@@ -24,16 +24,20 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peftbench import hub
 from peftbench.errors import DataError, OfflineError, UsageError, one_line
+from peftbench.tasks.formats import SAMPLES_DIR, DataFormat, register
+
+if TYPE_CHECKING:
+    from peftbench.tasks.base import TaskSpec
 
 HUB_ID = "nyu-mll/glue"
-SAMPLE_ROOT = Path(__file__).resolve().parent.parent / "data" / "samples" / "glue"
+SAMPLE_ROOT = SAMPLES_DIR / "glue"
 """The bundled synthetic sample: one GLUE-style folder per task."""
 
 Example = dict  # dict(text_a=str, text_b=str | None, label=int | float)
@@ -367,3 +371,23 @@ def _offline_message(fmt: GlueFormat, reason: str) -> str:
         f"offline options: --data-dir DIR with GLUE's original TSV files (DIR/{fmt.folder}/train.tsv ...) "
         "and --model DIR for a local model folder, or --data-dir sample for the bundled synthetic sample."
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The registered reader
+
+
+@register
+class GlueReader(DataFormat):
+    """GLUE's TSV release, one reader for every GLUE task: the task's layout is its `GLUE_FORMATS` entry."""
+
+    name = "glue"
+
+    def locate(self, spec: TaskSpec, folder: Path, required: Sequence[str]) -> dict[str, list[Path]]:
+        return {split: [file] for split, file in glue_files(spec.name, folder)[1].items()}  # every labelled split, always
+
+    def read(self, spec: TaskSpec, paths: list[Path]) -> list[Example]:
+        return read_glue_tsv(paths[0], spec.name)
+
+    def load_hub(self, spec: TaskSpec) -> dict[str, list[Example]]:
+        return load_glue_hub(spec.name)

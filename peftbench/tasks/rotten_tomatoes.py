@@ -14,10 +14,15 @@ from __future__ import annotations
 import bz2
 import csv
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peftbench.errors import DataError
+from peftbench.tasks.formats import DataFormat, register
+
+if TYPE_CHECKING:
+    from peftbench.tasks.base import TaskSpec
 
 SPLIT_SEED = 20211202
 FILE_NAMES = ("rotten_tomatoes_corpus_full.csv.bz2", "rotten_tomatoes_corpus_full.csv")
@@ -54,8 +59,31 @@ def read_corpus(path: Path) -> list[dict[str, Any]]:
     return examples
 
 
-def load_splits(path: Path) -> dict[str, list[dict[str, Any]]]:
-    examples = read_corpus(find_file(path))
+def fixed_split(examples: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """peftbench's seeded split of the corpus (the module docstring); `examples` is shuffled in place."""
     random.Random(SPLIT_SEED).shuffle(examples)
     held = min(HELD_OUT, len(examples) // 10)
     return {"test": examples[:held], "validation": examples[held : 2 * held], "train": examples[2 * held :]}
+
+
+def load_splits(path: Path) -> dict[str, list[dict[str, Any]]]:
+    return fixed_split(read_corpus(find_file(path)))
+
+
+@register
+class RottenTomatoesReader(DataFormat):
+    """One corpus file (the folder given, or the package's file itself), split by peftbench; no hub copy."""
+
+    name = "rotten_tomatoes"
+
+    def locate(self, spec: TaskSpec, folder: Path, required: Sequence[str]) -> dict[str, list[Path]]:
+        return {"corpus": [find_file(folder)]}  # every split is in it
+
+    def read(self, spec: TaskSpec, paths: list[Path]) -> list[dict[str, Any]]:
+        return read_corpus(paths[0])
+
+    def describe(self, folder: Path, files: dict[str, list[Path]]) -> dict[str, str]:
+        return {}  # the record's source already names the corpus file, or the folder holding it
+
+    def assign_splits(self, spec: TaskSpec, read: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        return fixed_split(read["corpus"])
