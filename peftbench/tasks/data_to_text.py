@@ -30,6 +30,11 @@ reference-bearing release (an unlabelled test file, say) and raises `DataError`.
 
 Every malformed file raises `peftbench.errors.DataError` naming the file and the line (syntax
 errors, bad encoding) or the record (an entry's eid, or its index in a JSON array).
+
+Each dataset is one registered reader (`E2EReader`, `WebNLGReader`, `DartReader`, at the end):
+its release file names, its files per split, its hub export and how a hub row becomes an example.
+The functions taking a task name (`data_to_text_files`, `read_split`, `load_data_to_text_hub`)
+go through the reader registered under that name.
 """
 
 from __future__ import annotations
