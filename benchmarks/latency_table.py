@@ -5,7 +5,7 @@
     python benchmarks/latency_table.py --model tiny-gpt2     # anywhere, in a few minutes (CPU grid without CUDA)
 
 Everything is measured in one process per cell group, in interleaved rotated rounds, with an A/A
-control; the overheads are paired per-round ratios (see `peftbench.latency`). The paper's own
+control; the overheads are paired per-round ratios (see `peftbench.bench.latency`). The paper's own
 percentages are printed beside ours where the cell and model match. The paper does not say which
 adapter bottleneck gave |Theta| = 0.5M (32x512) and 11M (16x256, 1x128); `--paper-sizes` picks,
 per cell and per method with a `bottleneck` hyperparameter, the bottleneck whose parameter count
@@ -19,26 +19,21 @@ the base; adapters distinguishable and slower, more so as batch x seq shrinks (t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
 import sys
 from pathlib import Path
 
+from peftbench.bench.common import pick_device
+from peftbench.bench.latency import PAPER_GRID, format_latency, run_latency, summary_table
+from peftbench.bench.options import LatencyOptions
+from peftbench.cli.measure import add_latency_arguments
 from peftbench.config import field_types
 from peftbench.errors import UsageError
-from peftbench.latency import (
-    DEFAULT_BUDGET_S,
-    PAPER_GRID,
-    format_latency,
-    parse_methods,
-    pick_device,
-    run_latency,
-    summary_table,
-)
 from peftbench.methods import METHODS
 from peftbench.params import count_params
-from peftbench.store import results_dir
 
 PAPER_THETA = {(32, 512): 0.5e6, (16, 256): 11e6, (1, 128): 11e6}  # Table 1 header, |Theta| per cell
 
@@ -67,56 +62,42 @@ def closest_bottleneck(method: str, model: str, target: float) -> int | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="gpt2-medium")
-    parser.add_argument("--methods", default="adapter_l,adapter_h,lora")
-    parser.add_argument("--batch", help="comma-separated, zipped with --seq (default: the paper's cells on CUDA, a CPU grid otherwise)")
-    parser.add_argument("--seq")
-    parser.add_argument("--rounds", type=int, help="rounds per cell (default: the time budget, 10..100)")
-    parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--cpu", action="store_true")
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--dtype", default="fp32")
+    add_latency_arguments(parser, model="gpt2-medium", methods="adapter_l,adapter_h,lora")  # `peftbench latency`'s options
     parser.add_argument("--paper-sizes", action="store_true", help="adapter bottleneck per cell matching Table 1's |Theta|")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--results-dir", help="where records go (default: $PEFTBENCH_RESULTS or ./results)")
     parser.add_argument("--json", type=Path, help="also write every record to this file")
     args = parser.parse_args(argv)
+    options = LatencyOptions.from_args(args)
 
-    from peftbench.cli.measure import parse_cells
-
-    methods = parse_methods(args.methods)
-    cells = parse_cells(args.batch, args.seq)
+    cells = options.cells
     if cells is None:
-        cells = list(PAPER_GRID) if pick_device(args.cpu).type == "cuda" else None
-    common = dict(rounds=args.rounds, warmup=args.warmup, budget_s=args.budget, cpu=args.cpu, threads=args.threads, dtype=args.dtype)
+        cells = PAPER_GRID if pick_device(options.cpu).type == "cuda" else None
 
-    groups: list[tuple[list[tuple[int, int]] | None, list[str]]] = []
+    groups: list[LatencyOptions] = []
     if args.paper_sizes:
-        for cell in cells or list(PAPER_GRID):
+        for cell in cells or PAPER_GRID:
             theta = PAPER_THETA.get(cell)
-            sizes = [(m, closest_bottleneck(m, args.model, theta)) for m in methods] if theta else []
-            sets = [f"{m}.bottleneck={r}" for m, r in sizes if r is not None]
+            sizes = [(m, closest_bottleneck(m, options.model, theta)) for m in options.methods] if theta else []
+            sets = tuple(f"{m}.bottleneck={r}" for m, r in sizes if r is not None)
             counts = [
-                f"{m} bottleneck {r} ({count_params(m, args.model, overrides=[f'bottleneck={r}']).counts['method']:,} params)"
+                f"{m} bottleneck {r} ({count_params(m, options.model, overrides=[f'bottleneck={r}']).counts['method']:,} params)"
                 for m, r in sizes
                 if r is not None
             ]
             target = f"{theta / 1e6:g}M" if theta else "not in the paper"
             print(f"cell {cell[0]}x{cell[1]}: |Theta| {target}; " + (", ".join(counts) or "spec defaults"))
-            groups.append(([cell], args.overrides + sets))
+            groups.append(dataclasses.replace(options, cells=(cell,), overrides=options.overrides + sets))
     else:
-        groups.append((cells, list(args.overrides)))
+        groups.append(dataclasses.replace(options, cells=cells))
 
     records = []
-    for group_cells, overrides in groups:
-        result = run_latency(args.model, methods, cells=group_cells, overrides=overrides, results=results_dir(args.results_dir), **common)
+    for group in groups:
+        result = run_latency(group)
         print(format_latency(result.record), flush=True)
         print(f"record: {result.path}")
         records.append(result.record)
     print("\n# Table 1, measured side by side (median ms, overhead vs the base in the same rounds; * = distinguishable)")
     print("\n".join(summary_table(records)))
-    if args.model == "gpt2-medium":
+    if options.model == "gpt2-medium":
         print("\npaper (GPT-2 medium, Quadro RTX8000, mean of 100 trials): 32x512 / 16x256 / 1x128")
         print("  Fine-Tune/LoRA 1449.4 / 338.0 / 19.8 ms; AdapterL +2.2% / +5.0% / +20.7%; AdapterH +3.0% / +8.4% / +30.3%")
     if args.json:

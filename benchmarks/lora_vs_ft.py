@@ -29,9 +29,10 @@ import argparse
 import statistics
 import sys
 
-from peftbench.cli import build_parser
-from peftbench.latency import parse_methods
-from peftbench.profile import FLOOR, profile_from_args
+from peftbench.bench.options import ProfileOptions
+from peftbench.bench.profile import run_profile
+from peftbench.bench.variants import FLOOR
+from peftbench.cli.measure import add_profile_arguments
 
 
 def expectations(rows: dict[str, dict]) -> list[tuple[str, bool, str]]:
@@ -58,14 +59,11 @@ def paired(p: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="roberta-base")
-    parser.add_argument("--methods", default="ft,lora")
+    add_profile_arguments(parser, model="roberta-base", methods="ft,lora")  # `peftbench profile`'s options
     parser.add_argument("--strict", action="store_true", help="exit 1 when an expectation fails")
-    own, rest = parser.parse_known_args(argv)  # everything else is `peftbench profile`'s options
-    args = build_parser().parse_args(["profile", "--model", own.model, "--methods", own.methods, *rest])
-
-    methods = parse_methods(args.methods)
-    result = profile_from_args(args)
+    args = parser.parse_args(argv)
+    options = ProfileOptions.from_args(args)
+    result = run_profile(options)
     print(result.text)
     print(f"record: {result.path}")
     rows = {r["method"]: r for r in result.record["rows"] if "error" not in r}
@@ -73,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     forward = result.record.get("forward") or {}
     if floor and forward:
         print(f"\nforward alone {forward['time_s']['median']:.3f} s; floor (forward + activation backward) {floor['step_s']:.3f} s")
-    for name in methods:
+    for name in options.methods:
         if name in rows and floor:
             r = rows[name]
             gap = statistics.median(t - f for t, f in zip(r["step_times_s"], floor["step_times_s"], strict=True))
@@ -84,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  [{'ok' if ok else 'FAIL'}] {what}: {value}")
     if result.failed:
         return 1
-    return 1 if own.strict and not all(ok for _, ok, _ in checks) else 0
+    return 1 if args.strict and not all(ok for _, ok, _ in checks) else 0
 
 
 if __name__ == "__main__":

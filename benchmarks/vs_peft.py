@@ -4,12 +4,13 @@
     python benchmarks/vs_peft.py --threads 2            # as on a 2-core machine
     python benchmarks/vs_peft.py --quick                # tiny shapes, few rounds: a smoke test (numbers mean nothing)
 
-Needs the `[compare]` extra (peft). Per model shape:
+Needs the `[compare]` extra (peft). --cpu, --threads, --dtype, --set and --seed are `peftbench profile`'s;
+per model, the settings become a `ProfileOptions` (training) and a `LatencyOptions` (inference). Per model shape:
 
 - training: three variants on copies of one random-init model (the real shape): the floor (the
   frozen model, gradients w.r.t. the input embeddings only: no LoRA step can be cheaper), our LoRA
   and peft's LoRA (same r, alpha, targets; each with its own AdamW). After warm-up, every round runs
-  one training step of each, the order rotated per round (`measure.rotated_rounds`, the protocol of
+  one training step of each, the order rotated per round (`common.rotated_rounds`, the protocol of
   `peftbench profile`); printed: the median step time, and the paired per-round ratios ours/peft,
   ours/floor and peft/floor with their quartiles. Peak memory: a fresh process per variant
   (`profile.run_isolated`, this script as the worker), peak RSS on CPU or max_memory_allocated on CUDA.
@@ -41,22 +42,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from peftbench import measure  # noqa: E402
 from peftbench.arch import arch_for  # noqa: E402
-from peftbench.latency import Variant, analyse, build_variants, pick_device, resolve_hyperparameters, time_cell  # noqa: E402
+from peftbench.bench import common, measure  # noqa: E402
+from peftbench.bench.common import parse_dtype, pick_device, resolve_hyperparameters  # noqa: E402
+from peftbench.bench.latency import analyse, time_cell  # noqa: E402
+from peftbench.bench.options import PROFILE_ROUNDS, LatencyOptions, ProfileOptions  # noqa: E402
+from peftbench.bench.profile import Job, method_variant, run_isolated, worker_main  # noqa: E402
+from peftbench.bench.variants import FLOOR, TrainVariant, Variant, Workload, build_variant, build_variants, loss_for, workload  # noqa: E402
+from peftbench.cli.measure import add_shared_measure_options  # noqa: E402
 from peftbench.methods.lora import LoraConfig, lora_layers, lora_sites  # noqa: E402
-from peftbench.profile import (  # noqa: E402
-    FLOOR,
-    Job,
-    TrainVariant,
-    Workload,
-    build_variant,
-    loss_for,
-    method_variant,
-    run_isolated,
-    worker_main,
-    workload,
-)
 
 OURS, PEFT = "lora", "peft lora"
 WORKER_FLAG = "--memory-worker"
@@ -143,30 +137,30 @@ def variant_for(job: Job, work: Workload, device: torch.device, dtype: torch.dty
 # ---------------------------------------------------------------- training: paired step times, then peak memory per process
 
 
-def training(model: str, args: argparse.Namespace) -> dict[str, Any]:
-    device, dtype = pick_device(args.cpu), torch.float32
-    hp = resolve_hyperparameters([OURS], model, args.set)[OURS]
-    work = workload(model, args.batch, args.seq, device, dtype, args.seed)
+def training(o: ProfileOptions) -> dict[str, Any]:
+    model, device, dtype = o.model, pick_device(o.cpu), parse_dtype(o.dtype)
+    hp = resolve_hyperparameters([OURS], model, list(o.overrides))[OURS]
+    work = workload(model, o.batch, o.seq, device, dtype, o.seed)
     variants = {
         OURS: build_variant(copy.deepcopy(work.base), OURS, hp, work, device, dtype),
         PEFT: peft_variant(copy.deepcopy(work.base), hp, work, device, dtype),
         FLOOR: build_variant(work.base, None, None, work, device, dtype),
     }
-    timing = measure.rotated_rounds({n: v.step for n, v in variants.items()}, device, rounds=args.rounds, warmup=args.warmup, desc=model)
+    timing = common.rotated_rounds({n: v.step for n, v in variants.items()}, device, rounds=o.rounds, warmup=o.warmup, desc=model)
     times = timing["times_s"]
     result: dict[str, Any] = {"times": times, "params": {n: v.params for n, v in variants.items()}}
     result["ratios"] = {
-        "ours / peft": measure.paired_ratios(times, PEFT)[OURS],
-        "ours / floor": measure.paired_ratios(times, FLOOR)[OURS],
-        "peft / floor": measure.paired_ratios(times, FLOOR)[PEFT],
+        "ours / peft": common.paired_ratios(times, PEFT)[OURS],
+        "ours / floor": common.paired_ratios(times, FLOOR)[OURS],
+        "peft / floor": common.paired_ratios(times, FLOOR)[PEFT],
     }
     variants.clear()
     del work
-    if not args.no_memory:
-        common = {"model": model, "batch": args.batch, "seq": args.seq, "seed": args.seed, "cpu": args.cpu, "threads": args.threads}
+    if o.memory:
+        shared = {"model": model, "batch": o.batch, "seq": o.seq, "seed": o.seed, "cpu": o.cpu, "threads": o.threads, "dtype": o.dtype}
         worker = (str(Path(__file__).resolve()), WORKER_FLAG)
         result["memory"] = {
-            name: run_isolated(Job(method=None if name == FLOOR else name, overrides=tuple(args.set), **common), worker)
+            name: run_isolated(Job(method=None if name == FLOOR else name, overrides=o.overrides, **shared), worker)
             for name in (OURS, PEFT, FLOOR)
         }
     return result
@@ -175,10 +169,10 @@ def training(model: str, args: argparse.Namespace) -> dict[str, Any]:
 # ---------------------------------------------------------------- inference: merged and unmerged latency
 
 
-def inference(model: str, args: argparse.Namespace) -> dict[str, Any]:
-    device, dtype = pick_device(args.cpu), torch.float32
-    hp = resolve_hyperparameters([OURS], model, args.set)[OURS]
-    work = workload(model, args.latency_batch, args.latency_seq, device, dtype, args.seed)
+def inference(o: LatencyOptions) -> dict[str, Any]:
+    (batch, seq), model, device, dtype = o.cells[0], o.model, pick_device(o.cpu), parse_dtype(o.dtype)
+    hp = resolve_hyperparameters([OURS], model, list(o.overrides))[OURS]
+    work = workload(model, batch, seq, device, dtype, o.seed)
     variants = build_variants(work.base, [OURS], {OURS: hp}, device, dtype)  # base, A/A, ours, ours merged
     ours, ours_merged = variants[2], variants[3]
     with torch.no_grad():  # non-zero B, the same in both merge states and in peft
@@ -199,14 +193,14 @@ def inference(model: str, args: argparse.Namespace) -> dict[str, Any]:
         "unmerged": float((out[OURS] - out[PEFT]).abs().max()),
         "merged": float((out[f"{OURS} merged"] - out[f"{PEFT} merged"]).abs().max()),
     }
-    timing = time_cell(variants, inputs, device, rounds=args.latency_rounds, warmup=args.warmup, budget_s=0.0, desc=f"{model} latency")
+    timing = time_cell(variants, inputs, device, rounds=o.rounds, warmup=o.warmup, budget_s=0.0, desc=f"{model} latency")
     times = timing["times_s"]
     return {
         "analysis": analyse(timing),
         "gaps": gaps,
         "ours_vs_peft": {
-            "unmerged": measure.paired_ratios(times, PEFT)[OURS],
-            "merged": measure.paired_ratios(times, f"{PEFT} merged")[f"{OURS} merged"],
+            "unmerged": common.paired_ratios(times, PEFT)[OURS],
+            "merged": common.paired_ratios(times, f"{PEFT} merged")[f"{OURS} merged"],
         },
     }
 
@@ -240,8 +234,9 @@ def print_training(model: str, result: dict[str, Any]) -> None:
         print("  peak memory " + ", ".join(f"{k} {v:.3f}x" for k, v in ratios.items()))
 
 
-def print_inference(model: str, result: dict[str, Any], args: argparse.Namespace) -> None:
-    print(f"\n## {model}: inference latency, batch {args.latency_batch} x {args.latency_seq}, no grad, eval mode")
+def print_inference(o: LatencyOptions, result: dict[str, Any]) -> None:
+    (batch, seq), model = o.cells[0], o.model
+    print(f"\n## {model}: inference latency, batch {batch} x {seq}, no grad, eval mode")
     print(f"  largest |output difference| ours vs peft: unmerged {result['gaps']['unmerged']:.2e}, merged {result['gaps']['merged']:.2e}")
     for name, entry in result["analysis"].items():
         t = entry["time_ms"]
@@ -254,17 +249,14 @@ def print_inference(model: str, result: dict[str, Any], args: argparse.Namespace
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="roberta-base,gpt2-medium", help="model presets (random init of the real shape)")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=10, help="timed training rounds")
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=ProfileOptions.batch)
+    parser.add_argument("--seq", type=int, default=ProfileOptions.seq)
+    parser.add_argument("--rounds", type=int, default=PROFILE_ROUNDS, help="timed training rounds")
+    parser.add_argument("--warmup", type=int, default=ProfileOptions.warmup)
     parser.add_argument("--latency-batch", type=int, default=4)
     parser.add_argument("--latency-seq", type=int, default=128)
     parser.add_argument("--latency-rounds", type=int, default=20)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="our LoRA's hyperparameters (peft gets the same)")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--cpu", action="store_true", help="stay on the CPU even with CUDA")
-    parser.add_argument("--seed", type=int, default=0)
+    add_shared_measure_options(parser, None)  # --cpu, --threads, --dtype, --set (our LoRA's; peft gets the same), --seed
     parser.add_argument("--no-memory", action="store_true", help="skip the fresh-process peak memory")
     parser.add_argument("--quick", action="store_true", help="tiny shapes and few rounds: checks the script runs")
     args = parser.parse_args(argv)
@@ -273,6 +265,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "tiny-roberta,tiny-gpt2", 2, 16, 3, 2, 16, 5
         )  # fmt: skip
     return args
+
+
+def options_for(model: str, args: argparse.Namespace) -> tuple[ProfileOptions, LatencyOptions]:
+    """One model's training options (`profile`'s) and inference options (`latency`'s, one cell), both for our LoRA."""
+    shared = {
+        "model": model,
+        "methods": (OURS,),
+        "warmup": args.warmup,
+        "overrides": tuple(args.overrides),
+        "cpu": args.cpu,
+        "threads": args.threads,
+        "dtype": args.dtype,
+        "seed": args.seed,
+    }
+    train = ProfileOptions(**shared, batch=args.batch, seq=args.seq, rounds=args.rounds, memory=not args.no_memory)
+    latency = LatencyOptions(**shared, cells=((args.latency_batch, args.latency_seq),), rounds=args.latency_rounds)
+    return train, latency
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,13 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = pick_device(args.cpu)
-    lora = args.set or "spec defaults"
-    print(f"peft {peft.__version__}, torch {torch.__version__}, {device}, {torch.get_num_threads()} threads; LoRA {lora}")
+    lora = args.overrides or "spec defaults"
+    print(f"peft {peft.__version__}, torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, {args.dtype}; LoRA {lora}")
     if args.quick:
         print("--quick: tiny shapes and few rounds; the numbers only show that the script runs")
     for model in args.models.split(","):
-        print_training(model, training(model, args))
-        print_inference(model, inference(model, args), args)
+        train, latency = options_for(model, args)
+        print_training(model, training(train))
+        print_inference(latency, inference(latency))
     return 0
 
 

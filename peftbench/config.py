@@ -223,21 +223,10 @@ def parse_set(pairs: list[str], section_fields: dict[str, set[str]]) -> dict[str
     """
     out: dict[str, dict[str, Any]] = {s: {} for s in section_fields}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UsageError(f"--set expects key=value, got {pair!r}")
-        section, dot, name = key.partition(".")
-        if dot and section in section_fields:
-            if name not in section_fields[section]:
-                raise UsageError(unknown_key_message(key, section_fields))
-            out[section][name] = value
-            continue
-        name = key  # a short name (`r`), or a composed method's dotted one (`lora.r`)
-        owners = [(s, full) for s, names in section_fields.items() for full in matching_names(name, names)]
+        key, value = split_pair(pair)
+        owners = locate(key, section_fields)
         if len(owners) > 1:
-            where = ", ".join(f"{s}.{full}" for s, full in owners)
-            raise UsageError(f"--set {name} is ambiguous: say one of {where}")
+            raise UsageError(ambiguous_key_message(key, owners))
         if not owners:
             raise UsageError(unknown_key_message(key, section_fields))
         section, full = owners[0]
@@ -245,7 +234,67 @@ def parse_set(pairs: list[str], section_fields: dict[str, set[str]]) -> dict[str
     return out
 
 
-def unknown_key_message(key: str, section_fields: dict[str, set[str]]) -> str:
+def parse_method_set(
+    pairs: list[str], method_fields: dict[str, dict[str, set[str]]], *, sections: tuple[str, ...] = ("hyperparameters",), command: str
+) -> dict[str, list[str]]:
+    """`--set` for a command that applies several methods at once (`latency`, `profile`): `parse_set`'s grammar
+    (`key=value`, `section.key=value`), the key going to every listed method that has it, plus `METHOD.key=value`
+    (the longest listed name that prefixes the key) for one method's value.
+
+    `method_fields`: each method's settable names by section; only keys of `sections` may be set. Returns each
+    method's own pairs, the method prefix removed, for `resolve_sections`. A pair no listed method takes, or one
+    that names a section the command does not use, is a one-line error.
+    """
+    out: dict[str, list[str]] = {m: [] for m in method_fields}
+    for pair in pairs:
+        key, value = split_pair(pair)
+        qualified = [m for m in method_fields if key.startswith(m + ".")]  # a composed method's own names have dots too
+        target = max(qualified, key=len) if qualified else None
+        name = key[len(target) + 1 :] if target else key
+        candidates = [target] if target else list(method_fields)
+        owners: dict[str, tuple[str, str]] = {}
+        for m in candidates:
+            found = locate(name, method_fields[m])
+            if len(found) > 1:
+                raise UsageError(ambiguous_key_message(name, found) + f" (for {m})")
+            if found:
+                owners[m] = found[0]
+        head = name.partition(".")[0]
+        elsewhere = sorted({f"{s}.{full}" for s, full in owners.values() if s not in sections})
+        if elsewhere or (not owners and head in SECTIONS and head not in sections):
+            what = ", ".join(elsewhere) or head
+            raise UsageError(f"--set {key}: {command} set only {', '.join(sections)}, not {what}")
+        if not owners:
+            if target is None and "." in key and head not in SECTIONS:
+                raise UsageError(f"--set {key}: {head!r} is not one of the listed methods ({', '.join(method_fields)})")
+            known = {s: {n for m in candidates for n in method_fields[m].get(s, ())} for s in sections}
+            raise UsageError(unknown_key_message(name, known, scope=f" for {', '.join(candidates)}"))
+        for m in owners:
+            out[m].append(f"{name}={value}")
+    return out
+
+
+def split_pair(pair: str) -> tuple[str, str]:
+    key, sep, value = pair.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UsageError(f"--set expects key=value, got {pair!r}")
+    return key, value
+
+
+def locate(key: str, section_fields: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """The (section, name) pairs `key` can stand for: `section.name`, a short name, or a composed method's dotted one."""
+    section, dot, name = key.partition(".")
+    if dot and section in section_fields:
+        return [(section, name)] if name in section_fields[section] else []
+    return [(s, full) for s, names in section_fields.items() for full in matching_names(key, names)]
+
+
+def ambiguous_key_message(key: str, owners: list[tuple[str, str]]) -> str:
+    return f"--set {key} is ambiguous: say one of {', '.join(f'{s}.{full}' for s, full in owners)}"
+
+
+def unknown_key_message(key: str, section_fields: dict[str, set[str]], scope: str = "") -> str:
     """`--set lrr`: the close short or dotted names, or, with none close, every key by section (there is no other list)."""
     section, dot, name = key.rpartition(".")
     if dot and section in section_fields:  # a known section: its own keys only
@@ -254,9 +303,17 @@ def unknown_key_message(key: str, section_fields: dict[str, set[str]]) -> str:
         names = sorted({n for names in section_fields.values() for n in names})
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
     if close:
-        return f"--set: unknown key {key!r}; did you mean {' or '.join(repr(c) for c in dict.fromkeys(close))}?"
-    known = "; ".join(f"{s}: {', '.join(sorted(names))}" for s, names in section_fields.items())
-    return f"--set: unknown key {key!r} (known keys: {known})"
+        return f"--set: unknown key {key!r}{scope}; did you mean {' or '.join(repr(c) for c in dict.fromkeys(close))}?"
+    known = "; ".join(f"{s}: {', '.join(sorted(names)) or 'none'}" for s, names in section_fields.items())
+    return f"--set: unknown key {key!r}{scope} (known keys: {known})"
+
+
+def section_fields(method: str) -> dict[str, set[str]]:
+    """The names `--set` reaches for `method`, by section (a composed method's hyperparameters as `part.key`)."""
+    from peftbench.methods import METHODS
+
+    classes = {"hyperparameters": METHODS.get(method).config_cls, "training": TrainConfig, "generation": GenerationConfig}
+    return {s: set(flat_field_types(c)) for s, c in classes.items()}
 
 
 def resolve_run_config(

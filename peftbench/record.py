@@ -87,7 +87,7 @@ class MeasurementRecord(TypedDict, total=False):
     model_class: str
     methods: list[str]
     env: dict[str, Any]
-    # ...then the protocol's own fields: `cells` (latency) or `variants` (profile), documented in their modules
+    # ...then the protocol's own fields (latency: `cells`, `variants`; profile: `rows`, `timing`), documented in peftbench/bench/
 
 
 def utc_now() -> datetime:

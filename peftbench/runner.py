@@ -36,7 +36,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from peftbench import checkpoint, measure
+from peftbench import checkpoint
+from peftbench.bench import measure
 from peftbench.env import environment
 from peftbench.errors import RunFailed, RunInterrupted, UsageError
 from peftbench.methods import METHODS, Adapted

@@ -173,6 +173,9 @@ CASES: dict[str, Case] = {
     "latency with an unknown method": Case(
         ("--model", "tiny-gpt2", "--methods", "lorra", "--cpu"), ("unknown method 'lorra'",), command="latency"
     ),
+    "latency with a run setting in --set": Case(
+        ("--model", "tiny-gpt2", "--methods", "lora", "--set", "lr=1e-4"), ("--set lr:", "not training.lr"), command="latency"
+    ),
     "latency with a malformed --batch": Case(
         ("--model", "tiny-gpt2", "--methods", "lora", "--batch", "x", "--seq", "8"),
         ("--batch expects comma-separated integers",),

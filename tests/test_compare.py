@@ -212,7 +212,7 @@ def test_bless_rerun_check_end_to_end(cli, results, tmp_path, monkeypatch):
 
 
 def test_step_timer_stores_the_spread_of_steady_steps():
-    from peftbench.measure import StepTimer
+    from peftbench.bench.measure import StepTimer
 
     timer = StepTimer(warmup=1)
     for seconds in (9.0, 0.1, 0.2, 0.3, 0.4, 0.5):  # the first (warm-up) step is left out of the spread too

@@ -122,7 +122,7 @@ def test_trains_and_decodes_end_to_end(cli, results, method):
 
 
 def test_latency_routes_set_to_composed_methods():
-    from peftbench.latency import split_overrides
+    from peftbench.bench.common import split_overrides
 
     methods = ["lora", "lora+prefix_embed"]
     assert split_overrides(methods, ["r=4"]) == {"lora": ["r=4"], "lora+prefix_embed": ["r=4"]}

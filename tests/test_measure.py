@@ -13,11 +13,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from peftbench import measure
+from peftbench.bench import common, measure
+from peftbench.bench.common import rotated, split_overrides, verdict
+from peftbench.bench.options import ProfileOptions
+from peftbench.bench.profile import Job, run_isolated, run_profile
+from peftbench.bench.variants import BASE, CONTROL, FLOOR
 from peftbench.errors import UsageError
-from peftbench.latency import BASE, CONTROL, rotated, split_overrides, verdict
 from peftbench.methods import METHODS
-from peftbench.profile import FLOOR, Job, run_isolated, run_profile
 
 MiB = 2**20
 
@@ -34,7 +36,7 @@ def test_peak_rss_sees_a_200_mib_tensor_allocated_in_a_fresh_process():
     code = textwrap.dedent(
         """
         import json, torch
-        from peftbench.measure import current_rss_bytes, peak_rss_bytes
+        from peftbench.bench.measure import current_rss_bytes, peak_rss_bytes
         before = {"peak": peak_rss_bytes(), "now": current_rss_bytes()}
         x = torch.ones(50 * 2**20)  # 200 MiB of float32, written, so resident
         print(json.dumps({**before, "after": peak_rss_bytes(), "size": x.numel() * x.element_size()}))
@@ -52,11 +54,11 @@ def test_a_worker_does_not_inherit_the_peak_memory_of_its_parent():
     code = textwrap.dedent(
         """
         import subprocess, sys
-        from peftbench.measure import peak_rss_bytes
+        from peftbench.bench.measure import peak_rss_bytes
         x = bytearray(1024 * 2**20)  # 1 GiB, touched, then freed: the parent's peak
         x[::4096] = b"\\1" * len(x[::4096])
         del x
-        child = "from peftbench.measure import peak_rss_bytes; print(peak_rss_bytes())"
+        child = "from peftbench.bench.measure import peak_rss_bytes; print(peak_rss_bytes())"
         worker = int(subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True).stdout)
         print(peak_rss_bytes(), worker)
         """
@@ -164,7 +166,7 @@ def test_rotation_puts_every_variant_in_every_position():
 def test_rotated_rounds_time_every_call_once_per_round_in_rotated_order():
     log = []
     calls = {name: (lambda name=name: log.append(name)) for name in ("a", "b", "c")}
-    timing = measure.rotated_rounds(calls, torch.device("cpu"), rounds=4, warmup=2)
+    timing = common.rotated_rounds(calls, torch.device("cpu"), rounds=4, warmup=2)
     assert log[:6] == ["a", "b", "c", "b", "c", "a"]  # the warm-up rounds rotate too
     assert timing["orders"] == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
     assert log[6:] == [name for order in timing["orders"] for name in order]  # each round ran in its recorded order
@@ -175,7 +177,7 @@ def test_rotated_rounds_time_every_call_once_per_round_in_rotated_order():
 def test_rotated_rounds_can_size_the_rounds_from_the_warm_up():
     seen = []
     calls = {"a": lambda: None, "b": lambda: None}
-    timing = measure.rotated_rounds(calls, torch.device("cpu"), rounds=lambda s: seen.append(s) or 3, warmup=2)
+    timing = common.rotated_rounds(calls, torch.device("cpu"), rounds=lambda s: seen.append(s) or 3, warmup=2)
     warm = timing["warmup_times_s"]
     assert seen == [pytest.approx(warm["a"][-1] + warm["b"][-1])]  # the last warm-up round's seconds, asked once
     assert timing["rounds"] == 3 and all(len(t) == 3 for t in timing["times_s"].values())
@@ -190,16 +192,16 @@ def test_rotated_rounds_drop_a_failing_call_and_keep_the_others_paired():
             raise RuntimeError("boom")
 
     calls = {"a": lambda: None, "bad": flaky, "c": lambda: None}
-    timing = measure.rotated_rounds(calls, torch.device("cpu"), rounds=4, warmup=1, catch=True)
+    timing = common.rotated_rounds(calls, torch.device("cpu"), rounds=4, warmup=1, catch=True)
     assert timing["errors"] == {"bad": "RuntimeError: boom"}
     assert set(timing["times_s"]) == {"a", "c"} and all(len(t) == 4 for t in timing["times_s"].values())
     with pytest.raises(RuntimeError, match="boom"):
         count["n"] = 0
-        measure.rotated_rounds(calls, torch.device("cpu"), rounds=4, warmup=1)
+        common.rotated_rounds(calls, torch.device("cpu"), rounds=4, warmup=1)
 
 
 def test_paired_ratios_divide_by_the_reference_of_the_same_round():
-    ratios = measure.paired_ratios({"ref": [2.0, 4.0], "x": [3.0, 2.0]}, "ref")
+    ratios = common.paired_ratios({"ref": [2.0, 4.0], "x": [3.0, 2.0]}, "ref")
     assert ratios == {"ref": [1.0, 1.0], "x": [1.5, 0.5]}
 
 
@@ -210,6 +212,36 @@ def test_set_goes_to_the_methods_that_have_the_key():
         split_overrides(["lora", "ft"], ["bottleneck=8"])
     with pytest.raises(UsageError):
         split_overrides(["lora"], ["nope.r=4"])
+
+
+def test_set_takes_the_grammar_of_run_plus_a_method_prefix():
+    """`run`'s `key=value` and `section.key=value`, to every listed method that has the key; `METHOD.key=value` for one."""
+    methods = ["lora", "relora", "adapter_h"]
+    routed = split_overrides(methods, ["hyperparameters.r=4"])
+    assert routed == {"lora": ["hyperparameters.r=4"], "relora": ["hyperparameters.r=4"], "adapter_h": []}
+    assert split_overrides(methods, ["relora.r=2", "bottleneck=8"]) == {"lora": [], "relora": ["r=2"], "adapter_h": ["bottleneck=8"]}
+    with pytest.raises(UsageError, match=r"^--set lr: .* set only hyperparameters, not training\.lr$"):
+        split_overrides(methods, ["lr=1e-4"])  # a run setting: one line that says so
+    with pytest.raises(UsageError, match="not generation.num_beams"):
+        split_overrides(methods, ["lora.generation.num_beams=2"])
+    with pytest.raises(UsageError, match="unknown key 'bottlneck' for lora, relora, adapter_h; did you mean 'bottleneck'"):
+        split_overrides(methods, ["bottlneck=8"])
+    with pytest.raises(UsageError, match="expects key=value"):
+        split_overrides(methods, ["r"])
+
+
+def test_the_cli_and_the_benchmarks_build_the_same_options_objects():
+    from peftbench.bench.options import LatencyOptions
+    from peftbench.cli import build_parser
+
+    argv = ["latency", "--model", "tiny-gpt2", "--methods", "lora, ft", "--batch", "2", "--seq", "8,16", "--set", "r=4"]
+    options = LatencyOptions.from_args(build_parser().parse_args([*argv, "--results-dir", "out"]))
+    assert options == LatencyOptions("tiny-gpt2", ("lora", "ft"), cells=((2, 8), (2, 16)), overrides=("r=4",), results=options.results)
+    assert options.results.name == "out" and (options.warmup, options.budget_s, options.rounds) == (3, 30.0, None)
+    args = build_parser().parse_args(["profile", "--model", "tiny-roberta", "--methods", "ft,lora", "--steps", "4", "--in-process"])
+    options = ProfileOptions.from_args(args)
+    assert (options.methods, options.rounds, options.warmup, options.memory) == (("ft", "lora"), 4, 1, False)
+    assert (options.batch, options.seq) == (8, 128)
 
 
 def test_latency_protocol_on_tiny_gpt2(cli, results):
@@ -320,8 +352,11 @@ def test_profile_takes_peak_memory_from_one_fresh_process_per_variant(monkeypatc
         peak = {None: 100, "ft": 400, "lora": 200}[job.method]
         return {"method": job.method or FLOOR, "memory": {"peak_bytes": peak * MiB, "added_by_steps_bytes": MiB}}
 
-    monkeypatch.setattr("peftbench.profile.run_isolated", fake_isolated)
-    result = run_profile("tiny-roberta", ["ft", "lora"], batch=2, seq=8, rounds=1, warmup=0, overrides=["r=2"], threads=1, results=results)
+    monkeypatch.setattr("peftbench.bench.profile.run_isolated", fake_isolated)
+    options = ProfileOptions(
+        "tiny-roberta", ("ft", "lora"), batch=2, seq=8, rounds=1, warmup=0, overrides=("r=2",), threads=1, results=results
+    )
+    result = run_profile(options)
     assert not result.failed
     assert [j.method for j in jobs] == [None, "ft", "lora"]
     assert [j.overrides for j in jobs] == [(), (), ("r=2",)]

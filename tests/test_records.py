@@ -18,7 +18,7 @@ from safetensors.torch import save
 
 import peftbench.results as results_api
 from peftbench import runner
-from peftbench.measure import checkpoint_bytes
+from peftbench.bench.measure import checkpoint_bytes
 from peftbench.record import SCHEMA_VERSION, comparability_key, effective_status, liveness, pid_alive
 from peftbench.resolve import resolve_run
 from peftbench.specs import spec_content_hash

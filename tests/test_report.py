@@ -32,8 +32,9 @@ GLUE = ["max_steps=2", "max_eval_examples=8"]
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> Path:
     """A results folder with real records: lora (3 seeds), lora r=4, bitfit (2 seeds), ft, an E2E run, latency, profile, one failed run."""
-    from peftbench.latency import run_latency
-    from peftbench.profile import run_profile
+    from peftbench.bench.latency import run_latency
+    from peftbench.bench.options import LatencyOptions, ProfileOptions
+    from peftbench.bench.profile import run_profile
 
     root = tmp_path_factory.mktemp("results")
     store = Store(root)
@@ -42,8 +43,8 @@ def results(tmp_path_factory) -> Path:
             run(resolve_run(method, "mrpc", "tiny-roberta", overrides=[*GLUE, f"seed={seed}", *extra]), store=store)
     e2e = ["max_steps=2", "max_eval_examples=2", "num_beams=2", "max_new_tokens=8"]
     run(resolve_run("lora", "e2e", "tiny-gpt2", overrides=e2e), store=store)
-    run_latency("tiny-gpt2", ["lora", "adapter_h"], cells=[(1, 8), (2, 16)], rounds=5, warmup=1, cpu=True, results=root)
-    run_profile("tiny-roberta", ["ft", "lora"], batch=2, seq=16, rounds=3, warmup=1, cpu=True, memory=False, results=root)
+    run_latency(LatencyOptions("tiny-gpt2", ("lora", "adapter_h"), cells=((1, 8), (2, 16)), rounds=5, warmup=1, cpu=True, results=root))
+    run_profile(ProfileOptions("tiny-roberta", ("ft", "lora"), batch=2, seq=16, rounds=3, warmup=1, cpu=True, memory=False, results=root))
     failed = next(p for p in store.paths("run") if "-bitfit-" in p.name)
     record = read_record(failed)
     record.update(status="failed", error="test", run_id=record["run_id"] + "-failed")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from peftbench.bench.options import PROFILE_ROUNDS, LatencyOptions, MeasureOptions, ProfileOptions
 from peftbench.cli.common import EPILOG
 
 
@@ -21,14 +22,7 @@ def add_parser(sub: Any) -> None:
         "Random weights of the real shape: no download.",
         epilog=EPILOG,
     )
-    latency.add_argument("--model", required=True, help="a model preset (e.g. gpt2-medium, tiny-gpt2) or a local model folder")
-    latency.add_argument("--methods", required=True, help="comma-separated method names, e.g. lora,adapter_h,adapter_l")
-    latency.add_argument("--batch", help="comma-separated batch sizes, zipped with --seq (default on CUDA: 32,16,1 - the paper's)")
-    latency.add_argument("--seq", help="comma-separated sequence lengths, zipped with --batch (default on CUDA: 512,256,128)")
-    latency.add_argument("--rounds", type=int, help="timed rounds per cell (default: as many as --budget allows, 10..100)")
-    latency.add_argument("--budget", type=float, default=30.0, help="seconds per cell when --rounds is not given (default 30)")
-    latency.add_argument("--warmup", type=int, default=3, help="untimed warm-up rounds per cell (default 3)")
-    add_shared_measure_options(latency, "latency", cpu_help="; default grid 4x128, 2x64, 1x32, 1x8")
+    add_latency_arguments(latency)
     latency.set_defaults(func=cmd_latency)
 
     profile = sub.add_parser(
@@ -42,21 +36,43 @@ def add_parser(sub: Any) -> None:
         "Random weights of the real shape: no download.",
         epilog=EPILOG,
     )
-    profile.add_argument("--model", required=True, help="a model preset (e.g. roberta-base) or a local model folder")
-    profile.add_argument("--methods", required=True, help="comma-separated method names, e.g. ft,lora,bitfit,adapter_h")
-    profile.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
-    profile.add_argument("--seq", type=int, default=128, help="sequence length (default 128)")
-    profile.add_argument(
+    add_profile_arguments(profile)
+    profile.set_defaults(func=cmd_profile)
+
+
+def add_latency_arguments(parser: argparse.ArgumentParser, *, model: str | None = None, methods: str | None = None) -> None:
+    """`peftbench latency`'s options, on any parser (benchmarks/latency_table.py adds its own); `LatencyOptions.from_args`
+    reads them. `model`, `methods`: defaults, which make those options optional."""
+    d = LatencyOptions
+    add_model_and_methods(parser, model, methods, "gpt2-medium, tiny-gpt2", "lora,adapter_h,adapter_l")
+    parser.add_argument("--batch", help="comma-separated batch sizes, zipped with --seq (default on CUDA: 32,16,1 - the paper's)")
+    parser.add_argument("--seq", help="comma-separated sequence lengths, zipped with --batch (default on CUDA: 512,256,128)")
+    parser.add_argument("--rounds", type=int, help="timed rounds per cell (default: as many as --budget allows, 10..100)")
+    parser.add_argument(
+        "--budget", type=float, default=d.budget_s, help=f"seconds per cell when --rounds is not given (default {d.budget_s:g})"
+    )
+    parser.add_argument("--warmup", type=int, default=d.warmup, help=f"untimed warm-up rounds per cell (default {d.warmup})")
+    add_shared_measure_options(parser, "latency", cpu_help="; default grid 4x128, 2x64, 1x32, 1x8")
+
+
+def add_profile_arguments(parser: argparse.ArgumentParser, *, model: str | None = None, methods: str | None = None) -> None:
+    """`peftbench profile`'s options, on any parser (benchmarks/lora_vs_ft.py adds its own); `ProfileOptions.from_args`
+    reads them. `model`, `methods`: defaults, which make those options optional."""
+    d = ProfileOptions
+    add_model_and_methods(parser, model, methods, "roberta-base", "ft,lora,bitfit,adapter_h")
+    parser.add_argument("--batch", type=int, default=d.batch, help=f"batch size (default {d.batch})")
+    parser.add_argument("--seq", type=int, default=d.seq, help=f"sequence length (default {d.seq})")
+    parser.add_argument(
         "--rounds",
         "--steps",
         dest="rounds",
         type=int,
-        help="timed rounds, one step of every variant each (default 10; a multiple of the variant count puts each at every "
-        "position equally often)",
+        help=f"timed rounds, one step of every variant each (default {PROFILE_ROUNDS}; a multiple of the variant count puts each "
+        "at every position equally often)",
     )
-    profile.add_argument("--warmup", type=int, default=1, help="untimed warm-up rounds (default 1)")
-    add_shared_measure_options(profile, "profile")
-    profile.add_argument(
+    parser.add_argument("--warmup", type=int, default=d.warmup, help=f"untimed warm-up rounds (default {d.warmup})")
+    add_shared_measure_options(parser, "profile")
+    parser.add_argument(
         "--no-memory",
         "--in-process",
         dest="no_memory",
@@ -64,78 +80,49 @@ def add_parser(sub: Any) -> None:
         help="skip the per-variant peak-memory processes: everything runs in this process, no peak memory is reported "
         "(step times always come from this process)",
     )
-    profile.set_defaults(func=cmd_profile)
 
 
-def add_shared_measure_options(parser: argparse.ArgumentParser, folder: str, cpu_help: str = "") -> None:
-    """Options `latency` and `profile` share: device, threads, dtype, method hyperparameters, seed, results."""
+def add_model_and_methods(parser: argparse.ArgumentParser, model: str | None, methods: str | None, models_eg: str, methods_eg: str) -> None:
+    model_help = f"a model preset (e.g. {models_eg}) or a local model folder"
+    parser.add_argument("--model", required=model is None, default=model, help=model_help + (f" (default {model})" if model else ""))
+    methods_help = f"comma-separated method names, e.g. {methods_eg}" + (f" (default {methods})" if methods else "")
+    parser.add_argument("--methods", required=methods is None, default=methods, help=methods_help)
+
+
+def add_shared_measure_options(parser: argparse.ArgumentParser, folder: str | None, cpu_help: str = "") -> None:
+    """Options `latency` and `profile` share: device, threads, dtype, method hyperparameters, seed, results (`folder`: the
+    records' folder under the results directory; None: a caller that writes no record, benchmarks/vs_peft.py)."""
+    d = MeasureOptions
     parser.add_argument("--cpu", action="store_true", help=f"run on the CPU even if CUDA is present{cpu_help}")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--dtype", default="fp32", help="fp32 (default), fp16 or bf16")
+    parser.add_argument("--dtype", default=d.dtype, help="fp32 (default), fp16 or bf16")
     parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a method hyperparameter for every listed method that has it, or METHOD.KEY=VALUE for one (repeatable)",
+        help="a method hyperparameter, spelt as for `peftbench run` (r=8, hyperparameters.r=8), for every listed method that "
+        "has it; METHOD.KEY=VALUE for one method's (repeatable)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
-    parser.add_argument("--results-dir", help=f"where records go (default: $PEFTBENCH_RESULTS or ./results); written to {folder}/")
-
-
-def parse_cells(batch: str | None, seq: str | None) -> list[tuple[int, int]] | None:
-    """`--batch 32,16,1 --seq 512,256,128` -> [(32, 512), (16, 256), (1, 128)]; a single value pairs with every other."""
-    from peftbench.errors import UsageError
-
-    if batch is None and seq is None:
-        return None
-
-    def ints(flag: str, text: str | None) -> list[int]:
-        try:
-            return [int(x) for x in (text or "").split(",") if x.strip()]
-        except ValueError:
-            raise UsageError(f"{flag} expects comma-separated integers, got {text!r}") from None
-
-    b, s = ints("--batch", batch), ints("--seq", seq)
-    if not b or not s:
-        raise UsageError("--batch and --seq go together (their lists are zipped into cells)")
-    if len(b) == 1:
-        b = b * len(s)
-    if len(s) == 1:
-        s = s * len(b)
-    if len(b) != len(s):
-        raise UsageError(f"--batch has {len(b)} values and --seq {len(s)}; they are zipped, so give as many of each (or one)")
-    return list(zip(b, s, strict=True))
+    parser.add_argument("--seed", type=int, default=d.seed, help="seed of the random weights and inputs")
+    if folder is not None:
+        parser.add_argument("--results-dir", help=f"where records go (default: $PEFTBENCH_RESULTS or ./results); written to {folder}/")
 
 
 def cmd_latency(args: argparse.Namespace) -> int:
-    from peftbench.latency import parse_methods, run_latency
-    from peftbench.store import results_dir
+    from peftbench.bench.latency import run_latency
 
-    result = run_latency(
-        args.model,
-        parse_methods(args.methods),
-        cells=parse_cells(args.batch, args.seq),
-        rounds=args.rounds,
-        warmup=args.warmup,
-        budget_s=args.budget,
-        cpu=args.cpu,
-        threads=args.threads,
-        dtype=args.dtype,
-        overrides=args.overrides,
-        seed=args.seed,
-        results=results_dir(args.results_dir),
-    )
+    result = run_latency(LatencyOptions.from_args(args))
     print(result.text)
     print(f"record: {result.path}")
     return 0
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from peftbench.profile import profile_from_args
+    from peftbench.bench.profile import run_profile
 
-    result = profile_from_args(args)
+    result = run_profile(ProfileOptions.from_args(args))
     print(result.text)
     print(f"record: {result.path}")
     if result.failed:

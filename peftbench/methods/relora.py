@@ -184,7 +184,7 @@ class AccumulatedUpdate:
 
     def checkpoint(self, head: dict[str, torch.Tensor]) -> dict[str, Any]:
         """Bytes of a checkpoint that reproduces the model from the base: the update per matrix (and the head), both ways."""
-        from peftbench import measure
+        from peftbench.bench import measure
 
         stacked: dict[str, torch.Tensor] = {}
         dense: dict[str, torch.Tensor] = {}
@@ -270,7 +270,7 @@ class ReloraRestarts:
         out["lora_ranks"] = {t: self.config.rank(t) for t in self.config.targets}
         trainable = self.adapted.trainable_parameters()
         head = {n: p for n, p in trainable.items() if self.adapted.is_head(n)}
-        from peftbench import measure
+        from peftbench.bench import measure
 
         adapter_only = measure.checkpoint_bytes(trainable)
         if self.restart_steps:

@@ -12,13 +12,13 @@ anything in the first layer needs at least that backward, so no such method can 
 Step times: paired, in this one process. Every *variant* (the floor and each method) gets its own
 copy of the same random-init model (the real shape, no download) and, for a method, its own AdamW.
 After warm-up rounds, each timed round runs one training step of every variant, in an order rotated
-by one position from round to round (`measure.rotated_rounds`, the design `peftbench latency` uses),
+by one position from round to round (`common.rotated_rounds`, the design `peftbench latency` uses),
 so slow machine drift falls on all variants alike. Per variant: the median step time and its IQR,
 and the median of the per-round paired ratios t_variant / t_ft and t_variant / t_floor, with the
 ratios' quartiles as their spread. With as many rounds as variants (or a multiple), every variant
 sits at every position equally often.
 
-Peak memory: a fresh process per variant (`python -m peftbench.profile JOB.json OUT.json`), after
+Peak memory: a fresh process per variant (`python -m peftbench.bench.profile JOB.json OUT.json`), after
 the timing: on CPU the peak RSS only grows within a process, and on CUDA a fresh process also starts
 from an empty caching allocator. `--no-memory` skips those processes (no peak memory then).
 """
@@ -27,132 +27,31 @@ from __future__ import annotations
 
 import copy
 import gc
-import json
 import os
-import subprocess
 import sys
-import tempfile
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 from tqdm.auto import tqdm
 
-from peftbench import measure
+from peftbench.bench import common, measure
+from peftbench.bench.common import check_methods, parse_dtype, pick_device, resolve_hyperparameters, split_overrides
+from peftbench.bench.options import PROFILE_ROUNDS, ProfileOptions
+from peftbench.bench.variants import FLOOR, TrainVariant, Workload, build_variant, workload
 from peftbench.config import default_kind
 from peftbench.display import render_table
 from peftbench.errors import UsageError
-from peftbench.latency import (
-    parse_dtype,
-    pick_device,
-    random_batch,
-    resolve_hyperparameters,
-    shaped_model,
-    split_overrides,
-)
 from peftbench.methods import METHODS
 from peftbench.models import base_config, dims_of, resolve_model, task_config
 from peftbench.record import measurement_header
 from peftbench.store import save_measurement
 
-FLOOR = "floor"
 FLOOR_LABEL = "floor (frozen; grad w.r.t. input embeddings only)"
-DEFAULT_ROUNDS = 10
-DEFAULT_WARMUP = 1
 MEMORY_STEPS = 2  # the first step allocates AdamW's state; the second runs with it already held
-
-
-# ---------------------------------------------------------------- one variant: a model, its step, its optimizer
-
-
-def loss_for(kind: str, logits: torch.Tensor, batch: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
-    if kind == "generation":  # next-token prediction on the input itself
-        ids = batch["input_ids"]
-        if logits.shape[1] != ids.shape[1]:
-            raise RuntimeError(f"the model returned {logits.shape[1]} positions for {ids.shape[1]} input tokens")
-        return F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), ids[:, 1:].reshape(-1))
-    return F.cross_entropy(logits.float(), labels)
-
-
-@dataclass
-class Workload:
-    """What every variant shares: the model's task class, the random-init base, one batch and its labels."""
-
-    kind: str
-    num_labels: int
-    base: nn.Module
-    batch: dict[str, torch.Tensor]
-    labels: torch.Tensor
-
-
-def workload(model: str, batch: int, seq: int, device: torch.device, dtype: torch.dtype, seed: int) -> Workload:
-    source = resolve_model(model)
-    kind, num_labels = default_kind(base_config(source).model_type)
-    vocab = dims_of(task_config(source, kind, num_labels)).vocab_size
-    base = shaped_model(source, kind, num_labels, seed).to(device=device, dtype=dtype)
-    if hasattr(base.config, "use_cache"):
-        base.config.use_cache = False
-    inputs = random_batch(vocab, batch, seq, device, seed)
-    labels = torch.randint(0, num_labels, (batch,), generator=torch.Generator().manual_seed(seed)).to(device)
-    return Workload(kind, num_labels, base, inputs, labels)
-
-
-@dataclass
-class TrainVariant:
-    """The floor (`method` None) or a method applied to its own model, with one training step to call."""
-
-    name: str
-    model: nn.Module
-    step: Callable[[], None]
-    params: dict[str, int]
-    trainable: dict[str, nn.Parameter]
-    optimizer: torch.optim.Optimizer | None
-    seen: dict[str, int] = field(default_factory=dict)  # gradient bytes, recorded at the first step
-
-    def optimizer_state_bytes(self) -> int:
-        return measure.optimizer_state_bytes(self.optimizer) if self.optimizer is not None else 0
-
-
-def build_variant(model: nn.Module, method: str | None, hp: Any, work: Workload, device: torch.device, dtype: torch.dtype) -> TrainVariant:
-    """`model` (consumed: the caller passes its own copy) made into the floor or `method`, in train mode."""
-    batch, labels, kind = work.batch, work.labels, work.kind
-    seen: dict[str, int] = {}
-    if method is None:
-        model.requires_grad_(False)
-        embed = model.get_input_embeddings()
-        total = sum(p.numel() for p in model.parameters())
-
-        def floor_step() -> None:
-            embeds = embed(batch["input_ids"]).detach().requires_grad_()
-            logits = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"]).logits
-            loss_for(kind, logits, batch, labels).backward()
-            if not seen:
-                seen["gradient_bytes"] = measure.tensor_bytes([embeds.grad])
-
-        params = {"method": 0, "head": 0, "trainable": 0, "total": total, "base_total": total}
-        model.train()
-        return TrainVariant(FLOOR, model, floor_step, params, {}, None, seen)
-
-    adapted = METHODS.get(method).apply(model, hp)
-    adapted.model.to(device=device, dtype=dtype)
-    trainable = adapted.trainable_parameters()
-    optimizer = torch.optim.AdamW(trainable.values(), lr=1e-4)
-
-    def method_step() -> None:
-        out = adapted(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], prompt_lengths=batch["prompt_lengths"])
-        loss_for(kind, out.logits, batch, labels).backward()
-        if not seen:
-            seen["gradient_bytes"] = measure.gradient_bytes(trainable.values())
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    adapted.model.train()
-    return TrainVariant(method, adapted.model, method_step, adapted.param_counts(), trainable, optimizer, seen)
+WORKER = ("-m", "peftbench.bench.profile")  # `python -m peftbench.bench.profile JOB.json OUT.json`
 
 
 # ---------------------------------------------------------------- peak memory: a fresh process per variant
@@ -221,34 +120,19 @@ def measure_memory(job: Job, build: VariantBuilder = method_variant) -> dict[str
     }
 
 
-def run_isolated(job: Job, worker: Sequence[str] = ("-m", "peftbench.profile")) -> dict[str, Any]:
-    """`measure_memory` in a fresh Python process; its failure comes back as `{'error': ...}`.
+def run_isolated(job: Job, worker: Sequence[str] = WORKER) -> dict[str, Any]:
+    """`measure_memory` in a fresh Python process (`common.in_fresh_process`); its failure comes back as `{'method', 'error'}`.
 
     `worker`: the Python arguments that run a `worker_main` (this module's by default; a benchmark
     script with its own `VariantBuilder` passes its path and a flag), given JOB.json and OUT.json.
     """
-    with tempfile.TemporaryDirectory(prefix="peftbench-profile-") as tmp:
-        spec, out = Path(tmp) / "job.json", Path(tmp) / "out.json"
-        spec.write_text(json.dumps(asdict(job)), encoding="utf-8")
-        proc = subprocess.run([sys.executable, *worker, str(spec), str(out)], capture_output=True, text=True)
-        if proc.returncode != 0 or not out.is_file():
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-6:])
-            return {"method": job.method or FLOOR, "error": f"worker exited {proc.returncode}: {tail}"}
-        return json.loads(out.read_text(encoding="utf-8"))
+    got = common.in_fresh_process(asdict(job), worker, prefix="peftbench-profile-")
+    return {"method": job.method or FLOOR, **got} if "error" in got else got
 
 
 def worker_main(argv: list[str], build: VariantBuilder = method_variant) -> int:
-    spec, out = argv
-    data = json.loads(Path(spec).read_text(encoding="utf-8"))
-    data["overrides"] = tuple(data["overrides"])
-    try:
-        result = measure_memory(Job(**data), build)
-    except Exception as exc:  # reported by the parent, with the method's name
-        traceback.print_exc()
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    Path(out).write_text(json.dumps(result), encoding="utf-8")
-    return 0
+    """The memory worker: JOB.json (a `Job`) in, `measure_memory`'s result to OUT.json (`common.serve`)."""
+    return common.serve(argv, lambda data: measure_memory(Job(**{**data, "overrides": tuple(data["overrides"])}), build))
 
 
 # ---------------------------------------------------------------- the profile
@@ -262,24 +146,13 @@ class ProfileResult:
     failed: list[str] = field(default_factory=list)
 
 
-def run_profile(
-    model: str,
-    methods: list[str],
-    *,
-    batch: int = 8,
-    seq: int = 128,
-    rounds: int | None = None,
-    warmup: int = DEFAULT_WARMUP,
-    overrides: list[str] = (),  # type: ignore[assignment]
-    cpu: bool = False,
-    threads: int | None = None,
-    dtype: str = "fp32",
-    seed: int = 0,
-    memory: bool = True,
-    results: Path | None = None,
-) -> ProfileResult:
-    """Paired step times of the floor and every method in this process, then (`memory`) one process per variant for its peak."""
-    rounds = DEFAULT_ROUNDS if rounds is None else rounds
+def run_profile(options: ProfileOptions) -> ProfileResult:
+    """Paired step times of the floor and every method in this process, then (`options.memory`) one process per variant
+    for its peak; writes `<results>/profile/<time>-<model>.json` when `options.results` is given."""
+    o = options
+    model, methods, batch, seq, warmup, threads = o.model, check_methods(o.methods), o.batch, o.seq, o.warmup, o.threads
+    cpu, dtype, seed, memory, overrides = o.cpu, o.dtype, o.seed, o.memory, o.overrides
+    rounds = PROFILE_ROUNDS if o.rounds is None else o.rounds
     for name, value, low in (("--batch", batch, 1), ("--seq", seq, 2), ("--rounds", rounds, 1), ("--warmup", warmup, 0)):
         if value < low:
             raise UsageError(f"{name} must be >= {low}, got {value}")
@@ -308,8 +181,8 @@ def run_profile(
         ok = [r for r in rows if "error" not in r]
         for row in tqdm(ok, desc="peak memory", unit="variant", mininterval=0.5, leave=False):
             method = None if row["method"] == FLOOR else row["method"]
-            common = {"model": model, "batch": batch, "seq": seq, "seed": seed, "cpu": cpu, "threads": threads, "dtype": dtype}
-            got = run_isolated(Job(method=method, overrides=tuple(routed[method]) if method else (), **common))
+            shared = {"model": model, "batch": batch, "seq": seq, "seed": seed, "cpu": cpu, "threads": threads, "dtype": dtype}
+            got = run_isolated(Job(method=method, overrides=tuple(routed[method]) if method else (), **shared))
             row["memory"] = {"error": got["error"]} if "error" in got else got["memory"]
     add_ratios(rows)
 
@@ -338,8 +211,8 @@ def run_profile(
         "rows": rows,
     }
     path = None
-    if results is not None:
-        path = save_measurement(record, results)
+    if o.results is not None:
+        path = save_measurement(record, o.results)
     failed = [r["method"] for r in rows if "error" in r or "error" in (r.get("memory") or {})]
     return ProfileResult(record, path, format_profile(record), failed)
 
@@ -371,12 +244,12 @@ def time_variants(
         except Exception as exc:
             errors[m] = f"{type(exc).__name__}: {exc}"
     variants = {FLOOR: build_variant(work.base, None, None, work, device, dtype), **variants}
-    timing = measure.rotated_rounds(
+    timing = common.rotated_rounds(
         {name: v.step for name, v in variants.items()}, device, rounds=rounds, warmup=warmup, desc="profile rounds", catch=True
     )
     errors.update(timing["errors"])
     times = timing["times_s"]
-    paired = {ref: measure.paired_ratios(times, ref) for ref in ("ft", FLOOR) if ref in times}
+    paired = {ref: common.paired_ratios(times, ref) for ref in ("ft", FLOOR) if ref in times}
     rows: list[dict[str, Any]] = []
     for name in [FLOOR, *methods]:
         if name in errors:
@@ -545,25 +418,3 @@ def format_profile(record: dict[str, Any]) -> str:
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sys.exit(worker_main(sys.argv[1:]))
-
-
-def profile_from_args(args: Any) -> ProfileResult:
-    """`run_profile` with the options of `peftbench profile` (shared by the CLI and benchmarks/lora_vs_ft.py)."""
-    from peftbench.latency import parse_methods
-    from peftbench.store import results_dir
-
-    return run_profile(
-        args.model,
-        parse_methods(args.methods),
-        batch=args.batch,
-        seq=args.seq,
-        rounds=args.rounds,
-        warmup=args.warmup,
-        overrides=args.overrides,
-        cpu=args.cpu,
-        threads=args.threads,
-        dtype=args.dtype,
-        seed=args.seed,
-        memory=not args.no_memory,
-        results=results_dir(args.results_dir),
-    )

@@ -13,7 +13,7 @@ overhead vs the base is the median of the *paired* ratios t_variant / t_base of 
 with the ratios' IQR as its spread. The A/A control's ratios show what "no difference" looks
 like on this machine (the noise floor).
 
-Labelling rule (`verdict`): with [a1, a3] the A/A ratios' quartiles and [v1, v3] the variant's,
+Labelling rule (`common.verdict`): with [a1, a3] the A/A ratios' quartiles and [v1, v3] the variant's,
 the variant is "distinguishable (slower)" when v1 > max(a3, 1), "distinguishable (faster)" when
 v3 < min(a1, 1), and "within noise" otherwise; that is, its middle half of paired ratios lies
 entirely outside both the control's middle half and 1.0. It is a statement about per-call
@@ -30,202 +30,36 @@ we use each method's spec defaults (or `--set`) and print the resulting paramete
 
 from __future__ import annotations
 
-import copy
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from peftbench import measure
-from peftbench.config import default_kind, flat_field_types, matching_names, resolve_sections, to_plain
+from peftbench.bench import common, measure
+from peftbench.bench.common import FEW_ROUNDS, check_methods, parse_dtype, pick_device, random_batch, resolve_hyperparameters, shaped_model
+from peftbench.bench.options import LatencyOptions
+from peftbench.bench.variants import BASE, CONTROL, Variant, build_variants, output_gaps
+from peftbench.config import default_kind
 from peftbench.display import render_table
 from peftbench.errors import UsageError
-from peftbench.methods import METHODS, Adapted
-from peftbench.models import ModelSource, base_config, build_model, dims_of, model_class, resolve_model, task_config
+from peftbench.methods import METHODS
+from peftbench.models import base_config, dims_of, resolve_model, task_config
 from peftbench.record import measurement_header
-from peftbench.registry import unknown_name_message
 from peftbench.store import save_measurement
 
 PAPER_GRID: tuple[tuple[int, int], ...] = ((32, 512), (16, 256), (1, 128))  # Table 1's cells
 CPU_GRID: tuple[tuple[int, int], ...] = ((4, 128), (2, 64), (1, 32), (1, 8))
 DEFAULT_ROUNDS = 100  # the paper averages 100 trials
 MIN_ROUNDS = 10  # the time budget never cuts below this many rounds
-FEW_ROUNDS = 5  # below this, quartiles mean little: no verdict
 NOISY_IQR = 0.10  # an A/A ratio IQR wider than this is worth a hint
-DEFAULT_BUDGET_S = 30.0  # per cell, when --rounds is not given
-DEFAULT_WARMUP = 3
 ADAPTER_SIZE_NOTE = (
     "The paper's Table 1 does not state the adapter bottleneck behind |Theta| = 0.5M / 11M; "
     "adapter sizes here are the method specs' defaults (or --set), counted above."
 )
 
-BASE, CONTROL = "base", "base A/A"
-
-
-# ---------------------------------------------------------------- shared set-up (also used by profile)
-
-
-def shaped_model(source: ModelSource, kind: str, num_labels: int, seed: int = 0) -> nn.Module:
-    """The model's real shape with random weights (speed and memory do not depend on the values): no download.
-
-    A local folder (`--model DIR`) loads its own weights; a counting-only preset is refused.
-    """
-    if source.counting_only:
-        raise UsageError(f"{source.name} is for parameter counting only (peftbench params)")
-    if source.local_dir:
-        return build_model(source, kind, num_labels, seed=seed)
-    config = task_config(source, kind, num_labels)
-    torch.manual_seed(seed)
-    return model_class(kind).from_config(config)
-
-
-def split_overrides(methods: list[str], pairs: list[str]) -> dict[str, list[str]]:
-    """Route `--set key=value` to every listed method whose hyperparameters have `key`.
-
-    `--set METHOD.key=value` targets one method. A key no listed method has is an error.
-    """
-    out: dict[str, list[str]] = {m: [] for m in methods}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip().removeprefix("hyperparameters.")
-        if not sep or not key:
-            raise UsageError(f"--set expects key=value, got {pair!r}")
-        targets = [m for m in methods if key.startswith(m + ".")]  # METHOD.key; a composed method's own keys have dots too
-        target = max(targets, key=len) if targets else None
-        name = key[len(target) + 1 :] if target else key
-        candidates = [target] if target else methods
-        owners = [m for m in candidates if matching_names(name, names_of(m))]
-        if not owners and target is None and "." in key:
-            raise UsageError(f"--set {key}: {key.partition('.')[0]!r} is not one of the listed methods ({', '.join(methods)})")
-        if not owners:
-            known = {n for m in candidates for n in names_of(m)}
-            raise UsageError(f"--set {key}: " + unknown_name_message(f"hyperparameter of {', '.join(candidates)}", name, known))
-        for m in owners:
-            out[m].append(f"{name}={value}")
-    return out
-
-
-def names_of(method: str) -> dict[str, Any]:
-    """A method's settable hyperparameter names (a composed method's as `part.key`)."""
-    return flat_field_types(METHODS.get(method).config_cls)
-
-
-def parse_methods(text: str) -> list[str]:
-    methods = [m.strip() for m in text.split(",") if m.strip()]
-    if not methods:
-        raise UsageError("--methods needs at least one method name")
-    if len(set(methods)) != len(methods):
-        raise UsageError(f"--methods lists a method twice: {text}")
-    for m in methods:
-        METHODS.get(m)  # unknown names fail here, with suggestions
-    return methods
-
-
-def resolve_hyperparameters(methods: list[str], model: str | ModelSource, overrides: list[str]) -> dict[str, Any]:
-    """Each method's hyperparameters: its spec's defaults and presets for the model (no task), then `--set`."""
-    routed = split_overrides(methods, overrides)
-    return {m: resolve_sections(m, None, model, overrides=routed[m]).sections["hyperparameters"] for m in methods}
-
-
-def pick_device(cpu: bool) -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() and not cpu else torch.device("cpu")
-
-
-def parse_dtype(name: str) -> torch.dtype:
-    table = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16, "bf16": torch.bfloat16}
-    if name not in table:
-        raise UsageError(f"--dtype must be one of fp32, fp16, bf16; got {name!r}")
-    return table[name]
-
-
-def random_batch(vocab_size: int, batch: int, seq: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Token ids drawn uniformly (above the first few special ids), full attention, prompt = whole input."""
-    g = torch.Generator().manual_seed(seed)
-    low = min(5, vocab_size - 1)
-    ids = torch.randint(low, vocab_size, (batch, seq), generator=g)
-    return {
-        "input_ids": ids.to(device),
-        "attention_mask": torch.ones(batch, seq, dtype=torch.long, device=device),
-        "prompt_lengths": torch.full((batch,), seq, dtype=torch.long, device=device),
-    }
-
-
-# ---------------------------------------------------------------- variants
-
-
-@dataclass
-class Variant:
-    name: str
-    role: str  # base, control, method
-    model: nn.Module
-    adapted: Adapted | None = None
-    method: str | None = None
-    merged: bool = False
-    params: dict[str, int] = field(default_factory=dict)  # counted before merging
-
-    def __post_init__(self) -> None:
-        if self.adapted is not None and not self.params:
-            self.params = self.adapted.param_counts()
-
-    def __call__(self, inputs: dict[str, torch.Tensor]) -> Any:
-        if self.adapted is None:
-            return self.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-        return self.adapted(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], prompt_lengths=inputs["prompt_lengths"])
-
-    def describe(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"name": self.name, "role": self.role, "method": self.method, "merged": self.merged}
-        if self.adapted is not None:
-            info["params"] = self.params
-            info["hyperparameters"] = {k: v for k, v in to_plain(self.adapted.config).items() if v is not None}
-            caps = self.adapted.capabilities
-            info["capabilities"] = {"mergeable": caps.mergeable, "adds_latency": caps.adds_latency, "changes_seq_len": caps.changes_seq_len}
-        return info
-
-
-def build_variants(
-    base: nn.Module, methods: list[str], hyperparameters: dict[str, Any], device: torch.device, dtype: torch.dtype
-) -> list[Variant]:
-    """Base, A/A control, each method on its own copy of the base, and merged copies of mergeable methods."""
-    base = base.to(device=device, dtype=dtype).eval()
-    if hasattr(base.config, "use_cache"):
-        base.config.use_cache = False  # one forward pass: no key/value cache to build
-    variants = [Variant(BASE, "base", base), Variant(CONTROL, "control", copy.deepcopy(base))]
-    for name in methods:
-        impl = METHODS.get(name)
-        adapted = impl.apply(copy.deepcopy(base), hyperparameters[name])
-        adapted.model.to(device=device, dtype=dtype).eval()
-        variants.append(Variant(name, "method", adapted.model, adapted, name))
-        if impl.capabilities.mergeable:
-            twin = impl.apply(copy.deepcopy(base), hyperparameters[name])
-            twin.load_adapter_state_dict(adapted.adapter_state_dict())
-            twin.model.to(device=device, dtype=dtype).eval()
-            counted = twin.param_counts()
-            twin.merge()
-            variants.append(Variant(f"{name} merged", "method", twin.model, twin, name, merged=True, params=counted))
-    return variants
-
-
-@torch.no_grad()
-def output_gaps(variants: list[Variant], inputs: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Largest absolute difference of each variant's output from the base's (all start from the same weights)."""
-    outs = {v.name: first_tensor(v(inputs)).float() for v in variants}
-    ref = outs[BASE]
-    return {name: float((out - ref).abs().max()) if out.shape == ref.shape else math.nan for name, out in outs.items()}
-
-
-def first_tensor(output: Any) -> torch.Tensor:
-    if isinstance(output, torch.Tensor):
-        return output
-    return output.logits if hasattr(output, "logits") else output[0]
-
 
 # ---------------------------------------------------------------- the protocol
-
-
-rotated = measure.rotated  # the shared paired design lives in measure (also used by `peftbench profile`)
 
 
 @torch.no_grad()
@@ -245,26 +79,15 @@ def time_cell(
         return MIN_ROUNDS if last_round <= 0 else max(MIN_ROUNDS, min(DEFAULT_ROUNDS, int(budget_s / last_round)))
 
     calls = {v.name: (lambda v=v: v(inputs)) for v in variants}
-    timing = measure.rotated_rounds(calls, device, rounds=budgeted if rounds is None else rounds, warmup=warmup, desc=desc)
+    timing = common.rotated_rounds(calls, device, rounds=budgeted if rounds is None else rounds, warmup=warmup, desc=desc)
     return {k: timing[k] for k in ("rounds", "warmup", "times_s", "orders")}
-
-
-def verdict(ratio: dict[str, float], control: dict[str, float]) -> str:
-    """The labelling rule of the module docstring."""
-    if ratio["n"] < FEW_ROUNDS:
-        return f"too few rounds (< {FEW_ROUNDS}) to say"
-    if ratio["q1"] > max(control["q3"], 1.0):
-        return "distinguishable (slower)"
-    if ratio["q3"] < min(control["q1"], 1.0):
-        return "distinguishable (faster)"
-    return "within noise"
 
 
 def analyse(timing: dict[str, Any]) -> dict[str, Any]:
     """Per variant: time summary (ms); paired ratios to the base in the same round, their summary and verdict."""
     times = timing["times_s"]
     out: dict[str, Any] = {}
-    ratios = measure.paired_ratios(times, BASE)
+    ratios = common.paired_ratios(times, BASE)
     control = measure.summarize(ratios[CONTROL])
     for name, ts in times.items():
         entry: dict[str, Any] = {"time_ms": measure.summarize(1e3 * t for t in ts), "times_ms": [1e3 * t for t in ts]}
@@ -273,7 +96,7 @@ def analyse(timing: dict[str, Any]) -> dict[str, Any]:
             entry["ratio"] = summary
             entry["ratios"] = ratios[name]
             entry["overhead_pct"] = 100.0 * (summary["median"] - 1.0)
-            entry["verdict"] = "noise floor (A/A control)" if name == CONTROL else verdict(summary, control)
+            entry["verdict"] = "noise floor (A/A control)" if name == CONTROL else common.verdict(summary, control)
         else:
             entry["verdict"] = "reference"
         out[name] = entry
@@ -288,22 +111,11 @@ class LatencyResult:
     variants: list[dict[str, Any]] = field(default_factory=list)
 
 
-def run_latency(
-    model: str,
-    methods: list[str],
-    *,
-    cells: list[tuple[int, int]] | None = None,
-    rounds: int | None = None,
-    warmup: int = DEFAULT_WARMUP,
-    budget_s: float = DEFAULT_BUDGET_S,
-    cpu: bool = False,
-    threads: int | None = None,
-    dtype: str = "fp32",
-    overrides: list[str] = (),  # type: ignore[assignment]
-    seed: int = 0,
-    results: Path | None = None,
-) -> LatencyResult:
-    """The whole protocol; writes `<results>/latency/<time>-<model>.json` when `results` is given."""
+def run_latency(options: LatencyOptions) -> LatencyResult:
+    """The whole protocol; writes `<results>/latency/<time>-<model>.json` when `options.results` is given."""
+    o = options
+    model, methods, cells = o.model, check_methods(o.methods), None if o.cells is None else list(o.cells)
+    rounds, warmup, budget_s, threads, seed = o.rounds, o.warmup, o.budget_s, o.threads, o.seed
     if threads is not None:
         if threads < 1:
             raise UsageError(f"--threads must be >= 1, got {threads}")
@@ -312,8 +124,8 @@ def run_latency(
         raise UsageError(f"--rounds must be >= 1, got {rounds}")
     if warmup < 0:
         raise UsageError(f"--warmup must be >= 0, got {warmup}")
-    torch_dtype = parse_dtype(dtype)
-    device = pick_device(cpu)
+    torch_dtype = parse_dtype(o.dtype)
+    device = pick_device(o.cpu)
     grid_note = ""
     if cells is None:
         cells = list(PAPER_GRID if device.type == "cuda" else CPU_GRID)
@@ -324,7 +136,7 @@ def run_latency(
         )
     source = resolve_model(model)
     kind, num_labels = default_kind(base_config(source).model_type)
-    hps = resolve_hyperparameters(methods, source, list(overrides))
+    hps = resolve_hyperparameters(methods, source, list(o.overrides))
     dims = dims_of(task_config(source, kind, num_labels))
     extra = max([METHODS.get(m).extra_positions(hps[m]) for m in methods] + [0])
     for batch, seq in cells:
@@ -364,8 +176,8 @@ def run_latency(
             {"batch": batch, "seq": seq, "rounds": timing["rounds"], "orders": timing["orders"], "variants": analyse(timing)}
         )
     path = None
-    if results is not None:
-        path = save_measurement(record, results)
+    if o.results is not None:
+        path = save_measurement(record, o.results)
     return LatencyResult(record, path, format_latency(record), record["variants"])
 
 

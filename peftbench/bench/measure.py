@@ -4,14 +4,12 @@ Throughput counts only steady-state steps (the first steps pay for allocator war
 initialisation and caches). On CPU, peak memory is the process's peak RSS, which only grows:
 a per-method comparison therefore needs one process per method (`peftbench profile` does so).
 On CUDA, peaks are `max_memory_allocated` / `max_memory_reserved` after a reset, per phase.
-The timing and statistics helpers here are shared by `peftbench latency` and `peftbench profile`:
-`rotated_rounds` (the paired design: rounds that run every variant once, in an order rotated by one
-position per round), `paired_ratios` (per-round ratios to a reference variant) and `summarize`.
+`timed` (one synchronised call) and `summarize` (median and quartiles of repeated measurements)
+serve the paired design of `peftbench latency` and `profile` too (`peftbench.bench.common`).
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import resource
 import sys
@@ -22,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 
 def peak_rss_bytes() -> int:
@@ -269,92 +266,3 @@ def summarize(values: Iterable[float]) -> dict[str, float]:
         "min": float(x.min()),
         "max": float(x.max()),
     }
-
-
-# ---------------------------------------------------------------- the paired design (latency and profile)
-
-
-def rotated(items: list[Any], round_index: int) -> list[Any]:
-    """`items` started at position `round_index` (mod its length): round r of the rotated order."""
-    k = round_index % len(items)
-    return items[k:] + items[:k]
-
-
-def rotated_rounds(
-    calls: dict[str, Callable[[], Any]],
-    device: torch.device,
-    *,
-    rounds: int | Callable[[float], int],
-    warmup: int,
-    desc: str = "",
-    catch: bool = False,
-) -> dict[str, Any]:
-    """Warm-up rounds, then timed rounds; a round calls every entry of `calls` once, timed alone.
-
-    The order rotates by one position per round (round r starts at the r-th name), so slow drift
-    (thermal, other processes, allocator state) falls on all entries alike and each sits at every
-    position equally often; times of the same round are pairs. Garbage collection is off during
-    the timed rounds: a collection inside one call would land on that call alone.
-
-    `rounds` is a count, or a function of the last warm-up round's seconds (a time budget).
-    With `catch`, an entry whose call raises is dropped from the remaining rounds, its times
-    discarded and its error kept in `errors`; without it, the exception propagates.
-
-    Returns `rounds`, `warmup`, `times_s` and `warmup_times_s` (name -> seconds per round),
-    `orders` (the timed rounds' orders) and `errors`.
-    """
-    live = list(calls)
-    errors: dict[str, str] = {}
-    warm: dict[str, list[float]] = {n: [] for n in calls}
-    times: dict[str, list[float]] = {n: [] for n in calls}
-
-    def call(name: str, into: dict[str, list[float]]) -> float:
-        try:
-            seconds = timed(calls[name], device)
-        except Exception as exc:
-            if not catch:
-                raise
-            errors[name] = f"{type(exc).__name__}: {exc}"
-            live.remove(name)
-            return 0.0
-        into[name].append(seconds)
-        return seconds
-
-    count = rounds if isinstance(rounds, int) else None
-    bar = tqdm(total=warmup + (count or 0), desc=desc, unit="round", mininterval=1.0, leave=False)
-    last_round = 0.0
-    try:
-        for w in range(warmup):
-            last_round = sum(call(name, warm) for name in rotated(live, w) if name in live)
-            bar.update()
-        if count is None:
-            count = rounds(last_round)  # type: ignore[operator]
-            bar.total = warmup + count
-            bar.refresh()
-        orders: list[list[str]] = []
-        gc.collect()
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            for r in range(count):
-                order = rotated(live, r) if live else []
-                orders.append(order)
-                for name in order:
-                    if name in live:
-                        call(name, times)
-                bar.update()
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-    finally:
-        bar.close()
-    for name in errors:
-        warm.pop(name, None)
-        times.pop(name, None)
-    return {"rounds": count, "warmup": warmup, "times_s": times, "warmup_times_s": warm, "orders": orders, "errors": errors}
-
-
-def paired_ratios(times: dict[str, list[float]], reference: str) -> dict[str, list[float]]:
-    """Per entry, t / t_reference of the same round (the reference's own ratios are all 1)."""
-    ref = times[reference]
-    return {name: [t / b for t, b in zip(ts, ref, strict=True)] for name, ts in times.items()}
