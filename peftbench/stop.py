@@ -45,3 +45,19 @@ def install() -> dict[int, Any]:
     """Route SIGINT and SIGTERM to `request_stop`; returns the previous handlers."""
     STOP.requested = STOP.polling = False
     return {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def import_deferring_stop(*modules: str) -> None:
+    """Import `modules` with a stop request only noted, then honoured right after.
+
+    A KeyboardInterrupt raised while a C extension initialises (torch's import takes a second or
+    two) can abort the interpreter (seen: exit -6) or surface as an unrelated error, instead of
+    ending with one line and exit 130.
+    """
+    import importlib
+
+    with polling_for_stop():
+        for name in modules:
+            importlib.import_module(name)
+    if STOP.requested:
+        raise KeyboardInterrupt

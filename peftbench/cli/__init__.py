@@ -46,10 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# the commands that build models: their heavy imports happen with a Ctrl-C deferred (stop.import_deferring_stop)
+MODEL_COMMANDS = {"run", "sweep", "tune", "params", "latency", "profile"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     previous = stop.install()
     try:
         args = build_parser().parse_args(argv)
+        if args.command in MODEL_COMMANDS:
+            stop.import_deferring_stop("torch", "transformers")
         return args.func(args)
     except PeftbenchError as exc:
         print(f"peftbench: error: {exc}", file=sys.stderr)
