@@ -278,3 +278,20 @@ def test_best_so_far_follows_the_direction():
     trials.append({"number": 3, "state": "COMPLETE", "value": 1.0})
     assert best_so_far({"direction": "minimize", "trials": trials}) == [(1, 3.0), (2, 3.0), (3, 1.0)]
     assert best_so_far({"direction": "maximize", "trials": trials}) == [(1, 3.0), (2, 3.0), (3, 3.0)]
+
+
+def test_a_task_without_a_paper_table_gets_a_table_of_its_own_metrics(results, tmp_path):
+    """rotten-tomatoes is not in the paper: its own table, every metric of its spec, the median of seeds, no paper rows."""
+    import pandas as pd
+
+    root = synthetic(results, tmp_path, "lora-mrpc", [0.70, 0.80, 0.75], "accuracy", task="rotten-tomatoes")
+    for path in (root / "scratch").glob("*.json"):
+        r = read_record(path)
+        r["metrics"]["f1"] = {"value": 0.5, "higher_is_better": True}
+        write_record(path, r)
+    out = tmp_path / "rep"
+    make_report(root, {}, out, ("md", "csv"))
+    table = pd.read_csv(out / "csv" / "rotten-tomatoes.csv", keep_default_na=False)
+    assert list(table.source) == ["ours"]  # no paper row, no difference row
+    assert (table.iloc[0]["accuracy"], table.iloc[0]["f1"]) == ("75.0 ±5.0 (n=3)", "50.0 ±0.0 (n=3)")
+    assert "(not in the paper)" in (out / "report.md").read_text()

@@ -23,7 +23,7 @@ matplotlib.use("Agg")  # no display; set before any figure exists
 from matplotlib.figure import Figure
 
 from peftbench.report.collect import Group, aggregate
-from peftbench.report.scores import SPECS, Column, method_rank, scale_of
+from peftbench.report.scores import SPECS, Column, method_rank, own_spec, scale_of
 from peftbench.tasks.metrics import metric_for
 
 MAX_PANELS = 12  # (model, task) figures beyond this are left out (the tables still hold every number)
@@ -44,21 +44,21 @@ def to_svg(fig: Figure) -> str:
     return text[text.index("<svg") :]
 
 
-def main_column(task: str) -> tuple[str, Column] | None:
+def main_column(task: str) -> tuple[str, Column]:
     """The (rule, column) of a task's headline number: GLUE's task column, BLEU (all) for data-to-text."""
     for spec in SPECS:
         for c in spec.columns:
             if c.task == task and c.metric in (None, "bleu"):
                 return spec.rule, c
-    return None
+    own = own_spec(task)  # a task no paper table holds: its first column is its main metric
+    return own.rule, own.columns[0]
 
 
 def scored(groups: list[Group]) -> dict[tuple[str, str], list[tuple[Group, list[float], float | None, float | None]]]:
     """Per (model, task): each group with its seed values, aggregate and spread, in the paper's scale."""
     out: dict[tuple[str, str], list[Any]] = {}
     for g in sorted(groups, key=lambda g: (g.model, g.task, method_rank(g.method), g.variant)):
-        found = main_column(g.task)
-        rule, column = found if found else ("mean", Column("main", "main", g.task, None, 2))
+        rule, column = main_column(g.task)
         scale = scale_of(column, g)
         values = [v * scale for v in g.values(column.metric)]
         cell = aggregate(g.values(column.metric), rule, scale)

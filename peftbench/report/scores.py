@@ -159,7 +159,7 @@ def score_table(spec: ScoreSpec, groups: list[Group]) -> tuple[Table, list[dict[
         by_task = {g.task: g for g in members}
         params = next((g.params for g in members if g.params is not None), None)
         cells = {c.id: cell_of(c, by_task[c.task], spec.rule) if c.task in by_task else Cell(None, None, 0) for c in columns}
-        prow, same = paper.match(spec.paper_table, model, method, params)
+        prow, same = paper.match(spec.paper_table, model, method, params) if spec.paper_table else (None, False)
         block = table_block(spec, columns, (model, method, variant, preset), params, cells, prow, same)
         task_list = " ".join(sorted(by_task))
         for r, kind in zip(block, ("ours", "paper", "diff"), strict=False):
@@ -171,7 +171,8 @@ def score_table(spec: ScoreSpec, groups: list[Group]) -> tuple[Table, list[dict[
         tidy += tidy_rows(spec, columns, by_task, cells, prow, same)
     frame = pd.DataFrame(rows, columns=header)
     notes = score_notes(spec)
-    caption = f"Cells: {spec.rule} over seeds ± standard deviation (n = seeds). Paper: {paper.source(spec.paper_table)}."
+    source = f" Paper: {paper.source(spec.paper_table)}." if spec.paper_table else " The paper has no such table."
+    caption = f"Cells: {spec.rule} over seeds ± standard deviation (n = seeds).{source}"
     return Table(spec.name, spec.title, caption, frame, notes, models, tasks, group_ids, kinds), tidy
 
 
@@ -194,6 +195,8 @@ def table_block(
     avg = average([cells[c.id].value for c in columns]) if spec.average else None
     ours = [*key, "ours", fmt_count(params), *(fmt_cell(cells[c.id], c.digits) for c in columns)]
     ours += [fmt_num(avg, 1)] if spec.average else []
+    if not spec.paper_table:
+        return [ours]
     paper_model, _ = paper.paper_model_for(model)
     if prow is None:
         what = f"paper: no {method} row for {paper_model}" + ("" if same else f" (nor for {model}: not in the paper)")
@@ -279,7 +282,21 @@ def score_tables(groups: list[Group]) -> tuple[list[Table], pd.DataFrame]:
             tables.append(table)
             tidy += rows
     known = {c.task for spec in SPECS for c in spec.columns}
-    for g in (g for g in groups if g.task not in known):  # a task of ours the paper never ran: its main metric, mean over seeds
-        spec = ScoreSpec(g.task, g.task, "", "mean", (Column("main", "main", g.task, None, 2),))
-        tidy += tidy_rows(spec, list(spec.columns), {g.task: g}, {"main": cell_of(spec.columns[0], g, "mean")}, None, False)
+    for task in sorted({g.task for g in groups} - known):  # a task of ours the paper never ran: a table of its own metrics
+        table, rows = score_table(own_spec(task), groups)
+        tables.append(table)
+        tidy += rows
     return tables, pd.DataFrame(tidy)
+
+
+def own_spec(task: str) -> ScoreSpec:
+    """The table of a task no paper table holds (rotten-tomatoes...): its metrics in the registry's scale, seeds
+    pooled by the paper's rule for the task's kind (classification and regression: median, as GLUE; generation: mean)."""
+    from peftbench.tasks.base import task_specs
+
+    if task not in task_specs():  # records of a task whose spec is gone: its main metric, mean over seeds
+        return ScoreSpec(task, f"{task} (no task spec)", "", "mean", (Column("main", "main", task, None, 2),))
+    spec = task_specs().get(task)
+    rule = "mean" if spec.kind == "generation" else "median"
+    columns = tuple(Column(m, m, task, m, 1) for m in (spec.main_metric, *(m for m in spec.metrics if m != spec.main_metric)))
+    return ScoreSpec(task, f"{task}: {spec.description} (not in the paper)", "", rule, columns)
