@@ -16,19 +16,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from smoke_sweep import timed  # one wall-clock timer for the benchmark scripts (this folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW_S = 1.0
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return time.perf_counter() - start
 
 
 def import_seconds(module: str, env: dict[str, str]) -> float:
