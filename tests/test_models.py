@@ -26,8 +26,8 @@ def test_paper_model_shapes_without_weights(name, kind, expected):
 
 
 def shipped_shapes():
-    """The presets whose configs ship in models.yaml (those from installed packages: tests/test_real.py)."""
-    return [(name, source) for name, source in model_presets().items() if source.config]
+    """The presets whose configs ship in models.yaml and need nothing installed (those that do: tests/test_real.py)."""
+    return [(name, source) for name, source in model_presets().items() if source.config and not source.install]
 
 
 def test_every_preset_builds_on_meta_and_has_a_known_architecture():
