@@ -18,7 +18,7 @@ from typing import Any
 
 from peftbench.errors import UsageError
 from peftbench.record import comparable_config, main_metric_name
-from peftbench.store import Entry, Store
+from peftbench.store import STUDIES, Entry, Store
 
 WHERE_KEYS = ("method", "task", "model", "seed", "key", "data", "preset")
 MEASUREMENT_KEYS = {"method", "model"}  # latency/profile records have a model and methods, no task
@@ -181,7 +181,7 @@ def tune_tag(record: dict[str, Any]) -> dict[str, Any] | None:
 
 def study_summaries(store: Store, where: dict[str, list[str]]) -> list[dict[str, Any]]:
     """The tuning studies of the filter's methods, tasks and models (their summaries, written by `peftbench tune`)."""
-    folder = store.study_path("x").parent
+    folder = store.root / STUDIES
     out = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
