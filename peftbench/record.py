@@ -16,6 +16,7 @@ import math
 import os
 import socket
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from peftbench.tasks.metrics import metric_for
@@ -138,7 +139,16 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # exists, owned by someone else
         return True
-    return True
+    return not zombie(pid)
+
+
+def zombie(pid: int) -> bool:
+    """A process that has ended but not been reaped (its parent, or a container's init, never waits)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def effective_status(record: dict[str, Any], heartbeat: datetime | None = None, now: datetime | None = None) -> str:

@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM: a flag the training loop polls, and the handler that sets it.
+"""Ctrl-C and SIGTERM: a flag the training loop polls, and the handler that sets it; and a run's tie
+to the process that started it.
 
 Kept free of heavy imports: the handler is installed before anything else runs, so a signal
 during start-up (imports, model loading) ends the program with one line and exit 130, never a
@@ -11,7 +12,10 @@ where Python swallows it, or halfway through a write. Elsewhere, or on a second 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -61,3 +65,42 @@ def import_deferring_stop(*modules: str) -> None:
             importlib.import_module(name)
     if STOP.requested:
         raise KeyboardInterrupt
+
+
+PARENT_POLL_S = 0.05
+
+
+def outlives_parent() -> bool:
+    """Whether this process was started to outlive its parent: under `nohup` (SIGHUP ignored), as a
+    session leader (`setsid`, `start_new_session=True`), or already adopted (parent id 0 or 1)."""
+    return (
+        signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        or os.getsid(0) == os.getpid()
+        or os.getppid() <= 1
+    )
+
+
+def die_with_parent() -> None:
+    """Kill this process outright if the process that started it dies; a no-op when it should outlive it.
+
+    A run started by a supervisor (`timeout`, a sweep worker pool, a scheduler's step, a script) that
+    is itself killed with SIGKILL would otherwise train on as an orphan nobody waits for, holding the
+    accelerator, while its owner believes it gone. The kernel gave the parent no chance to clean up,
+    and the run takes none either: it ends the same way, its record stays `running` with a dead pid
+    and so reads `stale`, and the sweep resumes it from its last checkpoint. The parent id is polled
+    (every PARENT_POLL_S) rather than set with PR_SET_PDEATHSIG, which fires when the parent's
+    *thread* ends, and a pool may start processes from short-lived threads. Started once per process.
+    """
+    if os.name != "posix" or outlives_parent() or any(t.name == WATCH_THREAD for t in threading.enumerate()):
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True, name=WATCH_THREAD).start()
+
+
+WATCH_THREAD = "peftbench-parent-watch"

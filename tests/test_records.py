@@ -118,6 +118,18 @@ def test_a_running_record_whose_process_is_gone_is_stale(tmp_path):
     assert effective_status({**record, "status": "finished", "pid": dead_pid()}) == "finished"
 
 
+def test_an_unreaped_process_counts_as_gone():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 30
+    while time.time() < deadline and Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        time.sleep(0.05)
+    try:
+        assert not pid_alive(proc.pid)  # a zombie: ended, its parent (this test) has not waited yet
+        assert pid_alive(os.getpid())
+    finally:
+        proc.wait()
+
+
 def test_pid_alive_is_true_for_live_processes_only():
     assert pid_alive(os.getpid()) and pid_alive(1)  # pid 1 always lives (for a non-root user os.kill says EPERM: alive all the same)
     assert not pid_alive(dead_pid())
@@ -277,6 +289,37 @@ def test_a_killed_run_is_listed_as_stale(cli, tmp_path):
     assert res.code == 0 and " stale " in res.out and " ft " in res.out
     assert "stale" in cli("runs", "--status", "stale", "--results-dir", str(tmp_path)).out
     assert cli("runs", "--status", "finished", "--results-dir", str(tmp_path)).out.strip() == "no records"
+
+
+SUPERVISOR = "import subprocess, sys; subprocess.Popen(sys.argv[1:]).wait()"  # like `timeout CMD`
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("detached", [False, True], ids=["attached", "nohup"])
+def test_a_run_dies_with_its_killed_supervisor_unless_detached(cli, tmp_path, detached):
+    """`timeout 600 peftbench run ... & kill -9 $!` kills `timeout`: the run must not train on as an orphan."""
+    long_run = ("--method", "bitfit", "--task", "mrpc", "--model", "tiny-roberta", "--epochs", "100")
+    command = peftbench_cmd("run", *long_run, "--results-dir", str(tmp_path))
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR, *(["nohup"] if detached else []), *command],
+        env=quiet_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not [p for p in tmp_path.rglob("*.json") if p.stat().st_size]:
+        time.sleep(0.2)
+    (record,) = records_in(tmp_path)
+    supervisor.send_signal(signal.SIGKILL)
+    supervisor.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and pid_alive(record["pid"]):
+        time.sleep(0.05)
+    try:
+        assert pid_alive(record["pid"]) == detached
+        status = "running" if detached else "stale"
+        assert f" {status} " in cli("runs", "--results-dir", str(tmp_path)).out
+    finally:
+        if pid_alive(record["pid"]):
+            os.kill(record["pid"], signal.SIGKILL)
 
 
 def test_runs_lists_filters_and_dumps_json(cli, results):
