@@ -147,7 +147,8 @@ def ensure_venv(venv: Path) -> Path:
 def our_side(folder: Path, bottleneck: int, seed: int) -> dict[str, torch.Tensor]:
     """Export the base, our adapters (random weights) and a batch; return our last hidden states per case."""
     from peftbench.methods import METHODS
-    from peftbench.models import build_model, resolve_model
+    from peftbench.models import build_model
+    from peftbench.presets import resolve_model
 
     source = resolve_model("tiny-roberta")
     config = build_model(source, "classification", seed=seed).config

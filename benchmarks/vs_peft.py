@@ -50,7 +50,8 @@ from peftbench.bench.options import PROFILE_ROUNDS, LatencyOptions, ProfileOptio
 from peftbench.bench.profile import Job, method_variant, run_isolated, worker_main  # noqa: E402
 from peftbench.bench.variants import FLOOR, TrainVariant, Variant, Workload, build_variant, build_variants, loss_for, workload  # noqa: E402
 from peftbench.cli.measure import add_shared_measure_options  # noqa: E402
-from peftbench.methods.lora import LoraConfig, lora_layers, lora_sites  # noqa: E402
+from peftbench.methods.config import LoraConfig  # noqa: E402
+from peftbench.methods.lora import lora_layers, lora_sites  # noqa: E402
 
 OURS, PEFT = "lora", "peft lora"
 WORKER_FLAG = "--memory-worker"

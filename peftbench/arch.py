@@ -6,18 +6,40 @@ spell `attention.self.query` or `attn.c_attn` themselves. Paths are relative to 
 a block. Each projection also names its shape symbolically (`d_model`, `d_attn`, `d_kv`, `d_ffn`:
 fields of `ModelDims`), so parameter formulas sum over the real maps: Llama's three-matrix FFN and
 its narrower grouped-query key/value maps included. Which families can generate (`causal`) and
-whether a family has bias terms (`bias_switches`) are here too, not in the code that asks.
+whether a family has bias terms (`bias_switches`) are here too, not in the code that asks, and so
+are the family's names for the standard config fields (`config_names`: GPT-2's `n_embd`) and where
+its positions start, which is how `ModelDims` is read off any config: a transformers object, or a
+`config.json` / preset as plain data, without importing torch (`peftbench validate` does that).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
-from torch import nn
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from peftbench.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    """The sizes that parameter formulas and hyperparameter checks need."""
+
+    model_type: str
+    d_model: int
+    n_layers: int
+    n_heads: int
+    d_ffn: int
+    vocab_size: int  # 0 when a config does not say (a tiny preset takes its tokenizer's size when built)
+    max_positions: int  # tokens a sequence can hold (RoBERTa: embeddings minus the pad offset)
+    d_attn: int = 0  # width of the query and attention-output maps: n_heads x head_dim (d_model unless head_dim says otherwise)
+    d_kv: int = 0  # width of the key and value maps: n_kv_heads x head_dim (below d_attn under grouped-query attention)
+    has_biases: bool = True  # the blocks have bias terms (Llama's are off by default)
 
 
 @dataclass(frozen=True)
@@ -51,7 +73,12 @@ class ArchSpec:
     # Config flags that switch the family's bias terms on (Llama: `attention_bias`, `mlp_bias`,
     # both off by default); empty: the family always has biases (RoBERTa, DeBERTa-v2, GPT-2).
     bias_switches: tuple[str, ...] = ()
-    extra: dict[str, str] = field(default_factory=dict)
+    # The family's own config keys for the standard names, as transformers' `attribute_map` has them
+    # (GPT-2: `n_embd` for `hidden_size`), so a config read as plain JSON gives the same sizes.
+    config_names: dict[str, str] = field(default_factory=dict)
+    # RoBERTa numbers positions from pad_token_id + 1 (its padding_idx; the config's default pad id
+    # is 1), so 514 position embeddings hold 512 tokens; the others start at 0.
+    positions_after_pad: bool = False
 
     @property
     def attn_output(self) -> str:
@@ -67,9 +94,24 @@ class ArchSpec:
         """(in, out) of every map `target` covers in one block, from the model's dimensions (`ModelDims`)."""
         return [(getattr(dims, p.shape[0]), getattr(dims, p.shape[1])) for p in self.projections[target]]
 
+    def config_value(self, config: Any, name: str, default: Any = None) -> Any:
+        """A standard config field (`hidden_size`, ...) of a transformers config or of a plain mapping."""
+        for key in (name, self.config_names.get(name)):
+            if key is None:
+                continue
+            value = config.get(key) if isinstance(config, Mapping) else getattr(config, key, None)
+            if value is not None:
+                return value
+        return default
+
     def has_biases(self, config: Any) -> bool:
         """Whether a model of this family with this config has bias terms in its blocks."""
-        return not self.bias_switches or any(getattr(config, flag, False) for flag in self.bias_switches)
+        return not self.bias_switches or any(self.config_value(config, flag, False) for flag in self.bias_switches)
+
+    def usable_positions(self, config: Any) -> int:
+        """Tokens a sequence can hold: the position embeddings, less RoBERTa's offset past the pad id."""
+        positions = self.config_value(config, "max_position_embeddings")
+        return positions - self.config_value(config, "pad_token_id", 1) - 1 if self.positions_after_pad else positions
 
     def backbone(self, model: nn.Module) -> nn.Module:
         return getattr(model, "base_model", model)
@@ -91,20 +133,30 @@ class ArchSpec:
 GPT2_QKV = "attn.c_attn"
 IN_ATTN, ATTN_OUT = ("d_model", "d_attn"), ("d_attn", "d_model")  # q/k/v and the attention output map
 FFN_IN, FFN_OUT = ("d_model", "d_ffn"), ("d_ffn", "d_model")
+BERT_LAYOUT = {  # BERT's block layout, which RoBERTa keeps
+    "q": (Projection("attention.self.query", shape=IN_ATTN),),
+    "k": (Projection("attention.self.key", shape=IN_ATTN),),
+    "v": (Projection("attention.self.value", shape=IN_ATTN),),
+    "o": (Projection("attention.output.dense", shape=ATTN_OUT),),
+    "ffn": (Projection("intermediate.dense", shape=FFN_IN), Projection("output.dense", shape=FFN_OUT)),
+}
 
 ARCHS: tuple[ArchSpec, ...] = (
     ArchSpec(
         name="roberta",
-        model_types=("roberta", "bert", "xlm-roberta"),
+        model_types=("roberta", "xlm-roberta"),
         blocks="encoder.layer",
         word_embeddings="embeddings.word_embeddings",
-        projections={
-            "q": (Projection("attention.self.query", shape=IN_ATTN),),
-            "k": (Projection("attention.self.key", shape=IN_ATTN),),
-            "v": (Projection("attention.self.value", shape=IN_ATTN),),
-            "o": (Projection("attention.output.dense", shape=ATTN_OUT),),
-            "ffn": (Projection("intermediate.dense", shape=FFN_IN), Projection("output.dense", shape=FFN_OUT)),
-        },
+        projections=BERT_LAYOUT,
+        block_returns_tuple=False,
+        positions_after_pad=True,
+    ),
+    ArchSpec(  # its pooler is pretrained (next-sentence prediction) and part of the backbone: frozen like it
+        name="bert",
+        model_types=("bert",),
+        blocks="encoder.layer",
+        word_embeddings="embeddings.word_embeddings",
+        projections=BERT_LAYOUT,
         block_returns_tuple=False,
     ),
     ArchSpec(
@@ -120,6 +172,7 @@ ARCHS: tuple[ArchSpec, ...] = (
             "ffn": (Projection("intermediate.dense", shape=FFN_IN), Projection("output.dense", shape=FFN_OUT)),
         },
         block_returns_tuple=True,
+        config_names={"head_dim": "attention_head_size"},
     ),
     ArchSpec(
         name="gpt2",
@@ -137,6 +190,13 @@ ARCHS: tuple[ArchSpec, ...] = (
         conv1d_weights=True,
         pre_layernorm=True,
         causal=True,
+        config_names={
+            "hidden_size": "n_embd",
+            "num_hidden_layers": "n_layer",
+            "num_attention_heads": "n_head",
+            "max_position_embeddings": "n_positions",
+            "intermediate_size": "n_inner",
+        },
     ),
     ArchSpec(  # grouped-query attention: k and v map d_model -> d_kv (n_kv_heads x head_dim); no biases by default
         name="llama",
@@ -170,5 +230,38 @@ def arch_for_type(model_type: str) -> ArchSpec:
     raise UsageError(f"unsupported architecture {model_type!r}; supported model types: {supported}")
 
 
+def arch_serving(model_type: str, name: str, kind: str) -> ArchSpec:
+    """The family's spec, checked to serve a task kind: generation needs a decoder (a causal-LM head)."""
+    arch = arch_for_type(model_type)
+    if kind == "generation" and not arch.causal:
+        decoders = ", ".join(t for a in ARCHS if a.causal for t in a.model_types)
+        raise UsageError(f"{name} ({model_type}) has no causal-LM head; generation tasks need a decoder ({decoders})")
+    return arch
+
+
 def arch_for(model: nn.Module) -> ArchSpec:
     return arch_for_type(model.config.model_type)
+
+
+def config_model_type(config: Any) -> str:
+    return config["model_type"] if isinstance(config, Mapping) else config.model_type
+
+
+def dims_of(config: Any) -> ModelDims:
+    """The sizes of a model from its config: a transformers config, or plain data (a `config.json`, a preset)."""
+    arch = arch_for_type(config_model_type(config))
+    value = partial(arch.config_value, config)
+    d_model, n_heads = value("hidden_size"), value("num_attention_heads")
+    head_dim = value("head_dim") or d_model // n_heads
+    return ModelDims(
+        model_type=config_model_type(config),
+        d_model=d_model,
+        n_layers=value("num_hidden_layers"),
+        n_heads=n_heads,
+        d_ffn=value("intermediate_size") or 4 * d_model,
+        vocab_size=value("vocab_size", 0),
+        max_positions=arch.usable_positions(config),
+        d_attn=n_heads * head_dim,
+        d_kv=value("num_key_value_heads", n_heads) * head_dim,
+        has_biases=arch.has_biases(config),
+    )

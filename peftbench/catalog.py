@@ -10,6 +10,8 @@ from peftbench.presets import ModelSource, model_presets
 from peftbench.specs import PACKAGE_DIR, method_specs
 from peftbench.tasks.base import task_specs
 
+DEFAULT_MODEL, DEFAULT_TASK = "tiny-roberta", "mrpc"  # where `validate` checks a method's defaults and model-less presets
+
 
 def catalog(what: str) -> list[tuple[str, str, str]]:
     """(name, one-line description, the spec it comes from)."""
@@ -21,17 +23,20 @@ def catalog(what: str) -> list[tuple[str, str, str]]:
 
 
 def validate_all() -> Iterator[str]:
-    """Resolve every (method, preset) against the models and tasks it names; raise on the first problem."""
+    """Resolve every (method, preset) against the models and tasks it names; raise on the first problem.
+
+    Everything is read as plain data (specs, presets, `config.json` files) and checked against the
+    sizes the model configs declare: no torch, no transformers, so it answers at once.
+    """
     from peftbench.arch import arch_for_type
-    from peftbench.config import resolve_run_config
-    from peftbench.methods import METHODS
-    from peftbench.models import base_config
+    from peftbench.config import check_declared
+    from peftbench.methods.config import CONFIGS
 
     methods, tasks, models = method_specs(), task_specs(), model_presets()
-    missing_spec = sorted(set(METHODS) - set(methods))
-    missing_impl = sorted(set(methods) - set(METHODS))
-    if missing_spec or missing_impl:
-        raise UsageError(f"methods without a spec: {missing_spec}; specs without a method: {missing_impl}")
+    missing_spec = sorted(set(CONFIGS) - set(methods))
+    missing_config = sorted(set(methods) - set(CONFIGS))
+    if missing_spec or missing_config:
+        raise UsageError(f"methods without a spec: {missing_spec}; specs without a method: {missing_config}")
     yield f"{len(models._items)} model presets"
     for name, spec in tasks.items():
         models.get(spec.default_model)
@@ -42,17 +47,17 @@ def validate_all() -> Iterator[str]:
         for preset in spec.presets or ():
             if any(models.get(m).counting_only for m in preset.models):
                 continue
-            pairs = itertools.product(preset.models or ["tiny-roberta"], [t for t in (preset.tasks or tasks) if t in tasks])
+            pairs = itertools.product(preset.models or [DEFAULT_MODEL], [t for t in (preset.tasks or tasks) if t in tasks])
             for model, task in pairs:
                 source = readable_without_loading(models.get(model))
                 if source is None:
                     absent.add(model)
                     continue
-                if tasks.get(task).kind == "generation" and not arch_for_type(base_config(source).model_type).causal:
+                if tasks.get(task).kind == "generation" and not arch_for_type(source.declared_config()["model_type"]).causal:
                     continue
-                resolve_run_config(name, task, source, preset=preset.name)
+                check_declared(name, task, source, preset=preset.name)
                 checked += 1
-        resolve_run_config(name, "mrpc", "tiny-roberta")
+        check_declared(name, DEFAULT_TASK, DEFAULT_MODEL)
         yield f"method {name}: {checked + 1} configurations resolve"
     if absent:
         yield f"not checked (model not installed or not yet converted): presets of {', '.join(sorted(absent))}"
@@ -63,7 +68,7 @@ def readable_without_loading(source: ModelSource) -> ModelSource | None:
     from dataclasses import replace
 
     from peftbench import packaged
-    from peftbench.models import materialised
+    from peftbench.presets import materialised
 
     if source.gguf:
         folder = packaged.converted_folder(source.name)

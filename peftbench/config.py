@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import math
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -110,9 +112,10 @@ def to_plain(obj: Any) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(obj).items()}
 
 
-def field_types(cls: type) -> dict[str, Any]:
+@functools.cache  # resolving the string annotations is slow, and `validate` asks for every spec preset
+def field_types(cls: type) -> Mapping[str, Any]:
     hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in fields(cls)}
+    return types.MappingProxyType({f.name: hints[f.name] for f in fields(cls)})
 
 
 def is_config_class(kind: Any) -> bool:
@@ -310,9 +313,9 @@ def unknown_key_message(key: str, section_fields: dict[str, set[str]], scope: st
 
 def section_fields(method: str) -> dict[str, set[str]]:
     """The names `--set` reaches for `method`, by section (a composed method's hyperparameters as `part.key`)."""
-    from peftbench.methods import METHODS
+    from peftbench.methods.config import CONFIGS
 
-    classes = {"hyperparameters": METHODS.get(method).config_cls, "training": TrainConfig, "generation": GenerationConfig}
+    classes = {"hyperparameters": CONFIGS.get(method), "training": TrainConfig, "generation": GenerationConfig}
     return {s: set(flat_field_types(c)) for s, c in classes.items()}
 
 
@@ -330,16 +333,23 @@ def resolve_run_config(
 
 
 @dataclass(frozen=True)
-class Resolved:
-    """The sections of one (method, task, model) and what resolving them had to learn about the model."""
+class Declared:
+    """The sections of one (method, task, model) built from the specs, before any model config exists."""
 
     model: str
     kind: str  # classification, regression or generation
     num_labels: int
     sections: dict[str, Any]
-    source: Any  # models.ModelSource
-    hf_config: Any  # the task-specialised transformers config, built once
-    dims: Any  # models.ModelDims
+    source: Any  # presets.ModelSource
+    has_task: bool
+
+
+@dataclass(frozen=True)
+class Resolved(Declared):
+    """A `Declared` checked against the model's real sizes, with its transformers config built once."""
+
+    hf_config: Any = None  # the task-specialised transformers config
+    dims: Any = None  # arch.ModelDims
 
     def run_config(self, method: str, task: str, preset: str | None, data: str) -> RunConfig:
         return RunConfig(method=method, task=task, model=self.model, data=data, preset=preset, **self.sections)
@@ -352,7 +362,7 @@ def default_kind(model_type: str) -> tuple[str, int]:
     return ("generation", 1) if arch_for_type(model_type).causal else ("classification", 2)
 
 
-def resolve_sections(
+def resolve_declared(
     method: str,
     task: str | None,
     model: str | Any,
@@ -360,19 +370,18 @@ def resolve_sections(
     preset: str | None = None,
     overrides: list[str] = (),  # type: ignore[assignment]
     results_dir: str | None = None,
-) -> Resolved:
-    """The three config sections for (method, task, model); `task=None` for counting without a task.
+) -> Declared:
+    """The three config sections for (method, task, model) from the layers alone: no torch, no transformers.
 
-    `model` is a preset name, a folder, or an already resolved `ModelSource`. The model source is
-    resolved once and its transformers config built once, here. `results_dir` is where a
-    `tuned:<study>` preset's study lives (default: $PEFTBENCH_RESULTS or ./results).
+    `model` is a preset name, a folder, or an already resolved `ModelSource`. `results_dir` is where
+    a `tuned:<study>` preset's study lives (default: $PEFTBENCH_RESULTS or ./results).
     """
-    from peftbench.methods import METHODS
-    from peftbench.models import ModelSource, base_config, dims_of, resolve_model, specialise
+    from peftbench.methods.config import CONFIGS
+    from peftbench.presets import ModelSource, resolve_model
     from peftbench.specs import method_specs
     from peftbench.tasks.base import task_specs
 
-    method_impl = METHODS.get(method)
+    config_cls = CONFIGS.get(method)
     task_spec = task_specs().get(task) if task is not None else None
     specs = method_specs()
     if method not in specs:
@@ -393,27 +402,69 @@ def resolve_sections(
     if preset is not None:
         for p in named_presets(method_spec, preset, source.name, task, results_dir):
             apply_preset(layers, p)
-    classes = {"hyperparameters": method_impl.config_cls, "training": TrainConfig, "generation": GenerationConfig}
+    classes = {"hyperparameters": config_cls, "training": TrainConfig, "generation": GenerationConfig}
     for section, values in parse_set(list(overrides), {s: set(flat_field_types(c)) for s, c in classes.items()}).items():
         layers[section].update(values)
 
     built = {s: build(classes[s], f"{method}/{task or '-'}/{source.name} {s}", layers[s]) for s in SECTIONS}
     built["training"].validate()
     built["generation"].validate()
-    base = base_config(source)
-    kind, num_labels = (task_spec.kind, task_spec.num_labels) if task_spec else default_kind(base.model_type)
-    hf_config = specialise(base, source.name, kind, num_labels, built["training"].cls_dropout)
-    dims = dims_of(hf_config)
-    built["hyperparameters"].validate(dims)
-    extra = method_impl.extra_positions(built["hyperparameters"])
-    if task_spec and built["training"].max_seq_len + extra > dims.max_positions:
+    kind, num_labels = (task_spec.kind, task_spec.num_labels) if task_spec else default_kind(source.declared_config()["model_type"])
+    return Declared(model=source.name, kind=kind, num_labels=num_labels, sections=built, source=source, has_task=task_spec is not None)
+
+
+def check_sizes(declared: Declared, method: str, dims: Any) -> None:
+    """The checks that need the model's sizes: the method's hyperparameters, and the positions a sequence needs."""
+    sections = declared.sections
+    sections["hyperparameters"].validate(dims)
+    if not declared.has_task:
+        return
+    extra = sections["hyperparameters"].extra_positions()
+    name = declared.source.name
+    if sections["training"].max_seq_len + extra > dims.max_positions:
         added = f" + {extra} inserted by {method}" if extra else ""
-        raise UsageError(f"max_seq_len {built['training'].max_seq_len}{added} exceeds {source.name}'s {dims.max_positions} positions")
-    new_tokens = built["generation"].max_new_tokens
-    if task_spec and kind == "generation" and dims.max_positions - new_tokens - extra < 2:  # a prompt needs source + separator
+        raise UsageError(f"max_seq_len {sections['training'].max_seq_len}{added} exceeds {name}'s {dims.max_positions} positions")
+    new_tokens = sections["generation"].max_new_tokens
+    if declared.kind == "generation" and dims.max_positions - new_tokens - extra < 2:  # a prompt needs source + separator
         added = f" and {extra} inserted by {method}" if extra else ""
-        raise UsageError(f"max_new_tokens {new_tokens}{added} leave no room for a prompt in {source.name}'s {dims.max_positions} positions")
-    return Resolved(model=source.name, kind=kind, num_labels=num_labels, sections=built, source=source, hf_config=hf_config, dims=dims)
+        raise UsageError(f"max_new_tokens {new_tokens}{added} leave no room for a prompt in {name}'s {dims.max_positions} positions")
+
+
+def check_declared(method: str, task: str | None, model: str | Any, *, preset: str | None = None) -> Declared:
+    """`resolve_declared` checked against the sizes the model's config declares (a preset's, a `config.json`'s),
+    read as plain data: what `peftbench validate` does for every spec preset, without building anything."""
+    from peftbench.arch import arch_serving, dims_of
+
+    declared = resolve_declared(method, task, model, preset=preset)
+    config = declared.source.declared_config()
+    arch_serving(config["model_type"], declared.model, declared.kind)
+    check_sizes(declared, method, dims_of(config))
+    return declared
+
+
+def resolve_sections(
+    method: str,
+    task: str | None,
+    model: str | Any,
+    *,
+    preset: str | None = None,
+    overrides: list[str] = (),  # type: ignore[assignment]
+    results_dir: str | None = None,
+) -> Resolved:
+    """The three config sections for (method, task, model); `task=None` for counting without a task.
+
+    The model source is resolved once and its transformers config built once, here, and the
+    sections checked against the sizes of that config.
+    """
+    from peftbench.arch import dims_of
+    from peftbench.models import base_config, specialise
+
+    declared = resolve_declared(method, task, model, preset=preset, overrides=overrides, results_dir=results_dir)
+    cls_dropout = declared.sections["training"].cls_dropout
+    hf_config = specialise(base_config(declared.source), declared.model, declared.kind, declared.num_labels, cls_dropout)
+    dims = dims_of(hf_config)
+    check_sizes(declared, method, dims)
+    return Resolved(**{f.name: getattr(declared, f.name) for f in fields(Declared)}, hf_config=hf_config, dims=dims)
 
 
 def apply_preset(layers: dict[str, dict[str, Any]], preset: Any) -> None:

@@ -8,10 +8,7 @@ counts a 1.5B model instantly.
 from __future__ import annotations
 
 import copy
-import json
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,78 +23,13 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from peftbench.arch import ARCHS, arch_for_type
+from peftbench.arch import arch_for_type, arch_serving
 from peftbench.errors import UsageError
 from peftbench.hub import load_from_hub
-from peftbench.presets import ModelSource, model_presets
+from peftbench.presets import ModelSource
 from peftbench.tokenizer import tiny_tokenizer
 
 T = TypeVar("T")
-
-@dataclass(frozen=True)
-class ModelDims:
-    """The sizes that parameter formulas and hyperparameter checks need."""
-
-    model_type: str
-    d_model: int
-    n_layers: int
-    n_heads: int
-    d_ffn: int
-    vocab_size: int
-    max_positions: int
-    d_attn: int = 0  # width of the query and attention-output maps: n_heads x head_dim (d_model unless head_dim says otherwise)
-    d_kv: int = 0  # width of the key and value maps: n_kv_heads x head_dim (below d_attn under grouped-query attention)
-    has_biases: bool = True  # the blocks have bias terms (Llama's are off by default)
-
-
-def resolve_model(name: str) -> ModelSource:
-    """A preset name, or a path to a local model folder (`--model DIR`)."""
-    if name in model_presets():
-        return materialised(model_presets().get(name))
-    path = Path(name).expanduser()
-    if path.is_dir():
-        check_model_config(path / "config.json")
-        return ModelSource(name=path.name, description=f"local model {path}", local_dir=path.resolve())
-    if os.sep in name or name.startswith("."):
-        raise UsageError(f"model folder {name!r} does not exist")
-    return model_presets().get(name)  # raises with suggestions
-
-
-def materialised(source: ModelSource) -> ModelSource:
-    """A preset whose files come in an installed package, pointed at its model folder (converted once for GGUF)."""
-    from dataclasses import replace
-
-    from peftbench import packaged
-
-    if source.package:
-        return replace(source, local_dir=packaged.package_file(source.package, source.install, f"model {source.name}"))
-    if source.gguf:
-        gguf = packaged.package_file(source.gguf, source.install, f"model {source.name}")
-        return replace(source, local_dir=packaged.gguf_model_folder(source.name, gguf, source.eos))
-    return source
-
-
-def check_model_config(path: Path) -> None:
-    """A local model folder's `config.json` must be a JSON object naming its `model_type`.
-
-    Checked when the folder is named, so a corrupt file is a one-line usage error before any work,
-    not an OSError from deep inside `AutoConfig`.
-    """
-    if not path.is_file():
-        raise UsageError(f"{path.parent}: not a model folder (no config.json)")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the model config: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: the model config is not UTF-8 text (byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: the model config is not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(config, dict):
-        raise UsageError(f"{path}: the model config must be a JSON object, got {type(config).__name__}")
-    if not isinstance(config.get("model_type"), str) or not config["model_type"]:
-        raise UsageError(f"{path}: the model config names no model_type (e.g. \"gpt2\", \"roberta\")")
-
 
 def from_local_dir(load: Callable[..., T], what: str, folder: Path, **kwargs: Any) -> T:
     """`load(folder, **kwargs)` for a `--model DIR`, its failures (missing or unreadable files) as one-line usage errors."""
@@ -120,32 +52,6 @@ def base_config(source: ModelSource) -> PretrainedConfig:
     return config
 
 
-def dims_of(config: PretrainedConfig) -> ModelDims:
-    d_ffn = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * config.hidden_size
-    n_heads = config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or getattr(config, "attention_head_size", None) or config.hidden_size // n_heads
-    n_kv_heads = getattr(config, "num_key_value_heads", None) or n_heads
-    return ModelDims(
-        model_type=config.model_type,
-        d_model=config.hidden_size,
-        n_layers=config.num_hidden_layers,
-        n_heads=n_heads,
-        d_ffn=d_ffn,
-        vocab_size=config.vocab_size,
-        max_positions=usable_positions(config),
-        d_attn=n_heads * head_dim,
-        d_kv=n_kv_heads * head_dim,
-        has_biases=arch_for_type(config.model_type).has_biases(config),
-    )
-
-
-def usable_positions(config: PretrainedConfig) -> int:
-    """RoBERTa numbers positions from pad_token_id + 1, so 514 position embeddings hold 512 tokens."""
-    if config.model_type in ("roberta", "xlm-roberta"):
-        return config.max_position_embeddings - (config.pad_token_id or 0) - 1
-    return config.max_position_embeddings
-
-
 def task_config(source: ModelSource, kind: str, num_labels: int, cls_dropout: float = -1.0) -> PretrainedConfig:
     """The base config specialised for a task kind (see `specialise`)."""
     return specialise(base_config(source), source.name, kind, num_labels, cls_dropout)
@@ -164,11 +70,8 @@ def specialise(config: PretrainedConfig, name: str, kind: str, num_labels: int, 
     config = copy.deepcopy(config)
     if cls_dropout >= 0:
         config.classifier_dropout = config.cls_dropout = config.pooler_dropout = cls_dropout
-    arch = arch_for_type(config.model_type)  # unsupported architectures fail here, before any work
+    arch_serving(config.model_type, name, kind)  # unsupported architectures fail here, before any work
     if kind == "generation":
-        if not arch.causal:
-            decoders = ", ".join(t for a in ARCHS if a.causal for t in a.model_types)
-            raise UsageError(f"{name} ({config.model_type}) has no causal-LM head; generation tasks need a decoder ({decoders})")
         return config
     config.num_labels = 1 if kind == "regression" else num_labels
     config.problem_type = "regression" if kind == "regression" else "single_label_classification"

@@ -1,8 +1,11 @@
-"""Model presets (`models.yaml`) and what a model source is: readable without torch or transformers,
-so `peftbench ls` and other listings answer at once; `models.py` builds and loads the models."""
+"""Model presets (`models.yaml`), local model folders, and what a model source is: readable without
+torch or transformers, so `peftbench ls`, `validate` and other listings answer at once; `models.py`
+builds and loads the models."""
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -13,7 +16,7 @@ from peftbench.registry import Registry
 from peftbench.specs import PACKAGE_DIR, check_keys, check_version, read_yaml
 
 TOKENIZERS = ("tiny", "gpt2-bpe")  # what a random-init preset's `tokenizer:` may name (tokenizer.py)
-MODEL_KEYS = {"description", "hub_id", "config", "tokenizer", "training", "counting_only", "package", "gguf", "eos", "install"}
+MODEL_KEYS = {"description", "hub_id", "config", "tokenizer", "training", "counting_only", "package", "gguf", "eos", "install", "reference"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class ModelSource:
     gguf: str | None = None  # `module/file.gguf`: a GGUF file inside an installed package, converted once
     eos: str | None = None  # the eos token to set on a converted GGUF tokenizer
     install: str | None = None  # how to install the package (named in the error when it is missing)
+    reference: str | None = None  # the paper's model of the same family whose numbers a report shows beside this one, as a reference only
     local_dir: Path | None = None
 
     @property
@@ -42,6 +46,16 @@ class ModelSource:
         if self.package or self.gguf:
             return f"python package {self.package or self.gguf}" + (" (GGUF, converted)" if self.gguf else "")
         return str(self.local_dir) if self.local_dir else (self.hub_id or "random init from config")
+
+    def declared_config(self) -> dict[str, Any]:
+        """The model's config as plain data: the folder's `config.json`, or the preset's `config:`.
+
+        Without transformers' defaults and, for a tiny preset, without its tokenizer's vocabulary
+        and special ids, which building the model adds; `arch.dims_of` reads the sizes from it.
+        """
+        if self.local_dir:
+            return json.loads((self.local_dir / "config.json").read_text(encoding="utf-8"))
+        return dict(self.config)
 
 
 @lru_cache(maxsize=1)
@@ -57,3 +71,52 @@ def model_presets() -> Registry[ModelSource]:
             raise UsageError(f"{path}: {name}: tokenizer must be one of {', '.join(TOKENIZERS)}, got {entry['tokenizer']!r}")
         registry.add(name, ModelSource(name=name, **entry))
     return registry
+
+
+def resolve_model(name: str) -> ModelSource:
+    """A preset name, or a path to a local model folder (`--model DIR`)."""
+    if name in model_presets():
+        return materialised(model_presets().get(name))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        check_model_config(path / "config.json")
+        return ModelSource(name=path.name, description=f"local model {path}", local_dir=path.resolve())
+    if os.sep in name or name.startswith("."):
+        raise UsageError(f"model folder {name!r} does not exist")
+    return model_presets().get(name)  # raises with suggestions
+
+
+def materialised(source: ModelSource) -> ModelSource:
+    """A preset whose files come in an installed package, pointed at its model folder (converted once for GGUF)."""
+    from dataclasses import replace
+
+    from peftbench import packaged
+
+    if source.package:
+        return replace(source, local_dir=packaged.package_file(source.package, source.install, f"model {source.name}"))
+    if source.gguf:
+        gguf = packaged.package_file(source.gguf, source.install, f"model {source.name}")
+        return replace(source, local_dir=packaged.gguf_model_folder(source.name, gguf, source.eos))
+    return source
+
+
+def check_model_config(path: Path) -> None:
+    """A local model folder's `config.json` must be a JSON object naming its `model_type`.
+
+    Checked when the folder is named, so a corrupt file is a one-line usage error before any work,
+    not an OSError from deep inside `AutoConfig`.
+    """
+    if not path.is_file():
+        raise UsageError(f"{path.parent}: not a model folder (no config.json)")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the model config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: the model config is not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: the model config is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"{path}: the model config must be a JSON object, got {type(config).__name__}")
+    if not isinstance(config.get("model_type"), str) or not config["model_type"]:
+        raise UsageError(f"{path}: the model config names no model_type (e.g. \"gpt2\", \"roberta\")")

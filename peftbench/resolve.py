@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from peftbench.arch import ModelDims
 from peftbench.config import RunConfig, resolve_sections
 from peftbench.errors import UsageError
-from peftbench.models import ModelDims, ModelSource, resolve_model
+from peftbench.presets import ModelSource, resolve_model
 from peftbench.record import stable_hash
 from peftbench.specs import method_specs, read_json, spec_content_hash
 from peftbench.tasks.base import DataSource, TaskSpec, check_train_split, data_source, task_specs

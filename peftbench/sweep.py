@@ -175,7 +175,8 @@ class Planned:
 
 def compatible(cell: Cell) -> bool:
     """Can the cell's model serve its task at all (a generation task needs a causal LM)?"""
-    from peftbench.models import base_config, generates, resolve_model
+    from peftbench.models import base_config, generates
+    from peftbench.presets import resolve_model
     from peftbench.tasks.base import task_specs
 
     if task_specs().get(cell.task).kind != "generation":

@@ -408,9 +408,9 @@ def write_summary(
 def sections_of(method: str, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Short names -> config sections, as `--set` would place them (so the preset applies exactly these)."""
     from peftbench.config import GenerationConfig, TrainConfig, field_types, parse_set
-    from peftbench.methods import METHODS
+    from peftbench.methods.config import CONFIGS
 
-    classes = {"hyperparameters": METHODS.get(method).config_cls, "training": TrainConfig, "generation": GenerationConfig}
+    classes = {"hyperparameters": CONFIGS.get(method), "training": TrainConfig, "generation": GenerationConfig}
     placed = parse_set([f"{k}=x" for k in params], {s: set(field_types(c)) for s, c in classes.items()})
     return {s: {k: params[k] for k in names} for s, names in placed.items() if names}
 

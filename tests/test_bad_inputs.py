@@ -62,7 +62,8 @@ def model_dir(config: str | None, *, weights: bool = False) -> Callable[[Path], 
 
 def saved_tiny_gpt2(tmp: Path) -> None:
     """A complete local model folder (config, weights, tokenizer): tiny-gpt2 saved as a user would have one."""
-    from peftbench.models import build_model, load_tokenizer, resolve_model
+    from peftbench.models import build_model, load_tokenizer
+    from peftbench.presets import resolve_model
 
     source = resolve_model("tiny-gpt2")
     build_model(source, "generation").save_pretrained(tmp / "model")

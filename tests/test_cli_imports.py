@@ -34,3 +34,15 @@ def test_listing_methods_tasks_and_models_imports_nothing_heavy():
     run_ls = "import contextlib, io\nfrom peftbench.cli import main\nwith contextlib.redirect_stdout(io.StringIO()):\n"
     run_ls += "    assert [main(['ls', w]) for w in ('methods', 'tasks', 'models')] == [0, 0, 0]"
     assert heavy_modules_after(run_ls) == []
+
+
+def test_validating_every_spec_imports_nothing_heavy():
+    """`peftbench validate` resolves every spec preset from plain data: method configs (`methods/config.py`),
+    presets and `config.json` files, sizes through the ArchSpecs; torch and transformers stay out."""
+    run = "import contextlib, io\nfrom peftbench.cli import main\nwith contextlib.redirect_stdout(io.StringIO()) as out:\n"
+    run += "    assert main(['validate']) == 0\nassert 'all specs valid' in out.getvalue()"
+    assert heavy_modules_after(run) == []
+
+
+def test_method_configs_import_nothing_heavy():
+    assert heavy_modules_after("import peftbench.methods.config, peftbench.arch, peftbench.config, peftbench.presets") == []

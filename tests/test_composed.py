@@ -15,8 +15,9 @@ from peftbench.errors import UsageError
 from peftbench.methods import METHODS
 from peftbench.methods.lora import lora_layers
 from peftbench.methods.prefix import prefix_module
-from peftbench.models import build_model, resolve_model
+from peftbench.models import build_model
 from peftbench.params import count_params, paper_table
+from peftbench.presets import resolve_model
 
 COMPOSED = ["lora+prefix_embed", "lora+prefix_layer"]
 CASES = [("tiny-roberta", "classification"), ("tiny-gpt2", "generation")]
@@ -43,7 +44,7 @@ def test_counts_and_formula_are_the_sum_of_the_parts(method, model_name, kind):
     assert counts["method"] == lora.param_counts()["method"] + part.param_counts()["method"] == whole.formula_count()
     assert whole.formula_count() == lora.formula_count() + part.formula_count()
     assert counts["head"] == lora.param_counts()["head"]
-    assert METHODS.get(method).extra_positions(config) == 5
+    assert config.extra_positions() == 5
 
 
 def test_each_part_takes_its_own_hyperparameters():

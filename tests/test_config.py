@@ -2,7 +2,7 @@ import pytest
 
 from peftbench.config import TrainConfig, build, parse_set, resolve_run_config
 from peftbench.errors import UsageError
-from peftbench.methods.lora import LoraConfig
+from peftbench.methods.config import LoraConfig
 
 SECTIONS = {"hyperparameters": {"r", "alpha", "targets"}, "training": {"lr", "seed"}, "generation": {"num_beams"}}
 

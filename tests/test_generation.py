@@ -9,7 +9,8 @@ import torch
 
 from peftbench.config import GenerationConfig, TrainConfig
 from peftbench.methods import METHODS
-from peftbench.models import build_model, resolve_model
+from peftbench.models import build_model
+from peftbench.presets import resolve_model
 from peftbench.store import read_record
 from peftbench.tasks.base import data_source, load_splits, task_specs
 from peftbench.tasks.data_to_text import D2TExample

@@ -4,9 +4,12 @@ import pytest
 import torch
 from tiny import CASES, adapt, batch
 
+from peftbench.arch import dims_of
 from peftbench.errors import UsageError
-from peftbench.methods.lora import LoraConfig, LoraLayer
-from peftbench.models import build_model, dims_of, resolve_model
+from peftbench.methods.config import LoraConfig
+from peftbench.methods.lora import LoraLayer
+from peftbench.models import build_model
+from peftbench.presets import resolve_model
 
 
 def randomize_lora(adapted):

@@ -11,7 +11,8 @@ from tiny import CASES, REFUSED, batch, labels_for
 from peftbench.config import resolve_sections
 from peftbench.errors import UsageError
 from peftbench.methods import METHODS
-from peftbench.models import build_model, resolve_model
+from peftbench.models import build_model
+from peftbench.presets import resolve_model
 
 ALL = [(m, model, kind) for m in METHODS for model, kind in CASES if (m, model) not in REFUSED]
 IDS = [f"{m}-{model}-{kind}" for m, model, kind in ALL]
@@ -99,3 +100,10 @@ def test_refused_pairs_fail_before_any_work_and_say_why(method, model_name):
         resolve_sections(method, None, model_name)
     with pytest.raises(UsageError, match=REFUSED[method, model_name]):
         METHODS.get(method).apply(build_model(resolve_model(model_name), "classification"), METHODS.get(method).config_cls())
+
+
+def test_every_implementation_has_its_config_in_the_one_table_and_back():
+    from peftbench.methods.config import CONFIGS
+
+    assert sorted(METHODS) == sorted(CONFIGS)
+    assert all(METHODS.get(name).config_cls is CONFIGS.get(name) for name in METHODS)

@@ -1,10 +1,13 @@
+from dataclasses import replace
+
 import pytest
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
-from peftbench.arch import arch_for_type
+from peftbench.arch import arch_for_type, dims_of
 from peftbench.errors import UsageError
-from peftbench.models import build_model, dims_of, load_tokenizer, model_presets, resolve_model, task_config
+from peftbench.models import build_model, load_tokenizer, task_config
+from peftbench.presets import model_presets, resolve_model
 
 
 def total(model):
@@ -118,3 +121,27 @@ def test_llama_generates_and_classifies_with_the_tiny_tokenizer():
     assert tok.eos_token == tok.pad_token == "<|endoftext|>"
     assert build_model(source, "generation").config.eos_token_id == tok.eos_token_id
     assert build_model(source, "classification", num_labels=3).score.out_features == 3
+
+
+def test_sizes_read_from_plain_data_match_the_transformers_config():
+    """`validate` reads sizes off a preset's config (or a config.json) as plain data; a run reads them off the
+    transformers config. Both must agree, for every shipped preset and for a config.json that transformers wrote."""
+    for name, source in shipped_shapes():
+        built = task_config(source, "generation" if arch_for_type(source.config["model_type"]).causal else "classification", 2)
+        declared = dims_of(source.declared_config())
+        # a tiny preset's vocabulary is its tokenizer's, known once built
+        expected = replace(declared, vocab_size=built.vocab_size) if source.is_tiny else declared
+        assert dims_of(built) == expected, name
+        assert dims_of(built.to_dict()) == dims_of(built), name
+
+
+def test_a_sequence_of_max_positions_tokens_fits_and_one_more_does_not():
+    """RoBERTa counts positions from its pad id (514 embeddings hold 512 tokens); BERT and DeBERTa-v2 from 0."""
+    for name in ("tiny-roberta", "tiny-bert", "tiny-deberta"):
+        model = build_model(resolve_model(name), "classification").eval()
+        limit = dims_of(model.config).max_positions
+        with torch.no_grad():
+            model(input_ids=torch.full((1, limit), 7))
+            if name != "tiny-deberta":  # relative attention: longer inputs run (its limit is the configured one)
+                with pytest.raises((IndexError, RuntimeError)):
+                    model(input_ids=torch.full((1, limit + 1), 7))

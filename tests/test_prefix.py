@@ -6,10 +6,13 @@ import pytest
 import torch
 from tiny import CASES, adapt, labels_for
 
+from peftbench.arch import dims_of
 from peftbench.config import resolve_run_config
 from peftbench.errors import UsageError
-from peftbench.methods.prefix import CACHE_KWARGS, MODULE_NAME, PrefixConfig, passed_cache
-from peftbench.models import build_model, dims_of, resolve_model
+from peftbench.methods.config import PrefixConfig
+from peftbench.methods.prefix import CACHE_KWARGS, MODULE_NAME, passed_cache
+from peftbench.models import build_model
+from peftbench.presets import resolve_model
 
 METHOD_NAMES = ["prefix_embed", "prefix_layer"]
 LP, LI = 3, 2  # the contract runs the specs' defaults (no infix); these tests insert both kinds of vector
@@ -47,7 +50,7 @@ def test_count_equals_formula(model_name, kind, method):
     d, layers = model.config.hidden_size, model.config.num_hidden_layers
     expected = d * (LP + LI) * (layers if method == "prefix_layer" else 1)
     assert counts["method"] == expected == adapted.formula_count() == sum(p.numel() for p in method_params(adapted).values())
-    assert adapted.method.extra_positions(adapted.config) == LP + LI
+    assert adapted.config.extra_positions() == LP + LI
     caps = adapted.capabilities
     assert caps.changes_seq_len and caps.adds_latency and not caps.mergeable
     with pytest.raises(UsageError, match="cannot be merged"):

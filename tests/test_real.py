@@ -9,8 +9,8 @@ import pytest
 
 from peftbench import packaged
 from peftbench.errors import UsageError
-from peftbench.models import model_presets, resolve_model
 from peftbench.params import count_params
+from peftbench.presets import model_presets, resolve_model
 from peftbench.tasks.base import data_source, load_splits, task_specs
 
 

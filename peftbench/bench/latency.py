@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from peftbench.arch import dims_of
 from peftbench.bench import common, measure
 from peftbench.bench.common import FEW_ROUNDS, check_methods, parse_dtype, pick_device, random_batch, resolve_hyperparameters, shaped_model
 from peftbench.bench.options import LatencyOptions
@@ -43,8 +44,8 @@ from peftbench.bench.variants import BASE, CONTROL, Variant, build_variants, out
 from peftbench.config import default_kind
 from peftbench.display import render_table
 from peftbench.errors import UsageError
-from peftbench.methods import METHODS
-from peftbench.models import base_config, dims_of, resolve_model, task_config
+from peftbench.models import base_config, task_config
+from peftbench.presets import resolve_model
 from peftbench.record import measurement_header
 from peftbench.store import save_measurement
 
@@ -138,7 +139,7 @@ def run_latency(options: LatencyOptions) -> LatencyResult:
     kind, num_labels = default_kind(base_config(source).model_type)
     hps = resolve_hyperparameters(methods, source, list(o.overrides))
     dims = dims_of(task_config(source, kind, num_labels))
-    extra = max([METHODS.get(m).extra_positions(hps[m]) for m in methods] + [0])
+    extra = max([hps[m].extra_positions() for m in methods] + [0])
     for batch, seq in cells:
         if batch < 1 or seq < 1:
             raise UsageError(f"batch and seq must be >= 1, got {batch}x{seq}")

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from peftbench.arch import dims_of
 from peftbench.bench import common, measure
 from peftbench.bench.common import check_methods, parse_dtype, pick_device, resolve_hyperparameters, split_overrides
 from peftbench.bench.options import PROFILE_ROUNDS, ProfileOptions
@@ -44,8 +45,8 @@ from peftbench.bench.variants import FLOOR, TrainVariant, Workload, build_varian
 from peftbench.config import default_kind
 from peftbench.display import render_table
 from peftbench.errors import UsageError
-from peftbench.methods import METHODS
-from peftbench.models import base_config, dims_of, resolve_model, task_config
+from peftbench.models import base_config, task_config
+from peftbench.presets import resolve_model
 from peftbench.record import measurement_header
 from peftbench.store import save_measurement
 
@@ -167,7 +168,7 @@ def run_profile(options: ProfileOptions) -> ProfileResult:
     routed = split_overrides(methods, list(overrides))
     dims = dims_of(task_config(source, kind, num_labels))
     for m in methods:
-        extra = METHODS.get(m).extra_positions(hps[m])
+        extra = hps[m].extra_positions()
         if seq + extra > dims.max_positions:
             raise UsageError(f"seq {seq} (+{extra} inserted by {m}) exceeds {source.name}'s {dims.max_positions} positions")
     if threads is not None:

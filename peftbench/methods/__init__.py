@@ -1,6 +1,23 @@
-"""Every method registers itself in `METHODS` when its family module is imported here."""
+"""The methods: hyperparameters in `config` (no torch), implementations one module per family.
 
-from peftbench.methods import adapters, bitfit, composed, full, lora, prefix, relora  # noqa: F401 - registration
-from peftbench.methods.base import METHODS, Adapted, Capabilities, Method, MethodConfig
+Importing this package is cheap: `config` alone is what `validate` and the spec checks need.
+`METHODS` and the classes of `base` import every implementation (and so torch) on first use;
+each implementation registers itself in `METHODS` when imported.
+"""
 
-__all__ = ["METHODS", "Adapted", "Capabilities", "Method", "MethodConfig"]
+from __future__ import annotations
+
+from typing import Any
+
+IMPLEMENTATIONS = ("adapters", "bitfit", "composed", "full", "lora", "prefix", "relora")
+__all__ = ["METHODS", "Adapted", "Capabilities", "Method"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    for module in IMPLEMENTATIONS:
+        importlib.import_module(f"{__name__}.{module}")
+    return getattr(importlib.import_module(f"{__name__}.base"), name)

@@ -31,43 +31,17 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from peftbench.arch import ArchSpec
+from peftbench.arch import ArchSpec, ModelDims, dims_of
 from peftbench.errors import UsageError
-from peftbench.methods.base import Capabilities, Method, MethodConfig, register
-from peftbench.models import ModelDims, dims_of
+from peftbench.methods.base import Capabilities, Method, register
+from peftbench.methods.config import NONLINEARITIES, AdapterConfig, AdapterDropConfig
 
-NONLINEARITIES: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "swish": nn.SiLU, "silu": nn.SiLU, "tanh": nn.Tanh}
 ADAPTERS_ATTR = "adapters"  # the ModuleDict on each adapted block: site name -> BottleneckAdapter
 
 # Sites inside a block: the output of the attention output projection, of the FFN output
 # projection (both before dropout, the residual add and, for post-LN models, the LayerNorm),
 # and the block's own output.
 ATTN_OUTPUT, FFN_OUTPUT, BLOCK_OUTPUT = "attn_output", "ffn_output", "block_output"
-
-
-@dataclass(frozen=True)
-class AdapterConfig(MethodConfig):
-    bottleneck: int = 16  # the paper's r for adapters
-    nonlinearity: str = "relu"
-
-    def validate(self, dims: ModelDims) -> None:
-        if not 1 <= self.bottleneck <= dims.d_model:
-            raise UsageError(f"adapter bottleneck must be in 1..d_model ({dims.d_model}), got {self.bottleneck}")
-        if self.nonlinearity not in NONLINEARITIES:
-            raise UsageError(f"adapter nonlinearity must be one of {', '.join(NONLINEARITIES)}, got {self.nonlinearity!r}")
-
-
-@dataclass(frozen=True)
-class AdapterDropConfig(AdapterConfig):
-    drop_layers: int = 5  # adapters removed from the lowest n blocks (Rücklé et al. 2020 mostly drop 5)
-
-    def validate(self, dims: ModelDims) -> None:
-        super().validate(dims)
-        if not 0 <= self.drop_layers <= dims.n_layers - 1:
-            raise UsageError(
-                f"drop_layers must be in 0..{dims.n_layers - 1} (the model has {dims.n_layers} layers and at least "
-                f"one must keep its adapter), got {self.drop_layers}"
-            )
 
 
 class BottleneckAdapter(nn.Module):
@@ -91,7 +65,7 @@ class BottleneckAdapter(nn.Module):
         like: dict[str, Any] = {"device": device, "dtype": dtype}
         self.layer_norm = nn.LayerNorm(d_model, **like) if layer_norm else nn.Identity()
         self.down = nn.Linear(d_model, bottleneck, **like)
-        self.act = NONLINEARITIES[nonlinearity]()
+        self.act = getattr(nn, NONLINEARITIES[nonlinearity])()
         self.up = nn.Linear(bottleneck, d_model, **like)
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
@@ -119,7 +93,6 @@ class Placement:
 class BottleneckAdapters(Method):
     """The shared implementation; subclasses name a placement and, for AdapterDrop, the blocks."""
 
-    config_cls: ClassVar[type[MethodConfig]] = AdapterConfig
     capabilities = Capabilities(adds_latency=True)
     placement: ClassVar[Placement]
 
@@ -192,7 +165,6 @@ class AdapterDrop(BottleneckAdapters):
 
     name = "adapter_d"
     description = "AdapterDrop: Pfeiffer adapters with none in the lowest drop_layers layers"
-    config_cls = AdapterDropConfig
     placement = Placement(sites=(FFN_OUTPUT,))
 
     def adapted_layers(self, config: AdapterDropConfig, n_layers: int) -> range:  # type: ignore[override]

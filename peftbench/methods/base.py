@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from peftbench.arch import ArchSpec, arch_for
+from peftbench.arch import ArchSpec, ModelDims, arch_for, dims_of
 from peftbench.errors import UsageError
-from peftbench.models import ModelDims, dims_of
+from peftbench.methods.config import CONFIGS, MethodConfig
 from peftbench.registry import Registry
 
 
@@ -29,18 +29,10 @@ class Capabilities:
     changes_seq_len: bool = False  # inserts positions (prefix methods)
 
 
-@dataclass(frozen=True)
-class MethodConfig:
-    """Base of every method's hyperparameters; `validate` runs before any model is built."""
-
-    def validate(self, dims: ModelDims) -> None:
-        pass
-
-
 class Method(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
-    config_cls: ClassVar[type[MethodConfig]] = MethodConfig
+    config_cls: ClassVar[type[MethodConfig]]  # from `config.CONFIGS`, set by `register`
     capabilities: ClassVar[Capabilities] = Capabilities()
 
     def apply(self, model: nn.Module, config: MethodConfig) -> Adapted:
@@ -62,10 +54,6 @@ class Method(ABC):
 
     def before_forward(self, model: nn.Module, prompt_lengths: torch.Tensor | None) -> None:  # noqa: B027
         """Methods that insert positions after each example's prompt (infix) read its length here."""
-
-    def extra_positions(self, config: Any) -> int:
-        """Positions the method inserts into every sequence (prefix methods); they count against the model's maximum."""
-        return 0
 
     def formula(self, config: Any, dims: ModelDims) -> int | None:
         """The paper's analytic count of this method's parameters (Section 5.1), if it gives one."""
@@ -207,5 +195,7 @@ METHODS: Registry[Method] = Registry("method")
 
 
 def register(cls: type[Method]) -> type[Method]:
+    """Add an implementation to METHODS, with its hyperparameters' class from the one table (`config.CONFIGS`)."""
+    cls.config_cls = CONFIGS.get(cls.name)
     METHODS.add(cls.name, cls())
     return cls

@@ -12,35 +12,21 @@ count of zero would read as a result. A Llama config with those flags on has bia
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import nn
 
 from peftbench.arch import ArchSpec
-from peftbench.errors import UsageError
-from peftbench.methods.base import Method, MethodConfig, register
-from peftbench.models import ModelDims
+from peftbench.methods.base import Method, register
+from peftbench.methods.config import MethodConfig
 
 
 def is_bias(name: str) -> bool:
     return name.rpartition(".")[2] == "bias"
 
 
-@dataclass(frozen=True)
-class BitFitConfig(MethodConfig):
-    def validate(self, dims: ModelDims) -> None:
-        if not dims.has_biases:
-            raise UsageError(
-                f"bitfit trains bias terms, and this {dims.model_type} model has none (its config switches them off); "
-                "BitFit would train nothing but the task head"
-            )
-
-
 @register
 class BitFit(Method):
     name = "bitfit"
     description = "bias terms only (BitFit), LayerNorm biases included"
-    config_cls = BitFitConfig
 
     def adapt(self, model: nn.Module, config: MethodConfig, arch: ArchSpec) -> None:
         for name, param in arch.backbone(model).named_parameters():

@@ -13,42 +13,15 @@ parts' hyperparameters nested under their names and its own presets.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from peftbench.arch import ArchSpec
+from peftbench.arch import ArchSpec, ModelDims
 from peftbench.methods import lora, prefix  # noqa: F401 - the parts register before their compositions
-from peftbench.methods.base import METHODS, Adapted, Capabilities, Method, MethodConfig
-from peftbench.models import ModelDims
-
-COMPOSITIONS = (("lora", "prefix_embed"), ("lora", "prefix_layer"))  # registered at import; each has a spec file
-SEPARATOR = "+"
-
-
-@dataclass(frozen=True)
-class ComposedConfig(MethodConfig):
-    """Base of a composition's config: one field per part, named after it, holding that part's config."""
-
-    def parts(self) -> list[tuple[str, MethodConfig]]:
-        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
-
-    def validate(self, dims: ModelDims) -> None:
-        for _, config in self.parts():
-            config.validate(dims)
-
-
-def composed_config_class(parts: tuple[Method, ...]) -> type[ComposedConfig]:
-    """A frozen dataclass with a field per part (its default: the part's own defaults), importable by name."""
-    name = "".join(p.name.title().replace("_", "") for p in parts) + "Config"
-    specs = [(p.name, p.config_cls, dataclasses.field(default_factory=p.config_cls)) for p in parts]
-    cls = dataclasses.make_dataclass(name, specs, bases=(ComposedConfig,), frozen=True)
-    cls.__module__ = __name__
-    globals()[name] = cls  # so a config pickles (sweeps send configs to worker processes)
-    return cls
+from peftbench.methods.base import METHODS, Adapted, Capabilities, Method
+from peftbench.methods.config import COMPOSITIONS, CONFIGS, SEPARATOR, ComposedConfig
 
 
 def combined(parts: tuple[Method, ...]) -> Capabilities:
@@ -69,7 +42,7 @@ class Composed(Method):
         self.parts = tuple(METHODS.get(n) for n in names)
         self.name = SEPARATOR.join(names)
         self.description = " then ".join(names) + " on one model; each part's hyperparameters under its name (PART.key)"
-        self.config_cls = composed_config_class(self.parts)
+        self.config_cls = CONFIGS.get(self.name)
         self.capabilities = combined(self.parts)
 
     def part_configs(self, config: ComposedConfig) -> list[tuple[Method, Any]]:
@@ -82,9 +55,6 @@ class Composed(Method):
     def before_forward(self, model: nn.Module, prompt_lengths: torch.Tensor | None) -> None:
         for part in self.parts:
             part.before_forward(model, prompt_lengths)
-
-    def extra_positions(self, config: ComposedConfig) -> int:
-        return sum(part.extra_positions(c) for part, c in self.part_configs(config))
 
     def formula(self, config: ComposedConfig, dims: ModelDims) -> int | None:
         """The sum of the parts' formulas (the paper counts LoRA+PE and LoRA+PL so), if every part has one."""

@@ -9,52 +9,13 @@ so a merged model runs no LoRA code at all.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from peftbench.arch import ArchSpec, arch_for_type
-from peftbench.errors import UsageError
-from peftbench.methods.base import Capabilities, Method, MethodConfig, register
-from peftbench.models import ModelDims
-
-LORA_TARGETS = ("q", "k", "v", "o", "ffn")
-
-
-@dataclass(frozen=True)
-class LoraConfig(MethodConfig):
-    r: int = 8
-    alpha: float = 8.0
-    lora_dropout: float = 0.0
-    targets: tuple[str, ...] = ("q", "v")
-    r_q: int | None = None
-    r_k: int | None = None
-    r_v: int | None = None
-    r_o: int | None = None
-    r_ffn: int | None = None
-
-    def rank(self, target: str) -> int:
-        own = getattr(self, f"r_{target}")
-        return self.r if own is None else own
-
-    def validate(self, dims: ModelDims) -> None:
-        unknown = [t for t in self.targets if t not in LORA_TARGETS]
-        if unknown or not self.targets:
-            raise UsageError(
-                f"lora targets must be a non-empty subset of {', '.join(LORA_TARGETS)}; got {', '.join(self.targets) or 'none'}"
-            )
-        for target in LORA_TARGETS:
-            if getattr(self, f"r_{target}") is not None and target not in self.targets:
-                raise UsageError(f"r_{target} is set but {target!r} is not among the targets ({', '.join(self.targets)})")
-        for target in self.targets:
-            rank = self.rank(target)
-            if not 0 < rank <= dims.d_model:
-                raise UsageError(f"lora rank for {target!r} must be in 1..d_model ({dims.d_model}), got {rank}")
-        if self.alpha <= 0:
-            raise UsageError(f"lora alpha must be > 0, got {self.alpha}")
-        if not 0 <= self.lora_dropout < 1:
-            raise UsageError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+from peftbench.arch import ArchSpec, ModelDims, arch_for_type
+from peftbench.methods.base import Capabilities, Method, register
+from peftbench.methods.config import LoraConfig
 
 
 def weight_shape(module: nn.Module) -> tuple[int, int]:
@@ -181,7 +142,6 @@ def set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
 class Lora(Method):
     name = "lora"
     description = "low-rank updates B·A on chosen projections (default W_q, W_v); mergeable"
-    config_cls = LoraConfig
     capabilities = Capabilities(mergeable=True)
 
     def adapt(self, model: nn.Module, config: LoraConfig, arch: ArchSpec) -> None:

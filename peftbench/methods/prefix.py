@@ -33,10 +33,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from peftbench.arch import ArchSpec, arch_for
+from peftbench.arch import ArchSpec, ModelDims, arch_for
 from peftbench.errors import UsageError
-from peftbench.methods.base import Capabilities, Method, MethodConfig, register
-from peftbench.models import ModelDims
+from peftbench.methods.base import Capabilities, Method, register
+from peftbench.methods.config import PrefixConfig
 
 MODULE_NAME = "prefix_tuning"  # attribute on the backbone: `<backbone>.prefix_tuning.{prefix,infix}`
 
@@ -45,23 +45,6 @@ MODULE_NAME = "prefix_tuning"  # attribute on the backbone: `<backbone>.prefix_t
 #: model's own `forward`, which runs after our pre-hook), so the hook looks for both: a hook that
 #: missed the cache would take every decoding step for a prompt pass and insert the vectors again.
 CACHE_KWARGS = ("cache", "past_key_values")
-
-
-@dataclass(frozen=True)
-class PrefixConfig(MethodConfig):
-    prefix_len: int = 10  # l_p: positions before every sequence
-    infix_len: int = 0  # l_i: positions right after every prompt
-
-    def validate(self, dims: ModelDims) -> None:
-        if self.prefix_len < 0 or self.infix_len < 0:
-            raise UsageError(f"prefix_len and infix_len must be >= 0, got prefix_len={self.prefix_len}, infix_len={self.infix_len}")
-        if self.prefix_len + self.infix_len == 0:
-            raise UsageError("prefix_len + infix_len must be > 0: the method inserts nothing")
-        if self.prefix_len + self.infix_len >= dims.max_positions:
-            raise UsageError(
-                f"prefix_len + infix_len ({self.prefix_len} + {self.infix_len}) must be below the model's "
-                f"{dims.max_positions} positions, leaving room for the input"
-            )
 
 
 @dataclass(frozen=True)
@@ -298,7 +281,6 @@ def prefix_module(model: nn.Module) -> PrefixTuning:
 class PrefixMethod(Method):
     per_layer = False
     capabilities = Capabilities(mergeable=False, adds_latency=True, changes_seq_len=True)
-    config_cls = PrefixConfig
 
     def adapt(self, model: nn.Module, config: PrefixConfig, arch: ArchSpec) -> None:
         backbone = arch.backbone(model)
@@ -312,9 +294,6 @@ class PrefixMethod(Method):
 
     def before_forward(self, model: nn.Module, prompt_lengths: torch.Tensor | None) -> None:
         prefix_module(model).prompt_lengths = prompt_lengths
-
-    def extra_positions(self, config: PrefixConfig) -> int:
-        return config.prefix_len + config.infix_len
 
 
 @register

@@ -21,16 +21,14 @@ q and v).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from peftbench.errors import UsageError
 from peftbench.methods.base import Adapted, register
-from peftbench.methods.lora import Lora, LoraConfig, LoraLayer, lora_layers
-from peftbench.models import ModelDims
+from peftbench.methods.config import ReloraConfig
+from peftbench.methods.lora import Lora, LoraLayer, lora_layers
 
 if TYPE_CHECKING:
     from peftbench.runner import TrainState
@@ -44,32 +42,10 @@ CHECKPOINT_NOTE = (
 )
 
 
-@dataclass(frozen=True)
-class ReloraConfig(LoraConfig):
-    restart_every: int = 5000  # optimizer steps between merges (the paper: 5,000); 0: never, plain LoRA
-    optimizer_reset: float = 0.99  # fraction of each LoRA tensor's Adam state zeroed by magnitude at a restart
-    restart_warmup: int = 50  # steps over which the LR ramps from 0 back to the base schedule (the paper: 50-100)
-
-    def validate(self, dims: ModelDims) -> None:
-        super().validate(dims)
-        if self.restart_every < 0:
-            raise UsageError(f"restart_every must be >= 0 (0: never restart), got {self.restart_every}")
-        if not 0 <= self.optimizer_reset <= 1:
-            raise UsageError(f"optimizer_reset must be in [0, 1] (the fraction of optimizer state pruned), got {self.optimizer_reset}")
-        if self.restart_warmup < 0:
-            raise UsageError(f"restart_warmup must be >= 0, got {self.restart_warmup}")
-        if self.restart_every and self.restart_warmup >= self.restart_every:
-            raise UsageError(
-                f"restart_warmup ({self.restart_warmup}) must be below restart_every ({self.restart_every}): "
-                "the learning rate would never get back to the base schedule"
-            )
-
-
 @register
 class Relora(Lora):
     name = "relora"
     description = "LoRA merged into the weights and restarted every n steps (optimizer state pruned, jagged LR); LoRA's count"
-    config_cls = ReloraConfig
 
     def callbacks(self, adapted: Adapted) -> list[Any]:
         config = getattr(adapted.config, self.name, adapted.config)  # inside a composed method: this part's config

@@ -6,8 +6,9 @@ and 14 (WebNLG) becomes a `PaperRow` in *our* vocabulary (method names from the 
 the paper is a dictionary lookup, not string juggling spread over the report. Values stay in the
 paper's printed scale (GLUE x100; Table 3's METEOR and ROUGE-L x100; Tables 13-14 as 0-1).
 
-Tiny models have no counterpart in the paper; `REFERENCE_MODEL` names the paper model whose rows
-are shown beside them *as a reference only*, clearly labelled as a different model, never diffed.
+Tiny models have no counterpart in the paper; their preset's `reference` (models.yaml) names the
+paper model whose rows are shown beside them *as a reference only*, clearly labelled as a different
+model, never diffed.
 """
 
 from __future__ import annotations
@@ -21,9 +22,6 @@ from typing import Any
 from peftbench.specs import PACKAGE_DIR, method_specs
 
 PAPER_JSON = PACKAGE_DIR / "paper" / "paper_tables.json"
-
-# our model preset -> the paper model of the same family shown beside it as a reference (not the same model)
-REFERENCE_MODEL = {"tiny-roberta": "roberta-base", "tiny-deberta": "deberta-v2-xxlarge", "tiny-gpt2": "gpt2-medium"}
 
 GLUE_COLUMNS = {
     "MNLI": "mnli",
@@ -119,9 +117,11 @@ def paper_rows() -> tuple[PaperRow, ...]:
 
 def paper_model_for(model: str) -> tuple[str, bool]:
     """The paper model to show beside `model`, and whether it is the same model (False: a reference only)."""
-    if model in REFERENCE_MODEL:
-        return REFERENCE_MODEL[model], False
-    return model, True
+    from peftbench.presets import model_presets
+
+    presets = model_presets()
+    reference = presets.get(model).reference if model in presets else None
+    return (reference, False) if reference else (model, True)
 
 
 def match(table: str, model: str, method: str, params: float | None) -> tuple[PaperRow | None, bool]:

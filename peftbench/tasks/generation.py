@@ -32,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from peftbench.arch import dims_of
 from peftbench.errors import UsageError
 from peftbench.tasks.data_to_text import D2TExample, seen_categories
 from peftbench.tasks.formats import FORMATS
@@ -156,11 +157,10 @@ class GenerationPipeline(Pipeline):
     def prompt_limit(self, model: Any) -> int:
         """Prompt tokens that fit: max_seq_len, and the model's positions less new and inserted ones."""
         inner = getattr(model, "model", model)
-        positions = getattr(inner.config, "max_position_embeddings", None) or getattr(inner.config, "n_positions", None)
+        positions = dims_of(inner.config).max_positions
         limit = self.training.max_seq_len
         if positions:
-            method, config = getattr(model, "method", None), getattr(model, "config", None)
-            extra = method.extra_positions(config) if method is not None else 0
+            extra = model.config.extra_positions() if hasattr(model, "method") else 0  # an Adapted model: its method's config
             limit = min(limit, positions - self.generation.max_new_tokens - extra)
         if limit < 2:
             raise UsageError(
