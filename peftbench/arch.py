@@ -65,7 +65,6 @@ class ArchSpec:
     projections: dict[str, tuple[Projection, ...]]  # target name -> the maps it covers in a block
     block_returns_tuple: bool
     conv1d_weights: bool = False  # GPT-2's Conv1D stores the weight as (in, out)
-    pre_layernorm: bool = False
     # A decoder: attends only to earlier positions (the state at t predicts token t+1) and has a
     # causal-LM class, so it can do generation tasks, is a language model when no task is given,
     # and its tiny preset uses GPT-2's single end-of-text token as bos, eos and pad.
@@ -188,7 +187,6 @@ ARCHS: tuple[ArchSpec, ...] = (
         },
         block_returns_tuple=False,
         conv1d_weights=True,
-        pre_layernorm=True,
         causal=True,
         config_names={
             "hidden_size": "n_embd",
@@ -215,7 +213,6 @@ ARCHS: tuple[ArchSpec, ...] = (
             ),
         },
         block_returns_tuple=False,
-        pre_layernorm=True,
         causal=True,
         bias_switches=("attention_bias", "mlp_bias"),
     ),
