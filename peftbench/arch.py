@@ -248,6 +248,10 @@ def dims_of(config: Any) -> ModelDims:
     """The sizes of a model from its config: a transformers config, or plain data (a `config.json`, a preset)."""
     arch = arch_for_type(config_model_type(config))
     value = partial(arch.config_value, config)
+    for name in ("hidden_size", "num_attention_heads", "num_hidden_layers", "max_position_embeddings"):
+        if value(name) is None:
+            keys = " or ".join(repr(k) for k in dict.fromkeys((name, arch.config_names.get(name, name))))
+            raise UsageError(f"the {config_model_type(config)} model config gives no {keys}")
     d_model, n_heads = value("hidden_size"), value("num_attention_heads")
     head_dim = value("head_dim") or d_model // n_heads
     return ModelDims(

@@ -1,4 +1,5 @@
-"""Model presets, local model folders, and building a model for a task (with or without weights).
+"""Building a model and its tokenizer for a task (with or without weights), from a `ModelSource`
+(`presets.py`: the presets of `models.yaml` and local model folders).
 
 A preset's shapes come from `models.yaml`; weights come from the hub (or a local folder given as
 `--model DIR`). On the meta device no weights exist at all, which is how `peftbench params`

@@ -54,7 +54,7 @@ class ModelSource:
         and special ids, which building the model adds; `arch.dims_of` reads the sizes from it.
         """
         if self.local_dir:
-            return json.loads((self.local_dir / "config.json").read_text(encoding="utf-8"))
+            return check_model_config(self.local_dir / "config.json")
         return dict(self.config)
 
 
@@ -100,8 +100,8 @@ def materialised(source: ModelSource) -> ModelSource:
     return source
 
 
-def check_model_config(path: Path) -> None:
-    """A local model folder's `config.json` must be a JSON object naming its `model_type`.
+def check_model_config(path: Path) -> dict[str, Any]:
+    """A local model folder's `config.json`, which must be a JSON object naming its `model_type`.
 
     Checked when the folder is named, so a corrupt file is a one-line usage error before any work,
     not an OSError from deep inside `AutoConfig`.
@@ -123,3 +123,4 @@ def check_model_config(path: Path) -> None:
 
         supported = ", ".join(t for arch in ARCHS for t in arch.model_types)
         raise UsageError(f"{path}: the model config names no model_type (supported: {supported})")
+    return config

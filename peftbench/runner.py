@@ -44,7 +44,7 @@ from peftbench.methods import METHODS, Adapted
 from peftbench.models import build_model, load_tokenizer
 from peftbench.record import SCHEMA_VERSION, comparability_key, liveness, update_scores, utc_now, with_directions
 from peftbench.resolve import ResolvedRun
-from peftbench.stop import STOP, die_with_parent, polling_for_stop
+from peftbench.stop import STOP, polling_for_stop, tied_to_parent
 from peftbench.store import Store, read_record, write_record
 from peftbench.tasks.base import content_hash, load_splits
 from peftbench.tasks.pipeline import Pipeline, make_pipeline
@@ -291,10 +291,9 @@ def execute(plan: Plan, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Train and evaluate with the record kept current on disk; returns the final record."""
     record = new_record(plan)
     keeper = RecordKeeper(plan.record_path, record)
-    die_with_parent()
     try:
         keeper.write()
-        with Heartbeat(plan.record_path):
+        with Heartbeat(plan.record_path), tied_to_parent():
             train_and_evaluate(plan, keeper, callbacks)
         record["status"] = "finished"
     except KeyboardInterrupt:

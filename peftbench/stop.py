@@ -15,7 +15,6 @@ import contextlib
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,40 +66,65 @@ def import_deferring_stop(*modules: str) -> None:
         raise KeyboardInterrupt
 
 
-PARENT_POLL_S = 0.05
+PARENT_POLL_S = 0.1
+STARTED_UNDER = os.getppid()  # the parent when this process started (this module loads first thing)
+
+
+class ParentTie:
+    """Whether runs in this process die with the process that started it (see `tied_to_parent`)."""
+
+    forced = False  # a worker of ours (a sweep's pool) is always tied, whatever it inherited
+
+
+TIE = ParentTie()
 
 
 def outlives_parent() -> bool:
     """Whether this process was started to outlive its parent: under `nohup` (SIGHUP ignored), as a
-    session leader (`setsid`, `start_new_session=True`), or already adopted (parent id 0 or 1)."""
-    return (
-        signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
-        or os.getsid(0) == os.getpid()
-        or os.getppid() <= 1
-    )
+    session leader (`setsid`, `start_new_session=True`), or with init as its parent from the start.
+
+    Torch elastic (`accelerate launch`, `torchrun`) starts its workers as session leaders; they are
+    its workers all the same, and stay tied to it.
+    """
+    if TIE.forced or "TORCHELASTIC_RUN_ID" in os.environ:
+        return False
+    return signal.getsignal(signal.SIGHUP) == signal.SIG_IGN or os.getsid(0) == os.getpid() or STARTED_UNDER <= 1
 
 
-def die_with_parent() -> None:
-    """Kill this process outright if the process that started it dies; a no-op when it should outlive it.
+def tie_workers_to_parent() -> None:
+    """For a pool's worker processes: tied to the pool's process even when it was started detached
+    (a `nohup`ped sweep passes its ignored SIGHUP on to every worker)."""
+    TIE.forced = True
+
+
+@contextlib.contextmanager
+def tied_to_parent() -> Iterator[None]:
+    """While the block runs, kill this process outright if the process that started it dies.
 
     A run started by a supervisor (`timeout`, a sweep worker pool, a scheduler's step, a script) that
     is itself killed with SIGKILL would otherwise train on as an orphan nobody waits for, holding the
     accelerator, while its owner believes it gone. The kernel gave the parent no chance to clean up,
     and the run takes none either: it ends the same way, its record stays `running` with a dead pid
-    and so reads `stale`, and the sweep resumes it from its last checkpoint. The parent id is polled
-    (every PARENT_POLL_S) rather than set with PR_SET_PDEATHSIG, which fires when the parent's
-    *thread* ends, and a pool may start processes from short-lived threads. Started once per process.
+    and so reads `stale`, and a sweep resumes it from its last checkpoint. A parent that died
+    before the block (while the model loaded) counts the same. Runs meant to outlive their parent
+    are detached on purpose (`outlives_parent`). The parent id is polled (every PARENT_POLL_S)
+    rather than set with PR_SET_PDEATHSIG, which fires when the parent's *thread* ends, and a pool
+    may start processes from short-lived threads.
     """
-    if os.name != "posix" or outlives_parent() or any(t.name == WATCH_THREAD for t in threading.enumerate()):
+    if os.name != "posix" or outlives_parent():
+        yield
         return
-    parent = os.getppid()
+    done = threading.Event()
 
     def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_POLL_S)
+        while os.getppid() == STARTED_UNDER:
+            if done.wait(PARENT_POLL_S):
+                return
         os.kill(os.getpid(), signal.SIGKILL)
 
-    threading.Thread(target=watch, daemon=True, name=WATCH_THREAD).start()
-
-
-WATCH_THREAD = "peftbench-parent-watch"
+    thread = threading.Thread(target=watch, daemon=True, name="peftbench-parent-watch")
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()

@@ -323,10 +323,12 @@ def execute_pool(todo: list[Planned], store: Any, jobs: int, keep_checkpoints: b
 
 
 def worker_init(devices: Any) -> None:
-    """A worker's device (one GPU each when there are several) and Ctrl-C handling like the CLI's."""
+    """A worker's device (one GPU each when there are several), Ctrl-C handling like the CLI's, and its
+    runs tied to the sweep's process (a killed sweep leaves no orphans: the next one resumes them)."""
     from peftbench import stop
 
     stop.install()
+    stop.tie_workers_to_parent()
     index = devices.get()
     if "CUDA_VISIBLE_DEVICES" not in os.environ:
         import torch

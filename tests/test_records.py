@@ -118,6 +118,7 @@ def test_a_running_record_whose_process_is_gone_is_stale(tmp_path):
     assert effective_status({**record, "status": "finished", "pid": dead_pid()}) == "finished"
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc (Linux)")
 def test_an_unreaped_process_counts_as_gone():
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.time() + 30
@@ -291,7 +292,8 @@ def test_a_killed_run_is_listed_as_stale(cli, tmp_path):
     assert cli("runs", "--status", "finished", "--results-dir", str(tmp_path)).out.strip() == "no records"
 
 
-SUPERVISOR = "import subprocess, sys; subprocess.Popen(sys.argv[1:]).wait()"  # like `timeout CMD`
+# like `timeout CMD`; SIGHUP reset first: a test session started under nohup would pass its ignored SIGHUP on
+SUPERVISOR = "import signal, subprocess, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); subprocess.Popen(sys.argv[1:]).wait()"
 
 
 @pytest.mark.slow
@@ -397,3 +399,14 @@ def test_a_signal_at_any_moment_ends_cleanly(tmp_path, sig, args, when):
     assert err.strip().splitlines()[-1].startswith("peftbench: interrupted")
     assert all(r["status"] == "interrupted" and r["finished_at"] for r in records)
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_pool_worker_is_tied_to_its_pool_even_when_started_detached(monkeypatch):
+    """A `nohup`ped sweep passes its ignored SIGHUP to its workers: they must still die with it."""
+    from peftbench import stop
+
+    monkeypatch.setattr(signal, "getsignal", lambda sig: signal.SIG_IGN if sig == signal.SIGHUP else signal.SIG_DFL)
+    monkeypatch.setattr(stop.TIE, "forced", False)
+    assert stop.outlives_parent()
+    stop.tie_workers_to_parent()
+    assert not stop.outlives_parent()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 IMPLEMENTATIONS = ("adapters", "bitfit", "composed", "full", "lora", "prefix", "relora")
-__all__ = ["METHODS", "Adapted", "Capabilities", "Method"]
+__all__ = ["METHODS", "Adapted", "Capabilities", "Method", "MethodConfig"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,6 +18,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
 
+    if name == "MethodConfig":  # hyperparameters: no torch
+        return importlib.import_module(f"{__name__}.config").MethodConfig
     for module in IMPLEMENTATIONS:
         importlib.import_module(f"{__name__}.{module}")
     return getattr(importlib.import_module(f"{__name__}.base"), name)
