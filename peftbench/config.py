@@ -342,6 +342,7 @@ class Declared:
     sections: dict[str, Any]
     source: Any  # presets.ModelSource
     has_task: bool
+    model_config: dict[str, Any]  # the model's config as plain data (`ModelSource.declared_config`), read once
 
 
 @dataclass(frozen=True)
@@ -409,8 +410,12 @@ def resolve_declared(
     built = {s: build(classes[s], f"{method}/{task or '-'}/{source.name} {s}", layers[s]) for s in SECTIONS}
     built["training"].validate()
     built["generation"].validate()
-    kind, num_labels = (task_spec.kind, task_spec.num_labels) if task_spec else default_kind(source.declared_config()["model_type"])
-    return Declared(model=source.name, kind=kind, num_labels=num_labels, sections=built, source=source, has_task=task_spec is not None)
+    model_config = source.declared_config()
+    kind, num_labels = (task_spec.kind, task_spec.num_labels) if task_spec else default_kind(model_config["model_type"])
+    return Declared(
+        model=source.name, kind=kind, num_labels=num_labels, sections=built, source=source,
+        has_task=task_spec is not None, model_config=model_config,
+    )
 
 
 def check_sizes(declared: Declared, method: str, dims: Any) -> None:
@@ -436,9 +441,8 @@ def check_declared(method: str, task: str | None, model: str | Any, *, preset: s
     from peftbench.arch import arch_serving, dims_of
 
     declared = resolve_declared(method, task, model, preset=preset)
-    config = declared.source.declared_config()
-    arch_serving(config["model_type"], declared.model, declared.kind)
-    check_sizes(declared, method, dims_of(config))
+    arch_serving(declared.model_config["model_type"], declared.model, declared.kind)
+    check_sizes(declared, method, dims_of(declared.model_config))
     return declared
 
 
