@@ -42,7 +42,7 @@ from peftbench.env import environment
 from peftbench.errors import RunFailed, RunInterrupted, UsageError
 from peftbench.methods import METHODS, Adapted
 from peftbench.models import build_model, load_tokenizer
-from peftbench.record import SCHEMA_VERSION, comparability_key, liveness, update_scores, utc_now, with_directions
+from peftbench.record import SCHEMA_VERSION, comparability_key, id_part, liveness, update_scores, utc_now, with_directions
 from peftbench.resolve import ResolvedRun
 from peftbench.stop import STOP, polling_for_stop, tied_to_parent
 from peftbench.store import Store, read_record, write_record
@@ -172,8 +172,8 @@ def prepare(
 
 def run_id_for(resolved: ResolvedRun, key: str) -> str:
     cfg = resolved.config
-    model = cfg.model.replace("/", "_")
-    return f"{utc_now():%Y%m%dT%H%M%SZ}-{cfg.method}-{cfg.task}-{model}-{key[:8]}-{secrets.token_hex(3)}"
+    parts = (id_part(cfg.method), id_part(cfg.task), id_part(cfg.model))
+    return f"{utc_now():%Y%m%dT%H%M%SZ}-{'-'.join(parts)}-{key[:8]}-{secrets.token_hex(3)}"
 
 
 def claim_record(store: Store, resolved: ResolvedRun, key: str, canonical: bool, main: bool) -> tuple[str, Path | None]:

@@ -15,19 +15,21 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from peftbench.errors import UsageError
-from peftbench.record import SCHEMA_VERSION, effective_status, liveness, measurement_key, migrate, utc_now
+from peftbench.errors import UsageError, terminal_safe
+from peftbench.record import SCHEMA_VERSION, check_id, effective_status, id_part, liveness, measurement_key, migrate, schema_problem, utc_now
 from peftbench.specs import read_json
 
 FOLDERS = {"run": ("runs", "scratch"), "latency": ("latency",), "profile": ("profile",)}
 BASELINES = "baselines"
 CHECKPOINTS = "checkpoints"
+CHECKPOINT_SUFFIX = ".safetensors"  # tensors + JSON, never a pickle (peftbench/checkpoint.py)
 STUDIES = "studies"  # tuning studies: Optuna SQLite storage and a JSON summary per study
 
 
@@ -59,14 +61,26 @@ def write_record(path: Path, record: dict[str, Any]) -> None:
 
 
 def read_record(path: Path) -> dict[str, Any]:
-    """A record of any schema version up to ours, migrated to ours."""
+    """A record of any schema version up to ours, migrated to ours and checked against the typed schema.
+
+    Records come from anywhere (copied between machines), so a record that does not conform is refused here,
+    in one place, with the first wrong field named: no reader meets a list where a mapping belongs.
+    """
+    if path.is_file() and path.stat().st_size == 0:
+        raise UsageError(f"{path}: an empty record file (a run killed before its first write)")
     record = read_json(path, "record")
-    if not isinstance(record, dict) or not isinstance(record.get("schema_version"), int):
+    if not isinstance(record, dict) or type(record.get("schema_version")) is not int:
         raise UsageError(f"{path}: not a peftbench record (no schema_version)")
     if record["schema_version"] > SCHEMA_VERSION:
         raise UsageError(f"{path}: schema_version {record['schema_version']} is newer than this peftbench reads ({SCHEMA_VERSION})")
-    record = migrate(record)
+    try:
+        record = migrate(record)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise UsageError(f"{path}: not a valid record ({type(exc).__name__} while migrating it)") from None
     record.setdefault("run_id", path.stem)
+    problem = schema_problem(record)
+    if problem:
+        raise UsageError(f"{path}: not a valid record: {problem}")
     return record
 
 
@@ -77,6 +91,18 @@ class Entry:
     path: Path
     record: dict[str, Any]
     status: str
+
+
+@dataclass(frozen=True)
+class Corrupt:
+    """A file in a record folder that is no valid record (empty, truncated, foreign, malformed): `runs` lists it."""
+
+    path: Path
+    reason: str
+    status: str = "corrupt"
+
+
+CLAIM_GRACE_S = 300  # a record file stays empty from its claim to its first write, a moment; longer, a kill came between
 
 
 class Store:
@@ -105,24 +131,37 @@ class Store:
             reason = "no space left" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
             raise UsageError(f"results directory {self.root} is not writable: {reason}") from None
 
+    def inside(self, folder: str, name: str, suffix: str) -> Path:
+        """`<root>/<folder>/<name><suffix>`, for a name that is one plain path component and stays inside the root.
+
+        Names come from records, which may come from anywhere: a `run_id` of `../../victim/model` must never
+        name a file outside the results folder (checked on the resolved path, so symlinks count too).
+        """
+        check_id(name)
+        path = self.root / folder / f"{name}{suffix}"
+        root = self.root.resolve()
+        if not path.resolve().is_relative_to(root):
+            raise UsageError(f"{path}: leads outside the results folder {root}")
+        return path
+
     def claim(self, kind: str, run_id: str, canonical: bool = False) -> Path:
         """Create the (empty) file of a new record exclusively: two runs never share a file."""
         folder = FOLDERS[kind][0 if canonical or kind != "run" else 1]
-        path = self.root / folder / f"{run_id}.json"
+        path = self.inside(folder, run_id, ".json")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         os.close(fd)
         return path
 
     def checkpoint_path(self, run_id: str) -> Path:
-        return self.root / CHECKPOINTS / f"{run_id}.pt"
+        return self.inside(CHECKPOINTS, run_id, CHECKPOINT_SUFFIX)
 
     def study_path(self, name: str, suffix: str = ".json") -> Path:
         """A tuning study's file: `<study>.db` (its Optuna SQLite storage) or `<study>.json` (its summary)."""
-        return self.root / STUDIES / f"{name}{suffix}"
+        return self.inside(STUDIES, name, suffix)
 
     def baseline_path(self, name: str) -> Path:
-        return self.root / BASELINES / f"{name}.json"
+        return self.inside(BASELINES, name, ".json")
 
     # -- reading
 
@@ -137,19 +176,28 @@ class Store:
         value matches any of its items; `status` matches the effective status (`stale` included).
         A file that cannot be read is reported on stderr with its path and skipped.
         """
-        for path in self.paths(kind):
-            if path.stat().st_size == 0:
-                continue  # claimed a moment ago, first write still to come
-            try:
-                record = read_record(path)
-            except UsageError as exc:
+        for found in self.scan(kind):
+            if isinstance(found, Corrupt):
                 if warn:
-                    print(f"peftbench: skipping {exc}", file=sys.stderr)
+                    print(f"peftbench: skipping {terminal_safe(found.reason)}", file=sys.stderr)
+            elif matches(found, where):
+                yield found
+
+    def scan(self, kind: str | None = None) -> Iterator[Entry | Corrupt]:
+        """Every file of the record folders: a valid record as an Entry, anything else as Corrupt (with why)."""
+        for path in self.paths(kind):
+            try:
+                stat = path.stat()
+                if stat.st_size == 0 and time.time() - stat.st_mtime < CLAIM_GRACE_S:
+                    continue  # claimed a moment ago, first write still to come
+                record = read_record(path)
+            except FileNotFoundError:
+                continue  # removed while we looked
+            except (UsageError, OSError) as exc:
+                yield Corrupt(path, str(exc))
                 continue
-            mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
-            entry = Entry(path, record, effective_status(record, heartbeat=mtime))
-            if matches(entry, where):
-                yield entry
+            mtime = datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+            yield Entry(path, record, effective_status(record, heartbeat=mtime))
 
     def records(self, kind: str | None = None, **where: Any) -> list[dict[str, Any]]:
         return [e.record for e in self.entries(kind, **where)]
@@ -179,7 +227,7 @@ def save_measurement(record: dict[str, Any], root: Path) -> Path:
     store = Store(root)
     while True:
         record["run_id"] = (
-            f"{utc_now():%Y%m%dT%H%M%SZ}-{record['kind']}-{record['model'].replace('/', '_')}-{record['key'][:8]}-{os.urandom(3).hex()}"
+            f"{utc_now():%Y%m%dT%H%M%SZ}-{record['kind']}-{id_part(record['model'])}-{record['key'][:8]}-{os.urandom(3).hex()}"
         )
         try:
             path = store.claim(record["kind"], record["run_id"])

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from peftbench import __version__, stop
 from peftbench.cli import listing, measure, regress, report, run, sweep, tune
 from peftbench.cli.common import EPILOG
-from peftbench.errors import PeftbenchError, RunFailed, RunInterrupted
+from peftbench.errors import PeftbenchError, RunFailed, RunInterrupted, terminal_safe
 
 __all__ = ["EPILOG", "build_parser", "entry_point", "main"]
 
@@ -58,10 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stop.import_deferring_stop("torch", "transformers")
         return args.func(args)
     except PeftbenchError as exc:
-        print(f"peftbench: error: {exc}", file=sys.stderr)
+        print(f"peftbench: error: {terminal_safe(exc)}", file=sys.stderr)
         return exc.exit_code
     except RunFailed as exc:
-        print(f"peftbench: {exc}", file=sys.stderr)
+        print(f"peftbench: {terminal_safe(exc)}", file=sys.stderr)
         return 1
     except RunInterrupted as exc:
         print(f"peftbench: interrupted; record: {exc}", file=sys.stderr)
@@ -71,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the system refused a read or write outside a run (a full disk, a read-only folder): say so
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"peftbench: error: {terminal_safe(exc.strerror or exc)}{terminal_safe(where)}", file=sys.stderr)
+        return 1
     except Exception:
         if stop.STOP.requested:  # the signal landed inside an import or a library and came out as another error
             print("peftbench: interrupted", file=sys.stderr)
