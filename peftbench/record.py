@@ -28,6 +28,7 @@ SCHEMA_VERSION = 2
 KINDS = ("run", "latency", "profile")
 STALE = "stale"  # never stored: a `running` record whose process is gone (see `effective_status`)
 STALE_AFTER_S = 2 * 3600  # another host's `running` record with no heartbeat for this long is stale
+SILENT_AFTER_S = 600  # this host's: its heartbeat comes every 30 s, so 10 silent minutes mean it is gone (pid reused)
 
 
 Scalar = int | float | str | bool | None
@@ -284,18 +285,22 @@ def zombie(pid: int) -> bool:
 def effective_status(record: dict[str, Any], heartbeat: datetime | None = None, now: datetime | None = None) -> str:
     """The stored status, except that a `running` record whose process is gone reads `stale`.
 
-    On this host the pid decides. For another host only time can: no heartbeat for STALE_AFTER_S.
+    A live run touches its file every 30 s (`runner.Heartbeat`), so silence decides: no sign of life for
+    SILENT_AFTER_S on this host, or STALE_AFTER_S from another (clocks differ), is stale, even where the pid
+    lives, since a pid is reused by other processes after a restart. On this host a dead pid is stale at once.
     `heartbeat` is the latest sign of life the caller knows (the file's mtime, touched while the run lives).
     """
     status = record.get("status", "running")
     if status != "running":
         return status
-    if record.get("host") == this_host() and isinstance(record.get("pid"), int):
-        return "running" if pid_alive(record["pid"]) else STALE
+    here = record.get("host") == this_host()
+    if here and isinstance(record.get("pid"), int) and not pid_alive(record["pid"]):
+        return STALE
     beats = [t for t in (parse_time(record.get("heartbeat_at")), heartbeat) if t is not None]
     if not beats:
         return STALE
-    return STALE if ((now or utc_now()) - max(beats)).total_seconds() > STALE_AFTER_S else "running"
+    bound = SILENT_AFTER_S if here else STALE_AFTER_S
+    return STALE if ((now or utc_now()) - max(beats)).total_seconds() > bound else "running"
 
 
 def parse_time(text: str | None) -> datetime | None:

@@ -10,7 +10,9 @@ runs can never share one. Reading goes through `migrate`, so records of older sc
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import os
 import sys
@@ -30,6 +32,7 @@ FOLDERS = {"run": ("runs", "scratch"), "latency": ("latency",), "profile": ("pro
 BASELINES = "baselines"
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_SUFFIX = ".safetensors"  # tensors + JSON, never a pickle (peftbench/checkpoint.py)
+CLAIMS = "claims"  # one file per sweep cell being run: two sweeps never train the same cell
 STUDIES = "studies"  # tuning studies: Optuna SQLite storage and a JSON summary per study
 
 
@@ -217,6 +220,60 @@ class Store:
             raise UsageError(f"no record {ref!r} in {self.root} (give a run id, a unique prefix of one, or a path to a record)")
         listing = "\n  ".join(p.stem for p in matches[:10])
         raise UsageError(f"run {ref!r} is ambiguous in {self.root}; it matches:\n  {listing}")
+
+
+class CellClaims:
+    """Atomic claims on sweep cells: `claims/<key>-<seed>.json` created exclusively, holding the owner's host,
+    pid and heartbeat; `touch` keeps them fresh while the owner lives and `release` removes them.
+
+    Two sweeps that plan the same cell both try to claim it; one wins, the other waits for the cell. A claim
+    whose owner is gone (dead pid, or silent past the record rules' bound) is taken over.
+    """
+
+    def __init__(self, store: Store):
+        self.store, self.held = store, {}  # type: dict[tuple[str, int], Path]
+
+    def path(self, key: str, seed: int) -> Path:
+        return self.store.inside(CLAIMS, f"{key}-{seed}", ".json")
+
+    def take(self, key: str, seed: int) -> bool:
+        """Claim a cell; False when a live owner holds it. Checking and taking happen under one lock on
+        `claims/.lock`, so two takers of a stale claim cannot both win."""
+        path = self.path(key, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / ".lock", "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            if path.exists() and self.owner_lives(path):
+                return False
+            tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(liveness()), encoding="utf-8")
+            os.replace(tmp, path)
+        self.held[(key, seed)] = path
+        return True
+
+    def owner_lives(self, path: Path) -> bool:
+        try:
+            owner = json.loads(path.read_text(encoding="utf-8"))
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        except (OSError, ValueError, RecursionError):
+            return False
+        if not isinstance(owner, dict):
+            return False
+        return effective_status({**owner, "status": "running"}, heartbeat=mtime) == "running"
+
+    def touch(self) -> None:
+        for path in self.held.values():
+            with contextlib.suppress(OSError):
+                path.touch()
+
+    def release(self, key: str, seed: int) -> None:
+        path = self.held.pop((key, seed), None)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def release_all(self) -> None:
+        for key, seed in list(self.held):
+            self.release(key, seed)
 
 
 def save_measurement(record: dict[str, Any], root: Path) -> Path:

@@ -70,9 +70,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         written = make_report(store.root, {"key": list(result.keys)}, Path(out)).written
         page = next((p for p in written if p.name == "index.html"), None)
         print(f"report: {page or out} ({len(written)} files)")
-    ran = len(result.outcomes)
+    ran = sum(o.status != "skipped" for o in result.outcomes)
+    elsewhere = len(result.outcomes) - ran
     print(
-        f"sweep {spec.name}: {ran} ran, {len(result.skipped)} skipped (done before), {len(result.failed)} failed, "
+        f"sweep {spec.name}: {ran} ran, {len(result.skipped)} skipped (done before), "
+        + (f"{elsewhere} finished by another process, " if elsewhere else "")
+        + f"{len(result.failed)} failed, "
         f"{result.seconds:.0f} s; records in {store.root}"
     )
     for outcome in result.failed:
