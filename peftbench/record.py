@@ -16,9 +16,9 @@ import math
 import os
 import re
 import socket
-from types import UnionType
 from datetime import datetime, timezone
 from pathlib import Path
+from types import UnionType
 from typing import Any, Literal, TypedDict, Union, get_args, get_origin, get_type_hints, is_typeddict
 
 from peftbench.errors import UsageError
@@ -187,14 +187,16 @@ def type_problem(value: Any, hint: Any, where: str) -> str | None:
     if hint is Any:
         return None
     if origin in (Union, UnionType):
-        return None if any(type_problem(value, a, where) is None for a in args) else f"{where or 'record'}: {_shape(value)} is not {_name(hint)}"
+        ok = any(type_problem(value, a, where) is None for a in args)
+        return None if ok else f"{where or 'record'}: {_shape(value)} is not {_name(hint)}"
     if origin is Literal:
         return None if value in args else f"{where}: {str(value)[:40]!r} is not one of {args}"
     if is_typeddict(hint):
         if not isinstance(value, dict):
             return f"{where or 'record'}: {_shape(value)} is not an object"
         fields = get_type_hints(hint)
-        return next((p for name, v in value.items() if name in fields for p in [type_problem(v, fields[name], f"{where}.{name}".lstrip("."))] if p), None)
+        problems = (type_problem(v, fields[name], f"{where}.{name}".lstrip(".")) for name, v in value.items() if name in fields)
+        return next((p for p in problems if p), None)
     if origin is dict:
         if not isinstance(value, dict):
             return f"{where}: {_shape(value)} is not an object"

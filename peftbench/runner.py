@@ -21,6 +21,7 @@ import contextlib
 import copy
 import math
 import secrets
+import sys
 import threading
 import time
 import traceback
@@ -308,18 +309,27 @@ def execute(plan: Plan, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     finally:
         record["finished_at"] = utc_now().isoformat()
         with polling_for_stop():  # a signal now only sets the flag: the final write completes
-            write_final(keeper)
+            unwritten = write_final(keeper)
+    if unwritten:  # a run whose record does not say `finished` never exits 0
+        raise RunFailed(f"run failed: {unwritten}\nrecord: {plan.record_path}")
     return record
 
 
-def write_final(keeper: RecordKeeper) -> None:
-    """The last write; if even that fails (a full disk), the previous good record stays and we say so."""
+def write_final(keeper: RecordKeeper) -> str | None:
+    """The last write. If it fails (a full disk), the record is marked `failed` with the OS's reason and written
+    once more, compactly; if even that fails, the last good one stays. Returns the reason, or None when written."""
     try:
         keeper.write()
+        return None
     except OSError as exc:
-        import sys
-
-        print(f"peftbench: could not write the final record {keeper.path}: {exc.strerror or exc}; the last good one stays", file=sys.stderr)
+        reason = f"could not write the final record: {failure_reason(exc)}"
+    keeper.record.update(status="failed", error=reason)
+    keeper.record.pop("traceback", None)
+    try:
+        keeper.write()
+    except OSError:
+        print(f"peftbench: {reason}; the last good record stays in {keeper.path}", file=sys.stderr)
+    return reason
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -25,7 +25,18 @@ from pathlib import Path
 from typing import Any
 
 from peftbench.errors import UsageError, terminal_safe
-from peftbench.record import SCHEMA_VERSION, check_id, effective_status, id_part, liveness, measurement_key, migrate, schema_problem, utc_now
+from peftbench.record import (
+    SCHEMA_VERSION,
+    check_id,
+    effective_status,
+    id_part,
+    liveness,
+    measurement_key,
+    migrate,
+    schema_problem,
+    utc_now,
+    valid_id,
+)
 from peftbench.specs import read_json
 
 FOLDERS = {"run": ("runs", "scratch"), "latency": ("latency",), "profile": ("profile",)}
@@ -64,27 +75,51 @@ def write_record(path: Path, record: dict[str, Any]) -> None:
 
 
 def read_record(path: Path) -> dict[str, Any]:
-    """A record of any schema version up to ours, migrated to ours and checked against the typed schema.
-
-    Records come from anywhere (copied between machines), so a record that does not conform is refused here,
-    in one place, with the first wrong field named: no reader meets a list where a mapping belongs.
-    """
+    """A record of any schema version up to ours, migrated to ours and checked against the typed schema."""
     if path.is_file() and path.stat().st_size == 0:
         raise UsageError(f"{path}: an empty record file (a run killed before its first write)")
-    record = read_json(path, "record")
-    if not isinstance(record, dict) or type(record.get("schema_version")) is not int:
-        raise UsageError(f"{path}: not a peftbench record (no schema_version)")
-    if record["schema_version"] > SCHEMA_VERSION:
-        raise UsageError(f"{path}: schema_version {record['schema_version']} is newer than this peftbench reads ({SCHEMA_VERSION})")
+    record = check_record(read_json(path, "record"), str(path))
+    record.setdefault("run_id", path.stem)
+    if not valid_id(record["run_id"]):
+        raise UsageError(f"{path}: not a valid record: run_id {str(record['run_id'])[:60]!r} is not a valid id")
+    return record
+
+
+def check_record(record: Any, where: str) -> dict[str, Any]:
+    """A parsed record (a file's, or one inside a baseline), migrated and checked against the typed schema.
+
+    Records come from anywhere (copied between machines), so one that does not conform is refused here, in
+    one place, with the first wrong field named: no reader meets a list where a mapping belongs.
+    """
+    if not isinstance(record, dict) or type(record.get("schema_version", 1)) is not int:
+        raise UsageError(f"{where}: not a peftbench record (no schema_version)")
+    if record.get("schema_version", 1) > SCHEMA_VERSION:
+        raise UsageError(f"{where}: schema_version {record['schema_version']} is newer than this peftbench reads ({SCHEMA_VERSION})")
     try:
         record = migrate(record)
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
-        raise UsageError(f"{path}: not a valid record ({type(exc).__name__} while migrating it)") from None
-    record.setdefault("run_id", path.stem)
-    problem = schema_problem(record)
+        raise UsageError(f"{where}: not a valid record ({type(exc).__name__} while migrating it)") from None
+    problem = schema_problem({"run_id": "-", **record})
     if problem:
-        raise UsageError(f"{path}: not a valid record: {problem}")
+        raise UsageError(f"{where}: not a valid record: {problem}")
     return record
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Create `folder` and write a 4 KiB probe into it, or fail with one line (exit 2) saying why: a command
+    that writes (a run, a report, a baseline) learns of a read-only or full disk before its work, not after."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check.", delete=True)  # noqa: SIM115
+        try:
+            probe.write(b"x" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+        finally:
+            probe.close()
+    except OSError as exc:
+        reason = "no space left" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise UsageError(f"{what} {folder} is not writable: {reason}") from None
 
 
 @dataclass(frozen=True)
@@ -105,6 +140,7 @@ class Corrupt:
     status: str = "corrupt"
 
 
+TEMP_MAX_AGE_S = 3600  # a temporary file older than this was left by a killed writer (see `Store.clean_temp`)
 CLAIM_GRACE_S = 300  # a record file stays empty from its claim to its first write, a moment; longer, a kill came between
 
 
@@ -121,18 +157,24 @@ class Store:
         for path in (self.root, *(self.root / f for folders in FOLDERS.values() for f in folders)):
             if path.exists() and not path.is_dir():
                 raise UsageError(f"results directory: {path} exists and is not a directory")
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-check.", delete=True)  # noqa: SIM115
-            try:
-                probe.write(b"x" * 4096)
-                probe.flush()
-                os.fsync(probe.fileno())
-            finally:
-                probe.close()
-        except OSError as exc:
-            reason = "no space left" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-            raise UsageError(f"results directory {self.root} is not writable: {reason}") from None
+        check_writable(self.root, "results directory")
+        self.clean_temp()
+
+    def clean_temp(self, older_than_s: float = TEMP_MAX_AGE_S) -> list[Path]:
+        """Remove the temporary files that a kill in the middle of a write left (`.<name>.<random>.tmp`).
+
+        A live writer holds its temp file for the moment between writing and renaming it; one this old
+        belongs to a process that died there. Returns what was removed.
+        """
+        folders = {self.root / f for folders in FOLDERS.values() for f in folders} | {self.root / d for d in (CHECKPOINTS, CLAIMS, BASELINES)}
+        removed = []
+        for folder in folders:
+            for path in folder.glob(".*.tmp") if folder.is_dir() else []:
+                with contextlib.suppress(OSError):
+                    if time.time() - path.lstat().st_mtime > older_than_s:
+                        path.unlink()
+                        removed.append(path)
+        return removed
 
     def inside(self, folder: str, name: str, suffix: str) -> Path:
         """`<root>/<folder>/<name><suffix>`, for a name that is one plain path component and stays inside the root.

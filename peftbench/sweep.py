@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from peftbench.errors import RunFailed, RunInterrupted, UsageError
-from peftbench.specs import check_keys, check_version, read_yaml, spec_dir
+from peftbench.specs import check_keys, check_version, read_yaml, spec_dir, text
 from peftbench.store import CellClaims
 
 SPEC_KEYS_REQUIRED = {"version", "name", "methods", "tasks"}
@@ -139,9 +139,16 @@ def parse_spec(path: Path) -> SweepSpec:
         per_method={k: strings(f"{where}: per_method.{k}", v) for k, v in mapping(f"{where}: per_method", data.get("per_method")).items()},
         per_task={k: strings(f"{where}: per_task.{k}", v) for k, v in mapping(f"{where}: per_task", data.get("per_task")).items()},
         presets={k: str(v) for k, v in mapping(f"{where}: presets", data.get("presets")).items()},
-        data_dir=data.get("data_dir"),
-        report=mapping(f"{where}: report", data.get("report")) or None,
+        data_dir=text(where, "data_dir", data.get("data_dir"), optional=True),
+        report=report_section(where, data.get("report")),
     )
+
+
+def report_section(where: str, value: Any) -> dict[str, str] | None:
+    """`report: {out: FOLDER}`, checked before any cell trains (a wrong type must not surface after the sweep)."""
+    section = mapping(f"{where}: report", value)
+    check_keys(f"{where}: report", section, set(), {"out"})
+    return {"out": str(text(f"{where}: report", "out", section["out"]))} if "out" in section else None
 
 
 def preset_names() -> list[str]:

@@ -11,6 +11,7 @@ stay fast. `import peftbench.cli` imports nothing heavy (tests/test_cli_imports.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -54,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = stop.install()
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "trust_pickle", False):
+            from peftbench.presets import TRUST_PICKLE
+
+            os.environ[TRUST_PICKLE] = "1"  # read where model folders load, in this process and a sweep's workers
         if args.command in MODEL_COMMANDS:
             stop.import_deferring_stop("torch", "transformers")
         return args.func(args)

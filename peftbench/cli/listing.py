@@ -120,15 +120,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     path = Store(args.results_dir and Path(args.results_dir)).find(args.run)
     record = read_record(path)
     mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
-    print(json.dumps(record, indent=2) if args.json else terminal_safe(show_record(record, path, effective_status(record, heartbeat=mtime))))
+    status = effective_status(record, heartbeat=mtime)
+    print(json.dumps(record, indent=2) if args.json else terminal_safe(show_record(record, path, status)))
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from peftbench.display import runs_table
-    from peftbench.store import Store
-
-    from peftbench.store import Corrupt, matches
+    from peftbench.store import Corrupt, Store, matches
 
     where = {"method": args.method, "task": args.task, "model": args.model, "status": args.status, "seed": args.seed, "key": args.key}
     found = list(Store(args.results_dir and Path(args.results_dir)).scan(args.kind))
