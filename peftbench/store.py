@@ -166,7 +166,8 @@ class Store:
         A live writer holds its temp file for the moment between writing and renaming it; one this old
         belongs to a process that died there. Returns what was removed.
         """
-        folders = {self.root / f for folders in FOLDERS.values() for f in folders} | {self.root / d for d in (CHECKPOINTS, CLAIMS, BASELINES)}
+        names = {f for folders in FOLDERS.values() for f in folders} | {CHECKPOINTS, CLAIMS, BASELINES}
+        folders = [self.root / name for name in sorted(names)]
         removed = []
         for folder in folders:
             for path in folder.glob(".*.tmp") if folder.is_dir() else []:
