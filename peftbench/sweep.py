@@ -437,7 +437,8 @@ def run_sweep(
         print(plan_line(spec.name, planned, left_out), file=out, flush=True)
         outcomes: list[Outcome] = []
         waiting = [p for p in planned if p.action == "wait"]
-        runs = itertools.chain(execute([p for p in planned if p.action in ("run", "resume")]), settle(waiting, store, claims, execute))
+        ours = execute([p for p in planned if p.action in ("run", "resume")])
+        runs = itertools.chain(ours, settle(waiting, store, claims, execute, out))
         with tqdm(total=len(planned), initial=len(skipped), desc=f"sweep {spec.name}", unit="run", position=0, mininterval=0.5) as bar:
             for outcome in runs:
                 outcomes.append(outcome)
@@ -484,9 +485,16 @@ def claims_kept_fresh(claims: CellClaims) -> Iterator[None]:
 WAIT_POLL_S = 2.0
 
 
-def settle(waiting: list[Planned], store: Any, claims: CellClaims, execute: Any) -> Iterator[Outcome]:
+def settle(waiting: list[Planned], store: Any, claims: CellClaims, execute: Any, out: Any = None) -> Iterator[Outcome]:
     """Cells another process was running: wait until each is finished there (nothing to do) or its owner is
     gone (then claim it and run or resume it here). A cell is never counted done while it is not finished."""
+    if waiting:
+        labels = ", ".join(p.cell.label for p in waiting[:3]) + (", ..." if len(waiting) > 3 else "")
+        print(
+            f"waiting for {len(waiting)} cell(s) another process is running ({labels}); Ctrl-C stops, a later sweep picks them up",
+            file=out,
+            flush=True,
+        )
     while waiting:
         time.sleep(WAIT_POLL_S)
         index, still = index_by_key_and_seed(store), []
