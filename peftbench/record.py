@@ -169,14 +169,14 @@ def schema_problem(record: Any) -> str | None:
     if not isinstance(record, dict):
         return f"not a JSON object but {type(record).__name__}"
     kind = record.get("kind")
-    if kind not in SCHEMAS:
+    if not isinstance(kind, str) or kind not in SCHEMAS:
         return f"unknown kind {str(kind)[:40]!r}"
     missing = [name for name in REQUIRED[kind] if name not in record]
     if missing:
         return f"missing {', '.join(missing)}"
     if not valid_id(record["run_id"]):
         return f"run_id {str(record['run_id'])[:60]!r} is not a valid id"
-    if record.get("status") not in STATUSES:
+    if not isinstance(record.get("status"), str) or record["status"] not in STATUSES:
         return f"unknown status {str(record.get('status'))[:40]!r}"
     return type_problem(record, SCHEMAS[kind], "")
 

@@ -106,11 +106,14 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
 
 
 def check_writable(folder: Path, what: str) -> None:
-    """Create `folder` and write a 4 KiB probe into it, or fail with one line (exit 2) saying why: a command
-    that writes (a run, a report, a baseline) learns of a read-only or full disk before its work, not after."""
+    """Write a 4 KiB probe into `folder` (or, while it does not exist, the nearest folder above it that does, so
+    a command that then refuses leaves nothing behind), or fail with one line (exit 2) saying why: a command that
+    writes (a run, a report, a baseline) learns of a read-only or full disk before its work, not after."""
+    existing = next((p for p in (folder, *folder.absolute().parents) if p.exists()), Path("/"))
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check.", delete=True)  # noqa: SIM115
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "a file is in the way", str(existing))
+        probe = tempfile.NamedTemporaryFile(dir=existing, prefix=".write-check.", delete=True)  # noqa: SIM115
         try:
             probe.write(b"x" * 4096)
             probe.flush()
@@ -158,6 +161,10 @@ class Store:
             if path.exists() and not path.is_dir():
                 raise UsageError(f"results directory: {path} exists and is not a directory")
         check_writable(self.root, "results directory")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"results directory {self.root} is not writable: {exc.strerror or exc}") from None
         self.clean_temp()
 
     def clean_temp(self, older_than_s: float = TEMP_MAX_AGE_S) -> list[Path]:
