@@ -72,7 +72,7 @@ def summary_lines(record: dict[str, Any]) -> str:
             f"parameters: method {p['method']:,} (head {p.get('head', 0):,}, trainable {p.get('trainable', 0):,}, "
             f"total {p.get('total', 0):,}){formula}"
         )
-    if tp.get("steps_measured"):
+    if tp.get("steps_measured") and tp.get("tokens_per_s") is not None and tp.get("samples_per_s") is not None:
         lines.append(
             f"training: {tp['tokens_per_s']:.0f} tokens/s, {tp['samples_per_s']:.1f} samples/s over {tp['steps_measured']} steady steps"
         )

@@ -63,13 +63,49 @@ class Measurements(TypedDict, total=False):
     """What `runner.run_measurements` writes (see README, Measurements); read by runs, reports and checks."""
 
     schedule: dict[str, int]
-    train_throughput: dict[str, Any]  # tokens_per_s, samples_per_s, seconds_per_step, step_seconds quartiles
+    train_throughput: Throughput
     eval_throughput: dict[str, Scalar]
     wall_time_s: dict[str, float]  # seconds per phase: setup, train, eval
     peak_rss_bytes: int
     peak_memory_by_phase: dict[str, dict[str, int]]
     memory_breakdown_bytes: dict[str, int]
     checkpoint_bytes: int
+
+
+class Params(TypedDict, total=False):
+    method: int  # the paper's convention: the method's own parameters, task head excluded
+    head: int
+    trainable: int
+    total: int
+    base_total: int
+    formula: int | None  # the paper's formula for the method, where it has one
+
+
+class Throughput(TypedDict, total=False):
+    steps_measured: int
+    warmup_steps_excluded: int
+    tokens_per_s: float
+    samples_per_s: float
+    seconds_per_step: float
+    step_seconds: dict[str, float]  # n, median, q1, q3, iqr
+
+
+class Env(TypedDict, total=False):
+    """Where a record was made (`env.environment`): versions, device, threads, dtype, git state, processes."""
+
+    peftbench: str
+    python: str
+    torch: str
+    transformers: str
+    accelerate: str
+    platform: str
+    device: str
+    device_name: str | None
+    threads: int
+    dtype: str
+    commit: str | None
+    dirty: bool | None
+    processes: int
 
 
 class Resumed(TypedDict, total=False):
@@ -100,8 +136,8 @@ class RunRecord(TypedDict, total=False):
     config_hash: str  # sha256 of `config` including seed and preset label (identity, not comparability)
     model_origin: str  # hub id, local path, or "random init from config"
     data: dict[str, Any] | None  # source, per-split example counts and content hashes, max_train_examples
-    env: dict[str, Any] | None  # versions, device, threads, dtype, peftbench version, git commit + dirty
-    params: dict[str, int | None] | None  # method (paper convention), head, trainable, total, base_total, formula
+    env: Env | None  # versions, device, threads, dtype, peftbench version, git commit + dirty
+    params: Params | None  # method (paper convention), head, trainable, total, base_total, formula
     main_metric: str  # the task's headline metric (its base name; MNLI's lives under suffixes)
     metrics: dict[str, MetricValue]  # the best epoch's scores (the paper's GLUE convention); final for generation
     metrics_last: dict[str, MetricValue]  # the last epoch's scores
@@ -129,7 +165,7 @@ class MeasurementRecord(TypedDict, total=False):
     model_origin: str
     model_class: str
     methods: list[str]
-    env: dict[str, Any]
+    env: Env
     settings: dict[str, Any]
     # ...then the protocol's own fields (latency: `cells`, `variants`; profile: `rows`, `timing`), documented in peftbench/bench/
 

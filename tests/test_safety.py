@@ -162,6 +162,8 @@ def survives(argv: list[str], capsys) -> None:
 @given(where=st.sampled_from(FIELDS + NESTED), value=JSON)
 @example(where="kind", value=[])  # unhashable where a name belongs: found by an earlier run of this test
 @example(where="status", value={})
+@example(where="params.trainable", value=None)
+@example(where="env.commit", value=True)
 def test_no_record_shape_breaks_a_reading_command(tmp_path_factory, template, capsys, where, value):
     root = tmp_path_factory.mktemp("shapes") / "r"
     put(root, "good", template)
