@@ -41,7 +41,7 @@ from peftbench.bench import measure
 from peftbench.env import environment
 from peftbench.errors import RunFailed, RunInterrupted, UsageError
 from peftbench.methods import METHODS, Adapted
-from peftbench.models import build_model, load_tokenizer
+from peftbench.models import build_model, load_tokenizer, seed_new_weights
 from peftbench.record import SCHEMA_VERSION, comparability_key, liveness, update_scores, utc_now, with_directions
 from peftbench.resolve import ResolvedRun
 from peftbench.stop import STOP, polling_for_stop, tied_to_parent
@@ -129,11 +129,15 @@ class LoadCache:
         return self._splits[key]
 
     def model(self, r: ResolvedRun) -> Any:
+        """A fresh copy of the base model for this run: a tiny preset's weights and a pretrained one's new head
+        drawn from the run's seed (a copy reused across seeds gets its head drawn again: `seed_new_weights`)."""
         key = (r.source.name, str(r.source.local_dir), r.hf_config.to_json_string(), r.seed if r.source.is_tiny else None)
         if self._model is None or self._model[0] != key:
             self._model = None  # free the previous one first
             self._model = (key, build_model(r.source, r.spec.kind, config=r.hf_config, seed=r.seed))
-        return copy.deepcopy(self._model[1])
+        model = copy.deepcopy(self._model[1])
+        seed_new_weights(model, r.seed)
+        return model
 
 
 def prepare(
@@ -154,6 +158,7 @@ def prepare(
     main = PartialState(cpu=not torch.cuda.is_available()).is_main_process  # the first init decides: CPU processes use gloo
     if main:
         store.check_writable()  # before minutes of model loading
+    set_seed(resolved.seed)  # before anything is built: no draw of a run comes from the unseeded generator
     cache = cache or LoadCache()
     tokenizer = cache.tokenizer(resolved)
     model = cache.model(resolved)
@@ -350,7 +355,9 @@ def setup(plan: Plan, record: dict[str, Any], callbacks: Sequence[Callback], tim
     cfg, train = plan.config, plan.config.training
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     record["env"] = environment(accelerator.device) | {"processes": accelerator.num_processes}
-    set_seed(train.seed)  # the one seed point of a run: method initialisation, dropout (model weights have their own)
+    # again, right before the first draw that training depends on: method initialisation, then dropout (the model's
+    # random weights come from their own seeded stream), whatever loading drew or a cache saved before
+    set_seed(train.seed)
     with measure.Phase(times, "setup"):
         adapted = METHODS.get(cfg.method).apply(plan.model, cfg.hyperparameters)
         pipeline = make_pipeline(plan.resolved.spec, plan.tokenizer, train, cfg.generation)
