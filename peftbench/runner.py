@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 import secrets
 import threading
 import time
@@ -155,7 +156,8 @@ def prepare(
     `resume`: the record of an interrupted run of the same experiment; with its checkpoint, the run
     continues in that record from where it stopped (without one, it starts over in it).
     """
-    main = PartialState(cpu=not torch.cuda.is_available()).is_main_process  # the first init decides: CPU processes use gloo
+    state = PartialState(cpu=not torch.cuda.is_available())  # the first init decides: CPU processes use gloo
+    main, processes = state.is_main_process, launched_processes(state)
     if main:
         store.check_writable()  # before minutes of model loading
     set_seed(resolved.seed)  # before anything is built: no draw of a run comes from the unseeded generator
@@ -163,7 +165,7 @@ def prepare(
     tokenizer = cache.tokenizer(resolved)
     model = cache.model(resolved)
     splits, hashes = cache.splits(resolved)
-    key = comparability_key(resolved.config.to_dict(), resolved.spec_hashes, hashes)
+    key = comparability_key(resolved.config.to_dict(), resolved.spec_hashes, hashes, processes)
     previous = saved = None
     if resume is not None:
         previous = read_record(resume)
@@ -173,6 +175,23 @@ def prepare(
         run_id, path = claim_record(store, resolved, key[0], canonical, main)
     ckpt = store.checkpoint_path(run_id) if checkpoints and main else None
     return Plan(resolved, splits, model, tokenizer, run_id, path, hashes, key, ckpt, keep_checkpoint, saved, previous)
+
+
+def launched_processes(state: PartialState) -> int:
+    """The number of training processes; a launch that asked for several CPU processes and started one is refused.
+
+    `accelerate launch --cpu --num_processes N` starts a single process (accelerate's multi-CPU launch
+    goes through mpirun) and only leaves the rendezvous port behind: training on as one process would
+    quietly halve the batch the user asked for.
+    """
+    asked_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    if state.num_processes == 1 and asked_cpu and os.environ.get("MASTER_PORT"):
+        raise UsageError(
+            "`accelerate launch --cpu --num_processes N` started one process, not N (accelerate launches several CPU "
+            "processes only through mpirun); use `accelerate launch --multi_gpu --num_processes N -m peftbench run ...` "
+            "(CPU processes with gloo where no GPU is present) or `torchrun --nproc_per_node N -m peftbench run ...`"
+        )
+    return state.num_processes
 
 
 def run_id_for(resolved: ResolvedRun, key: str) -> str:
