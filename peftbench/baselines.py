@@ -23,9 +23,9 @@ from typing import Any, NamedTuple
 
 from peftbench.compare import Run, latest, matches, runs_in
 from peftbench.errors import UsageError
-from peftbench.record import SCHEMA_VERSION as RECORD_SCHEMA_VERSION
-from peftbench.record import migrate, this_host, utc_now
-from peftbench.store import Store, write_record
+from peftbench.record import this_host, utc_now
+from peftbench.specs import read_json
+from peftbench.store import Store, check_record, write_record
 
 SCHEMA_VERSION = 1
 DEFAULT_NAME = "default"
@@ -47,13 +47,12 @@ def is_baseline(path: Path) -> bool:
 
 def load_baseline(path: Path) -> Baseline:
     """A baseline of any schema version up to ours, its records migrated to today's record schema."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: not a readable baseline ({exc})") from None
+    data = read_json(Path(path), "baseline")
     if not isinstance(data, dict) or data.get("kind") != "baseline" or not isinstance(data.get("records"), list):
         raise UsageError(f"{path}: not a peftbench baseline (make one with `peftbench bless`)")
     version = data.get("schema_version", 1)
+    if type(version) is not int:
+        raise UsageError(f"{path}: not a peftbench baseline (schema_version {str(version)[:20]!r} is not a number)")
     if version > SCHEMA_VERSION:
         raise UsageError(f"{path}: baseline schema_version {version} is newer than this peftbench reads ({SCHEMA_VERSION})")
     for v, step in sorted(MIGRATIONS.items()):
@@ -61,10 +60,8 @@ def load_baseline(path: Path) -> Baseline:
             step(data)
             data["schema_version"] = v + 1
     runs = []
-    for record in data["records"]:
-        if record.get("schema_version", 1) > RECORD_SCHEMA_VERSION:
-            raise UsageError(f"{path}: a record of schema {record['schema_version']} (newer than this peftbench reads)")
-        record = migrate(record)
+    for i, record in enumerate(data["records"]):
+        record = check_record(record, f"{path}: record {i}")
         runs.append(Run(record, record.get("status", "finished"), f"baseline {path.name}"))
     return Baseline(Path(path), data, runs)
 

@@ -56,6 +56,10 @@ class TrainConfig:
             raise UsageError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if not 0 <= self.label_smoothing < 1:
             raise UsageError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.cls_dropout >= 1:
+            raise UsageError(f"cls_dropout must be in [0, 1) (or < 0: the model's own), got {self.cls_dropout}")
+        if not 0 <= self.seed < 2**32:  # what every generator accepts (numpy's is the narrowest)
+            raise UsageError(f"seed must be in 0..{2**32 - 1}, got {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -413,8 +417,13 @@ def resolve_declared(
     model_config = source.declared_config()
     kind, num_labels = (task_spec.kind, task_spec.num_labels) if task_spec else default_kind(model_config["model_type"])
     return Declared(
-        model=source.name, kind=kind, num_labels=num_labels, sections=built, source=source,
-        has_task=task_spec is not None, model_config=model_config,
+        model=source.name,
+        kind=kind,
+        num_labels=num_labels,
+        sections=built,
+        source=source,
+        has_task=task_spec is not None,
+        model_config=model_config,
     )
 
 

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from peftbench.errors import terminal_safe
 from peftbench.record import main_metric_name, main_value
 
 if TYPE_CHECKING:  # the runner imports torch; `show` and `runs` must not pay for it
     from peftbench.runner import Plan, TrainState
-    from peftbench.store import Entry
+    from peftbench.store import Corrupt, Entry
 
 
 def print_config(plan: Plan) -> None:
@@ -121,10 +122,14 @@ def epochs_table(epochs: list[dict[str, Any]]) -> str:
     return render_table(rows, ["epoch", "step", "train loss", *names])
 
 
-def runs_table(entries: list[Entry]) -> str:
-    """One line per record: id, status (stale included), method, task, model, seed, main metric, wall time."""
+def runs_table(entries: Sequence[Entry | Corrupt]) -> str:
+    """One line per record: id, status (stale included), method, task, model, seed, main metric, wall time.
+    A file that is no valid record is a `corrupt` line with the reason, so a killed first write is never invisible."""
     rows = []
     for e in entries:
+        if e.status == "corrupt":
+            rows.append({"run": e.path.name, "status": "corrupt", "method": e.reason.removeprefix(f"{e.path}: ")[:100]})
+            continue
         r, cfg = e.record, e.record.get("config") or {}
         metric, value = main_metric_name(r.get("metrics") or {}, r.get("main_metric") or ""), main_value(r)
         wall = sum(((r.get("measurements") or {}).get("wall_time_s") or {}).values())
@@ -160,10 +165,10 @@ def render_table(rows: Sequence[Sequence[Any] | Mapping[str, Any]], headers: Seq
     if fmt not in TABLE_FORMATS:
         raise ValueError(f"table format {fmt!r}; expected one of {', '.join(TABLE_FORMATS)}")
     if rows and isinstance(rows[0], Mapping):
-        headers = list(headers or rows[0])
+        headers = list(headers or dict.fromkeys(h for row in rows for h in row))  # type: ignore[union-attr]
         rows = [[row.get(h) for h in headers] for row in rows]  # type: ignore[union-attr]
     missing = "" if fmt == "csv" else "-"
-    cells = [[missing if c is None else str(c) for c in row] for row in rows]
+    cells = [[missing if c is None else terminal_safe(c) for c in row] for row in rows]
     headers = [str(h) for h in headers]
     if fmt == "csv":
         out = io.StringIO()
@@ -173,10 +178,16 @@ def render_table(rows: Sequence[Sequence[Any] | Mapping[str, Any]], headers: Seq
     from tabulate import tabulate
 
     if fmt == "md":
-        cells = [[c.replace("|", "\\|").replace("\n", "<br>") for c in row] for row in cells]
+        cells = [[markdown_safe(c) for c in row] for row in cells]
         return tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True)
     text = tabulate(cells, headers=headers, tablefmt="plain", disable_numparse=True)
     return "\n".join(line.rstrip() for line in text.splitlines())
+
+
+def markdown_safe(cell: str) -> str:
+    """A cell for a Markdown table: record strings may hold HTML (`<img onerror=...>`) or pipes, shown as text."""
+    escaped = cell.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "&#96;").replace("|", "\\|")
+    return escaped.replace("\n", "<br>")
 
 
 def indent(text: str, prefix: str = "  ") -> str:

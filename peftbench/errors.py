@@ -7,12 +7,22 @@ escapes a started run is a failure (exit 1) and is recorded as such.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+# C0 and C1 control characters except newline and tab: what a terminal would act on (clear screen, set the title)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def one_line(text: object) -> str:
     """Text (an exception's message, say) on one line: the CLI promises one-line errors."""
-    return " ".join(str(text).split())
+    return " ".join(terminal_safe(text).split())
+
+
+def terminal_safe(text: object) -> str:
+    """Text with every control character written as an escape (`\\x1b`): strings from records and files reach
+    the terminal, and an escape sequence in a model name must be shown, never obeyed."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
 
 
 class PeftbenchError(Exception):

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
+import pickle
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -36,19 +39,41 @@ from transformers import (
 from peftbench.arch import arch_for_type, arch_serving
 from peftbench.errors import UsageError
 from peftbench.hub import load_from_hub
-from peftbench.presets import ModelSource
+from peftbench.presets import TRUST_PICKLE, ModelSource
 from peftbench.tokenizer import tiny_tokenizer
 
 T = TypeVar("T")
+
+# what a broken model folder raises while loading: missing files, bad JSON, a garbage safetensors file, a refused pickle
+LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, SafetensorError, pickle.UnpicklingError)
+PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
 
 
 def from_local_dir(load: Callable[..., T], what: str, folder: Path, **kwargs: Any) -> T:
     """`load(folder, **kwargs)` for a `--model DIR`, its failures (missing or unreadable files) as one-line usage errors."""
     try:
         return load(folder, **kwargs)
-    except (OSError, ValueError, KeyError) as exc:
+    except LOAD_ERRORS as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"--model {folder}: cannot load its {what}: {first}") from None
+
+
+def weights_format(folder: Path) -> dict[str, Any]:
+    """How a local folder's weights may load: safetensors always; pickled weights only when the user trusts them.
+
+    Unpickling a file can run any code it names. transformers loads `.bin` with `weights_only=True`, which refuses
+    most payloads, but a model folder is input from elsewhere: without safetensors it is refused outright unless
+    `--trust-pickle` (or PEFTBENCH_TRUST_PICKLE=1) says the user vouches for it.
+    """
+    if any(folder.glob("*.safetensors")):
+        return {"use_safetensors": True}
+    pickled = sorted(p.name for pattern in PICKLED_WEIGHTS for p in folder.glob(pattern))
+    if pickled and os.environ.get(TRUST_PICKLE) != "1":
+        raise UsageError(
+            f"--model {folder}: its weights are pickled ({', '.join(pickled[:3])}), and loading a pickle can run code; "
+            "convert them to safetensors, or pass --trust-pickle if you trust this folder"
+        )
+    return {}
 
 
 def base_config(source: ModelSource) -> PretrainedConfig:
@@ -124,7 +149,8 @@ def build_model(
             return cls.from_config(config)
     with seeded(seed):  # whatever loading draws depends on `seed`; the head is drawn again below, explicitly
         if source.local_dir:
-            model, info = from_local_dir(cls.from_pretrained, "weights", source.local_dir, config=config, output_loading_info=True)
+            weights = {"config": config, "output_loading_info": True, **weights_format(source.local_dir)}  # pickles only if trusted
+            model, info = from_local_dir(cls.from_pretrained, "weights", source.local_dir, **weights)
         else:
             model, info = load_from_hub(
                 cls.from_pretrained,

@@ -15,6 +15,8 @@ from peftbench.errors import UsageError
 from peftbench.registry import Registry
 from peftbench.specs import PACKAGE_DIR, check_keys, check_version, read_yaml
 
+TRUST_PICKLE = "PEFTBENCH_TRUST_PICKLE"  # "1": load pickled model weights (set by --trust-pickle; a sweep's workers inherit it)
+
 TOKENIZERS = ("tiny", "gpt2-bpe")  # what a random-init preset's `tokenizer:` may name (tokenizer.py)
 MODEL_KEYS = {"description", "hub_id", "config", "tokenizer", "training", "counting_only", "package", "gguf", "eos", "install", "reference"}
 

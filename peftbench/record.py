@@ -14,17 +14,24 @@ import hashlib
 import json
 import math
 import os
+import re
 import socket
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from types import UnionType
+from typing import Any, Literal, TypedDict, Union, get_args, get_origin, get_type_hints, is_typeddict
 
+from peftbench.errors import UsageError
 from peftbench.tasks.metrics import metric_for
 
 SCHEMA_VERSION = 2
 KINDS = ("run", "latency", "profile")
 STALE = "stale"  # never stored: a `running` record whose process is gone (see `effective_status`)
 STALE_AFTER_S = 2 * 3600  # another host's `running` record with no heartbeat for this long is stale
+SILENT_AFTER_S = 600  # this host's: its heartbeat comes every 30 s, so 10 silent minutes mean it is gone (pid reused)
+
+
+Scalar = int | float | str | bool | None
 
 
 class MetricValue(TypedDict):
@@ -39,34 +46,68 @@ class EpochEntry(TypedDict):
     metrics: dict[str, MetricValue]  # empty where the pipeline evaluates only at the end (generation)
 
 
-class RunRecord(TypedDict):
-    """`kind: run`: one `peftbench run` (train + evaluate + measure)."""
+class RunConfig(TypedDict, total=False):
+    """The resolved configuration as `ResolvedRun.config.to_dict()` writes it."""
+
+    method: str
+    task: str
+    model: str
+    data: str | None  # where the data came from: hub, package, sample, or a folder
+    preset: str | None  # the preset's label (its values are in the sections)
+    hyperparameters: dict[str, Any]  # the method's section
+    training: dict[str, Scalar]  # lr, batch_size, epochs, max_steps, seed, ...
+    generation: dict[str, Scalar] | None  # decoding settings (generation tasks)
+
+
+class Measurements(TypedDict, total=False):
+    """What `runner.run_measurements` writes (see README, Measurements); read by runs, reports and checks."""
+
+    schedule: dict[str, int]
+    train_throughput: dict[str, Any]  # tokens_per_s, samples_per_s, seconds_per_step, step_seconds quartiles
+    eval_throughput: dict[str, Scalar]
+    wall_time_s: dict[str, float]  # seconds per phase: setup, train, eval
+    peak_rss_bytes: int
+    peak_memory_by_phase: dict[str, dict[str, int]]
+    memory_breakdown_bytes: dict[str, int]
+    checkpoint_bytes: int
+
+
+class Resumed(TypedDict, total=False):
+    at: str  # when the run was continued
+    from_step: int  # the checkpoint's step (0: started over)
+    note: str
+
+
+class RunRecord(TypedDict, total=False):
+    """`kind: run`: one `peftbench run` (train + evaluate + measure). Required on read: REQUIRED["run"]."""
 
     schema_version: int  # SCHEMA_VERSION when written; older records are migrated on read
     kind: Literal["run"]
     run_id: str  # <UTC time>-<method>-<task>-<model>-<key[:8]>-<random>: unique, also for identical runs started together
     status: str  # running, finished, failed or interrupted (stale is derived, never stored)
     error: str | None  # the reason when failed or interrupted
+    traceback: str  # the Python traceback of a failed run
+    resumed: list[Resumed]  # each time an interrupted run was continued in this record
     created_at: str  # ISO 8601, UTC
     finished_at: str | None
-    host: str  # where it ran (liveness and provenance)
-    pid: int  # the process that wrote it (a running record whose pid is gone on this host is stale)
-    heartbeat_at: str  # last time the run showed life; the file's mtime is touched in between
-    seed: int  # the training seed: NOT part of the key, so the seeds of one configuration group together
+    host: str | None  # where it ran (liveness and provenance)
+    pid: int | None  # the process that wrote it (a running record whose pid is gone on this host is stale)
+    heartbeat_at: str | None  # last time the run showed life; the file's mtime is touched in between
+    seed: int | None  # the training seed: NOT part of the key, so the seeds of one configuration group together
     key: str  # comparability key (see `comparability_key`): equal keys = the same experiment
     key_parts: dict[str, Any]  # what the key hashes, part by part, so a comparison can say which part differs
-    config: dict[str, Any]  # the whole resolved configuration (method, task, model, data, preset, sections)
+    config: RunConfig  # the whole resolved configuration (method, task, model, data, preset, sections)
     config_hash: str  # sha256 of `config` including seed and preset label (identity, not comparability)
     model_origin: str  # hub id, local path, or "random init from config"
-    data: dict[str, Any]  # source, per-split example counts and content hashes, max_train_examples
+    data: dict[str, Any] | None  # source, per-split example counts and content hashes, max_train_examples
     env: dict[str, Any] | None  # versions, device, threads, dtype, peftbench version, git commit + dirty
-    params: dict[str, Any] | None  # method (paper convention), head, trainable, total, base_total, formula
+    params: dict[str, int | None] | None  # method (paper convention), head, trainable, total, base_total, formula
     main_metric: str  # the task's headline metric (its base name; MNLI's lives under suffixes)
     metrics: dict[str, MetricValue]  # the best epoch's scores (the paper's GLUE convention); final for generation
     metrics_last: dict[str, MetricValue]  # the last epoch's scores
     best_epoch: int | None
     epochs: list[EpochEntry]
-    measurements: dict[str, Any]  # throughput, wall times, peak memory (by phase), memory breakdown, checkpoint bytes
+    measurements: Measurements  # throughput, wall times, peak memory (by phase), memory breakdown, checkpoint bytes
     hooks: dict[str, Any]  # what step/epoch callbacks report (e.g. ReLoRA restarts); empty for most methods
 
 
@@ -78,9 +119,10 @@ class MeasurementRecord(TypedDict, total=False):
     run_id: str  # <UTC time>-<kind>-<model>-<key[:8]>-<random>
     status: str  # finished (measurements are written once, complete)
     created_at: str
-    host: str
-    pid: int
-    seed: int  # seed of the random weights and inputs
+    host: str | None
+    pid: int | None
+    heartbeat_at: str | None
+    seed: int | None  # seed of the random weights and inputs
     key: str  # hash of the settings that decide the numbers (model, methods, hyperparameters, grid, dtype, device)
     key_parts: dict[str, Any]
     model: str
@@ -88,7 +130,98 @@ class MeasurementRecord(TypedDict, total=False):
     model_class: str
     methods: list[str]
     env: dict[str, Any]
+    settings: dict[str, Any]
     # ...then the protocol's own fields (latency: `cells`, `variants`; profile: `rows`, `timing`), documented in peftbench/bench/
+
+
+SCHEMAS: dict[str, type] = {"run": RunRecord, "latency": MeasurementRecord, "profile": MeasurementRecord}
+REQUIRED = {kind: ("kind", "run_id", "status") for kind in KINDS}  # readers take every other field with .get
+STATUSES = ("running", "finished", "failed", "interrupted")
+
+
+# A record, checkpoint, study or baseline id is one plain file-name component: no separator, no `..`, no
+# glob or control character, not hidden. Ids are read from records that may come from another machine,
+# and the store builds paths from them, so an id is checked wherever one is read or used.
+ID_PATTERN = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,199}")
+
+
+def valid_id(text: Any) -> bool:
+    return isinstance(text, str) and ID_PATTERN.fullmatch(text) is not None and ".." not in text
+
+
+def check_id(text: Any) -> str:
+    if not valid_id(text):
+        raise UsageError(f"{str(text)[:80]!r} is not a valid id (letters, digits, '_', '+', '-' and single dots only)")
+    return text
+
+
+def id_part(text: str) -> str:
+    """A free-form name (a model folder, a hub id) as a piece of an id: every other character becomes '_'."""
+    return re.sub(r"[^A-Za-z0-9_+-]", "_", text)[:60] or "_"
+
+
+def schema_problem(record: Any) -> str | None:
+    """What makes `record` (migrated) not a record of the typed schema, or None: the first wrong field, named.
+
+    Every reader relies on this: a record that passes has the declared type in every field it holds (and
+    the fields REQUIRED for its kind), so no command meets a list where a mapping belongs.
+    """
+    if not isinstance(record, dict):
+        return f"not a JSON object but {type(record).__name__}"
+    kind = record.get("kind")
+    if kind not in SCHEMAS:
+        return f"unknown kind {str(kind)[:40]!r}"
+    missing = [name for name in REQUIRED[kind] if name not in record]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    if not valid_id(record["run_id"]):
+        return f"run_id {str(record['run_id'])[:60]!r} is not a valid id"
+    if record.get("status") not in STATUSES:
+        return f"unknown status {str(record.get('status'))[:40]!r}"
+    return type_problem(record, SCHEMAS[kind], "")
+
+
+def type_problem(value: Any, hint: Any, where: str) -> str | None:
+    """Whether `value` is of type `hint` (TypedDicts, dict/list/tuple, unions, Literal, Any and scalars)."""
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is Any:
+        return None
+    if origin in (Union, UnionType):
+        ok = any(type_problem(value, a, where) is None for a in args)
+        return None if ok else f"{where or 'record'}: {_shape(value)} is not {_name(hint)}"
+    if origin is Literal:
+        return None if value in args else f"{where}: {str(value)[:40]!r} is not one of {args}"
+    if is_typeddict(hint):
+        if not isinstance(value, dict):
+            return f"{where or 'record'}: {_shape(value)} is not an object"
+        fields = get_type_hints(hint)
+        problems = (type_problem(v, fields[name], f"{where}.{name}".lstrip(".")) for name, v in value.items() if name in fields)
+        return next((p for p in problems if p), None)
+    if origin is dict:
+        if not isinstance(value, dict):
+            return f"{where}: {_shape(value)} is not an object"
+        return next((p for k, v in value.items() for p in [type_problem(v, args[1], f"{where}.{k}")] if p), None)
+    if origin is list:
+        if not isinstance(value, list):
+            return f"{where}: {_shape(value)} is not a list"
+        return next((p for i, v in enumerate(value) for p in [type_problem(v, args[0], f"{where}[{i}]")] if p), None)
+    if hint is type(None):
+        return None if value is None else f"{where}: {_shape(value)} is not null"
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, hint)
+    return None if ok else f"{where}: {_shape(value)} is not {_name(hint)}"
+
+
+def _shape(value: Any) -> str:
+    return f"{type(value).__name__} {str(value)[:30]!r}" if not isinstance(value, (dict, list)) else type(value).__name__
+
+
+def _name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def utc_now() -> datetime:
@@ -164,18 +297,22 @@ def zombie(pid: int) -> bool:
 def effective_status(record: dict[str, Any], heartbeat: datetime | None = None, now: datetime | None = None) -> str:
     """The stored status, except that a `running` record whose process is gone reads `stale`.
 
-    On this host the pid decides. For another host only time can: no heartbeat for STALE_AFTER_S.
+    A live run touches its file every 30 s (`runner.Heartbeat`), so silence decides: no sign of life for
+    SILENT_AFTER_S on this host, or STALE_AFTER_S from another (clocks differ), is stale, even where the pid
+    lives, since a pid is reused by other processes after a restart. On this host a dead pid is stale at once.
     `heartbeat` is the latest sign of life the caller knows (the file's mtime, touched while the run lives).
     """
     status = record.get("status", "running")
     if status != "running":
         return status
-    if record.get("host") == this_host() and isinstance(record.get("pid"), int):
-        return "running" if pid_alive(record["pid"]) else STALE
+    here = record.get("host") == this_host()
+    if here and isinstance(record.get("pid"), int) and not pid_alive(record["pid"]):
+        return STALE
     beats = [t for t in (parse_time(record.get("heartbeat_at")), heartbeat) if t is not None]
     if not beats:
         return STALE
-    return STALE if ((now or utc_now()) - max(beats)).total_seconds() > STALE_AFTER_S else "running"
+    bound = SILENT_AFTER_S if here else STALE_AFTER_S
+    return STALE if ((now or utc_now()) - max(beats)).total_seconds() > bound else "running"
 
 
 def parse_time(text: str | None) -> datetime | None:

@@ -22,6 +22,7 @@ import copy
 import math
 import os
 import secrets
+import sys
 import threading
 import time
 import traceback
@@ -43,7 +44,7 @@ from peftbench.env import environment
 from peftbench.errors import RunFailed, RunInterrupted, UsageError
 from peftbench.methods import METHODS, Adapted
 from peftbench.models import build_model, load_tokenizer, seed_new_weights
-from peftbench.record import SCHEMA_VERSION, comparability_key, liveness, update_scores, utc_now, with_directions
+from peftbench.record import SCHEMA_VERSION, comparability_key, id_part, liveness, update_scores, utc_now, with_directions
 from peftbench.resolve import ResolvedRun
 from peftbench.stop import STOP, polling_for_stop, tied_to_parent
 from peftbench.store import Store, read_record, write_record
@@ -196,8 +197,8 @@ def launched_processes(state: PartialState) -> int:
 
 def run_id_for(resolved: ResolvedRun, key: str) -> str:
     cfg = resolved.config
-    model = cfg.model.replace("/", "_")
-    return f"{utc_now():%Y%m%dT%H%M%SZ}-{cfg.method}-{cfg.task}-{model}-{key[:8]}-{secrets.token_hex(3)}"
+    parts = (id_part(cfg.method), id_part(cfg.task), id_part(cfg.model))
+    return f"{utc_now():%Y%m%dT%H%M%SZ}-{'-'.join(parts)}-{key[:8]}-{secrets.token_hex(3)}"
 
 
 def claim_record(store: Store, resolved: ResolvedRun, key: str, canonical: bool, main: bool) -> tuple[str, Path | None]:
@@ -332,18 +333,27 @@ def execute(plan: Plan, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     finally:
         record["finished_at"] = utc_now().isoformat()
         with polling_for_stop():  # a signal now only sets the flag: the final write completes
-            write_final(keeper)
+            unwritten = write_final(keeper)
+    if unwritten:  # a run whose record does not say `finished` never exits 0
+        raise RunFailed(f"run failed: {unwritten}\nrecord: {plan.record_path}")
     return record
 
 
-def write_final(keeper: RecordKeeper) -> None:
-    """The last write; if even that fails (a full disk), the previous good record stays and we say so."""
+def write_final(keeper: RecordKeeper) -> str | None:
+    """The last write. If it fails (a full disk), the record is marked `failed` with the OS's reason and written
+    once more, compactly; if even that fails, the last good one stays. Returns the reason, or None when written."""
     try:
         keeper.write()
+        return None
     except OSError as exc:
-        import sys
-
-        print(f"peftbench: could not write the final record {keeper.path}: {exc.strerror or exc}; the last good one stays", file=sys.stderr)
+        reason = f"could not write the final record: {failure_reason(exc)}"
+    keeper.record.update(status="failed", error=reason)
+    keeper.record.pop("traceback", None)
+    try:
+        keeper.write()
+    except OSError:
+        print(f"peftbench: {reason}; the last good record stays in {keeper.path}", file=sys.stderr)
+    return reason
 
 
 def failure_reason(exc: BaseException) -> str:

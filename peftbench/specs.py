@@ -31,12 +31,38 @@ def spec_dir(kind: str) -> Path:
     raise UsageError(f"no {kind} specs found next to the peftbench package ({PACKAGE_DIR})")
 
 
+MAX_JSON_BYTES = 64 * 2**20  # records, baselines, summaries and model configs are far smaller
+MAX_JSON_DEPTH = 64  # ours nest a few levels; a deeper file is not ours, and deep trees break recursive readers
+
+
 def read_json(path: Path, what: str) -> Any:
-    """A JSON file's content, or one clear error naming the file and what it should have been."""
+    """A JSON file's content, or one clear error naming the file and what it should have been.
+
+    Files may come from anywhere (records are merged by copying), so size and nesting are bounded.
+    """
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: not a readable {what} ({exc})") from None
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise UsageError(f"{path}: not a readable {what} (larger than {MAX_JSON_BYTES // 2**20} MiB)")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        reason = "nested too deep" if isinstance(exc, RecursionError) else exc
+        raise UsageError(f"{path}: not a readable {what} ({reason})") from None
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise UsageError(f"{path}: not a readable {what} (nested deeper than {MAX_JSON_DEPTH} levels)")
+    return data
+
+
+def json_depth(data: Any) -> int:
+    """How deep a parsed JSON document nests (iteratively: a deep document must not exhaust the stack here)."""
+    deepest, todo = 0, [(data, 1)]
+    while todo:
+        value, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if isinstance(value, dict):
+            todo.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            todo.extend((v, depth + 1) for v in value)
+    return deepest
 
 
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where PyYAML has it: the same documents, faster

@@ -10,24 +10,40 @@ runs can never share one. Reading goes through `migrate`, so records of older sc
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from peftbench.errors import UsageError
-from peftbench.record import SCHEMA_VERSION, effective_status, liveness, measurement_key, migrate, utc_now
+from peftbench.errors import UsageError, terminal_safe
+from peftbench.record import (
+    SCHEMA_VERSION,
+    check_id,
+    effective_status,
+    id_part,
+    liveness,
+    measurement_key,
+    migrate,
+    schema_problem,
+    utc_now,
+    valid_id,
+)
 from peftbench.specs import read_json
 
 FOLDERS = {"run": ("runs", "scratch"), "latency": ("latency",), "profile": ("profile",)}
 BASELINES = "baselines"
 CHECKPOINTS = "checkpoints"
+CHECKPOINT_SUFFIX = ".safetensors"  # tensors + JSON, never a pickle (peftbench/checkpoint.py)
+CLAIMS = "claims"  # one file per sweep cell being run: two sweeps never train the same cell
 STUDIES = "studies"  # tuning studies: Optuna SQLite storage and a JSON summary per study
 
 
@@ -59,15 +75,51 @@ def write_record(path: Path, record: dict[str, Any]) -> None:
 
 
 def read_record(path: Path) -> dict[str, Any]:
-    """A record of any schema version up to ours, migrated to ours."""
-    record = read_json(path, "record")
-    if not isinstance(record, dict) or not isinstance(record.get("schema_version"), int):
-        raise UsageError(f"{path}: not a peftbench record (no schema_version)")
-    if record["schema_version"] > SCHEMA_VERSION:
-        raise UsageError(f"{path}: schema_version {record['schema_version']} is newer than this peftbench reads ({SCHEMA_VERSION})")
-    record = migrate(record)
+    """A record of any schema version up to ours, migrated to ours and checked against the typed schema."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise UsageError(f"{path}: an empty record file (a run killed before its first write)")
+    record = check_record(read_json(path, "record"), str(path))
     record.setdefault("run_id", path.stem)
+    if not valid_id(record["run_id"]):
+        raise UsageError(f"{path}: not a valid record: run_id {str(record['run_id'])[:60]!r} is not a valid id")
     return record
+
+
+def check_record(record: Any, where: str) -> dict[str, Any]:
+    """A parsed record (a file's, or one inside a baseline), migrated and checked against the typed schema.
+
+    Records come from anywhere (copied between machines), so one that does not conform is refused here, in
+    one place, with the first wrong field named: no reader meets a list where a mapping belongs.
+    """
+    if not isinstance(record, dict) or type(record.get("schema_version", 1)) is not int:
+        raise UsageError(f"{where}: not a peftbench record (no schema_version)")
+    if record.get("schema_version", 1) > SCHEMA_VERSION:
+        raise UsageError(f"{where}: schema_version {record['schema_version']} is newer than this peftbench reads ({SCHEMA_VERSION})")
+    try:
+        record = migrate(record)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise UsageError(f"{where}: not a valid record ({type(exc).__name__} while migrating it)") from None
+    problem = schema_problem({"run_id": "-", **record})
+    if problem:
+        raise UsageError(f"{where}: not a valid record: {problem}")
+    return record
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Create `folder` and write a 4 KiB probe into it, or fail with one line (exit 2) saying why: a command
+    that writes (a run, a report, a baseline) learns of a read-only or full disk before its work, not after."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check.", delete=True)  # noqa: SIM115
+        try:
+            probe.write(b"x" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+        finally:
+            probe.close()
+    except OSError as exc:
+        reason = "no space left" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise UsageError(f"{what} {folder} is not writable: {reason}") from None
 
 
 @dataclass(frozen=True)
@@ -77,6 +129,19 @@ class Entry:
     path: Path
     record: dict[str, Any]
     status: str
+
+
+@dataclass(frozen=True)
+class Corrupt:
+    """A file in a record folder that is no valid record (empty, truncated, foreign, malformed): `runs` lists it."""
+
+    path: Path
+    reason: str
+    status: str = "corrupt"
+
+
+TEMP_MAX_AGE_S = 3600  # a temporary file older than this was left by a killed writer (see `Store.clean_temp`)
+CLAIM_GRACE_S = 300  # a record file stays empty from its claim to its first write, a moment; longer, a kill came between
 
 
 class Store:
@@ -92,37 +157,57 @@ class Store:
         for path in (self.root, *(self.root / f for folders in FOLDERS.values() for f in folders)):
             if path.exists() and not path.is_dir():
                 raise UsageError(f"results directory: {path} exists and is not a directory")
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-check.", delete=True)  # noqa: SIM115
-            try:
-                probe.write(b"x" * 4096)
-                probe.flush()
-                os.fsync(probe.fileno())
-            finally:
-                probe.close()
-        except OSError as exc:
-            reason = "no space left" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-            raise UsageError(f"results directory {self.root} is not writable: {reason}") from None
+        check_writable(self.root, "results directory")
+        self.clean_temp()
+
+    def clean_temp(self, older_than_s: float = TEMP_MAX_AGE_S) -> list[Path]:
+        """Remove the temporary files that a kill in the middle of a write left (`.<name>.<random>.tmp`).
+
+        A live writer holds its temp file for the moment between writing and renaming it; one this old
+        belongs to a process that died there. Returns what was removed.
+        """
+        names = {f for folders in FOLDERS.values() for f in folders} | {CHECKPOINTS, CLAIMS, BASELINES}
+        folders = [self.root / name for name in sorted(names)]
+        removed = []
+        for folder in folders:
+            for path in folder.glob(".*.tmp") if folder.is_dir() else []:
+                with contextlib.suppress(OSError):
+                    if time.time() - path.lstat().st_mtime > older_than_s:
+                        path.unlink()
+                        removed.append(path)
+        return removed
+
+    def inside(self, folder: str, name: str, suffix: str) -> Path:
+        """`<root>/<folder>/<name><suffix>`, for a name that is one plain path component and stays inside the root.
+
+        Names come from records, which may come from anywhere: a `run_id` of `../../victim/model` must never
+        name a file outside the results folder (checked on the resolved path, so symlinks count too).
+        """
+        check_id(name)
+        path = self.root / folder / f"{name}{suffix}"
+        root = self.root.resolve()
+        if not path.resolve().is_relative_to(root):
+            raise UsageError(f"{path}: leads outside the results folder {root}")
+        return path
 
     def claim(self, kind: str, run_id: str, canonical: bool = False) -> Path:
         """Create the (empty) file of a new record exclusively: two runs never share a file."""
         folder = FOLDERS[kind][0 if canonical or kind != "run" else 1]
-        path = self.root / folder / f"{run_id}.json"
+        path = self.inside(folder, run_id, ".json")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         os.close(fd)
         return path
 
     def checkpoint_path(self, run_id: str) -> Path:
-        return self.root / CHECKPOINTS / f"{run_id}.pt"
+        return self.inside(CHECKPOINTS, run_id, CHECKPOINT_SUFFIX)
 
     def study_path(self, name: str, suffix: str = ".json") -> Path:
         """A tuning study's file: `<study>.db` (its Optuna SQLite storage) or `<study>.json` (its summary)."""
-        return self.root / STUDIES / f"{name}{suffix}"
+        return self.inside(STUDIES, name, suffix)
 
     def baseline_path(self, name: str) -> Path:
-        return self.root / BASELINES / f"{name}.json"
+        return self.inside(BASELINES, name, ".json")
 
     # -- reading
 
@@ -137,19 +222,28 @@ class Store:
         value matches any of its items; `status` matches the effective status (`stale` included).
         A file that cannot be read is reported on stderr with its path and skipped.
         """
-        for path in self.paths(kind):
-            if path.stat().st_size == 0:
-                continue  # claimed a moment ago, first write still to come
-            try:
-                record = read_record(path)
-            except UsageError as exc:
+        for found in self.scan(kind):
+            if isinstance(found, Corrupt):
                 if warn:
-                    print(f"peftbench: skipping {exc}", file=sys.stderr)
+                    print(f"peftbench: skipping {terminal_safe(found.reason)}", file=sys.stderr)
+            elif matches(found, where):
+                yield found
+
+    def scan(self, kind: str | None = None) -> Iterator[Entry | Corrupt]:
+        """Every file of the record folders: a valid record as an Entry, anything else as Corrupt (with why)."""
+        for path in self.paths(kind):
+            try:
+                stat = path.stat()
+                if stat.st_size == 0 and time.time() - stat.st_mtime < CLAIM_GRACE_S:
+                    continue  # claimed a moment ago, first write still to come
+                record = read_record(path)
+            except FileNotFoundError:
+                continue  # removed while we looked
+            except (UsageError, OSError) as exc:
+                yield Corrupt(path, str(exc))
                 continue
-            mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
-            entry = Entry(path, record, effective_status(record, heartbeat=mtime))
-            if matches(entry, where):
-                yield entry
+            mtime = datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+            yield Entry(path, record, effective_status(record, heartbeat=mtime))
 
     def records(self, kind: str | None = None, **where: Any) -> list[dict[str, Any]]:
         return [e.record for e in self.entries(kind, **where)]
@@ -171,6 +265,60 @@ class Store:
         raise UsageError(f"run {ref!r} is ambiguous in {self.root}; it matches:\n  {listing}")
 
 
+class CellClaims:
+    """Atomic claims on sweep cells: `claims/<key>-<seed>.json` created exclusively, holding the owner's host,
+    pid and heartbeat; `touch` keeps them fresh while the owner lives and `release` removes them.
+
+    Two sweeps that plan the same cell both try to claim it; one wins, the other waits for the cell. A claim
+    whose owner is gone (dead pid, or silent past the record rules' bound) is taken over.
+    """
+
+    def __init__(self, store: Store):
+        self.store, self.held = store, {}  # type: dict[tuple[str, int], Path]
+
+    def path(self, key: str, seed: int) -> Path:
+        return self.store.inside(CLAIMS, f"{key}-{seed}", ".json")
+
+    def take(self, key: str, seed: int) -> bool:
+        """Claim a cell; False when a live owner holds it. Checking and taking happen under one lock on
+        `claims/.lock`, so two takers of a stale claim cannot both win."""
+        path = self.path(key, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / ".lock", "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            if path.exists() and self.owner_lives(path):
+                return False
+            tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(liveness()), encoding="utf-8")
+            os.replace(tmp, path)
+        self.held[(key, seed)] = path
+        return True
+
+    def owner_lives(self, path: Path) -> bool:
+        try:
+            owner = json.loads(path.read_text(encoding="utf-8"))
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        except (OSError, ValueError, RecursionError):
+            return False
+        if not isinstance(owner, dict):
+            return False
+        return effective_status({**owner, "status": "running"}, heartbeat=mtime) == "running"
+
+    def touch(self) -> None:
+        for path in self.held.values():
+            with contextlib.suppress(OSError):
+                path.touch()
+
+    def release(self, key: str, seed: int) -> None:
+        path = self.held.pop((key, seed), None)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def release_all(self) -> None:
+        for key, seed in list(self.held):
+            self.release(key, seed)
+
+
 def save_measurement(record: dict[str, Any], root: Path) -> Path:
     """Complete a latency or profile record (id, key, liveness) and write it under its kind's folder."""
     record.update(liveness())
@@ -179,7 +327,7 @@ def save_measurement(record: dict[str, Any], root: Path) -> Path:
     store = Store(root)
     while True:
         record["run_id"] = (
-            f"{utc_now():%Y%m%dT%H%M%SZ}-{record['kind']}-{record['model'].replace('/', '_')}-{record['key'][:8]}-{os.urandom(3).hex()}"
+            f"{utc_now():%Y%m%dT%H%M%SZ}-{record['kind']}-{id_part(record['model'])}-{record['key'][:8]}-{os.urandom(3).hex()}"
         )
         try:
             path = store.claim(record["kind"], record["run_id"])

@@ -25,9 +25,11 @@ tried again. A failing cell never stops the grid: failures are listed at the end
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -35,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from peftbench.errors import RunFailed, RunInterrupted, UsageError
-from peftbench.specs import check_keys, check_version, read_yaml, spec_dir
+from peftbench.specs import check_keys, check_version, read_yaml, spec_dir, text
+from peftbench.store import CellClaims
 
 SPEC_KEYS_REQUIRED = {"version", "name", "methods", "tasks"}
 SPEC_KEYS_OPTIONAL = {"description", "models", "seeds", "set", "per_method", "per_task", "presets", "data_dir", "report"}
@@ -136,9 +139,16 @@ def parse_spec(path: Path) -> SweepSpec:
         per_method={k: strings(f"{where}: per_method.{k}", v) for k, v in mapping(f"{where}: per_method", data.get("per_method")).items()},
         per_task={k: strings(f"{where}: per_task.{k}", v) for k, v in mapping(f"{where}: per_task", data.get("per_task")).items()},
         presets={k: str(v) for k, v in mapping(f"{where}: presets", data.get("presets")).items()},
-        data_dir=data.get("data_dir"),
-        report=mapping(f"{where}: report", data.get("report")) or None,
+        data_dir=text(where, "data_dir", data.get("data_dir"), optional=True),
+        report=report_section(where, data.get("report")),
     )
+
+
+def report_section(where: str, value: Any) -> dict[str, str] | None:
+    """`report: {out: FOLDER}`, checked before any cell trains (a wrong type must not surface after the sweep)."""
+    section = mapping(f"{where}: report", value)
+    check_keys(f"{where}: report", section, set(), {"out"})
+    return {"out": str(text(f"{where}: report", "out", section["out"]))} if "out" in section else None
 
 
 def preset_names() -> list[str]:
@@ -168,7 +178,7 @@ class Planned:
     cell: Cell
     resolved: Any  # ResolvedRun
     key: str
-    action: str  # run, resume, skip
+    action: str  # run, resume, skip (finished before), wait (another live process runs or claims it)
     resume: Path | None = None
     note: str = ""
 
@@ -229,8 +239,8 @@ def decide(cell: Cell, resolved: Any, key: str, entries: list[Any], store: Any) 
     statuses = {e.status for e in entries}
     if "finished" in statuses:
         return Planned(cell, resolved, key, "skip", note="finished before")
-    if "running" in statuses:
-        return Planned(cell, resolved, key, "skip", note="running elsewhere")
+    if "running" in statuses:  # a live process runs it: never counted as done, waited for (see `settle`)
+        return Planned(cell, resolved, key, "wait", note="running in another process")
     stopped = [e for e in entries if e.status in ("interrupted", "stale")]
     if stopped:
         latest = max(stopped, key=lambda e: e.record.get("created_at") or "")
@@ -283,7 +293,7 @@ def run_cell(resolved: Any, root: str, resume: str | None, keep_checkpoints: boo
 
 
 def execute_local(planned: list[Planned], store: Any, jobs: int, keep_checkpoints: bool) -> Iterator[Outcome]:
-    todo = [p for p in planned if p.action != "skip"]
+    todo = [p for p in planned if p.action in ("run", "resume")]
     if jobs <= 1:
         for p in todo:
             got = run_cell(p.resolved, str(store.root), str(p.resume) if p.resume else None, keep_checkpoints)
@@ -350,7 +360,7 @@ def execute_ray(planned: list[Planned], store: Any, address: str | None) -> Iter
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, **({} if address else {"num_cpus": os.cpu_count()}))
     remote = ray.remote(num_gpus=1 if torch.cuda.is_available() else 0, num_cpus=1)(ray_cell)
-    todo = [p for p in planned if p.action != "skip"]
+    todo = [p for p in planned if p.action in ("run", "resume")]
     refs = {remote.remote(p.resolved): p for p in todo}
     pending = list(refs)
     while pending:
@@ -416,22 +426,79 @@ def run_sweep(
     _CACHE = _CACHE or LoadCache()
     store.check_writable()
     planned, left_out = plan(cells, store, _CACHE)
-    skipped = [p for p in planned if p.action == "skip"]
-    resumed = [p for p in planned if p.action == "resume"]
-    print(
-        f"sweep {spec.name}: {len(planned)} cells, {len(skipped)} done before, {len(resumed)} to resume, "
-        f"{len(planned) - len(skipped) - len(resumed)} to run" + (f"; left out: {'; '.join(left_out)}" if left_out else ""),
-        file=out,
-        flush=True,
-    )
-    outcomes: list[Outcome] = []
-    runs = execute_ray(planned, store, address) if backend == "ray" else execute_local(planned, store, jobs, keep_checkpoints)
-    with tqdm(total=len(planned), initial=len(skipped), desc=f"sweep {spec.name}", unit="run", position=0, mininterval=0.5) as bar:
-        for outcome in runs:
-            outcomes.append(outcome)
-            bar.update(1)
-            bar.set_postfix(failed=sum(o.status == "failed" for o in outcomes), refresh=False)
+
+    def execute(todo: list[Planned]) -> Iterator[Outcome]:
+        return execute_ray(todo, store, address) if backend == "ray" else execute_local(todo, store, jobs, keep_checkpoints)
+
+    claims = CellClaims(store)
+    with claims_kept_fresh(claims):
+        planned = [claimed_or_waiting(p, claims) for p in planned]
+        skipped = [p for p in planned if p.action == "skip"]
+        print(plan_line(spec.name, planned, left_out), file=out, flush=True)
+        outcomes: list[Outcome] = []
+        waiting = [p for p in planned if p.action == "wait"]
+        runs = itertools.chain(execute([p for p in planned if p.action in ("run", "resume")]), settle(waiting, store, claims, execute))
+        with tqdm(total=len(planned), initial=len(skipped), desc=f"sweep {spec.name}", unit="run", position=0, mininterval=0.5) as bar:
+            for outcome in runs:
+                outcomes.append(outcome)
+                bar.update(1)
+                bar.set_postfix(failed=sum(o.status == "failed" for o in outcomes), refresh=False)
     return SweepResult(outcomes, skipped, left_out, sorted({p.key for p in planned}), time.perf_counter() - start)
+
+
+def plan_line(name: str, planned: list[Planned], left_out: list[str]) -> str:
+    count = {a: sum(p.action == a for p in planned) for a in ("skip", "resume", "run", "wait")}
+    waiting = f", {count['wait']} running in another process (waited for)" if count["wait"] else ""
+    return (
+        f"sweep {name}: {len(planned)} cells, {count['skip']} done before, {count['resume']} to resume, {count['run']} to run"
+        + waiting
+        + (f"; left out: {'; '.join(left_out)}" if left_out else "")
+    )
+
+
+def claimed_or_waiting(p: Planned, claims: CellClaims) -> Planned:
+    """A cell this sweep will run is claimed first; one that another live sweep has claimed is waited for."""
+    if p.action in ("run", "resume") and not claims.take(p.key, p.resolved.seed):
+        return replace(p, action="wait", note="claimed by another process")
+    return p
+
+
+@contextlib.contextmanager
+def claims_kept_fresh(claims: CellClaims) -> Iterator[None]:
+    """Touch this sweep's claims while it lives (other sweeps judge them by that), release them all at the end."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(30.0):
+            claims.touch()
+
+    thread = threading.Thread(target=beat, daemon=True, name="peftbench-claims")
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        claims.release_all()
+
+
+WAIT_POLL_S = 2.0
+
+
+def settle(waiting: list[Planned], store: Any, claims: CellClaims, execute: Any) -> Iterator[Outcome]:
+    """Cells another process was running: wait until each is finished there (nothing to do) or its owner is
+    gone (then claim it and run or resume it here). A cell is never counted done while it is not finished."""
+    while waiting:
+        time.sleep(WAIT_POLL_S)
+        index, still = index_by_key_and_seed(store), []
+        for p in waiting:
+            again = decide(p.cell, p.resolved, p.key, index.get((p.key, p.resolved.seed), []), store)
+            if again.action == "skip":
+                yield Outcome(p.cell, "skipped", note="finished by another process")
+            elif again.action == "wait" or not claims.take(p.key, p.resolved.seed):
+                still.append(p)
+            else:
+                yield from execute([again])
+        waiting = still
 
 
 def tune_grid(spec: SweepSpec, store: Any, trials: int, budget_steps: int | None, out: Any = None) -> list[Cell]:

@@ -80,6 +80,19 @@ def write(relative: str, text: str, *, base: Callable[[Path], None] | None = Non
     return setup
 
 
+def saved_pickled_gpt2(tmp: Path) -> None:
+    """tiny-gpt2 saved with its weights as a pickle only (what an old checkpoint folder holds)."""
+    import torch
+    from safetensors.torch import load_file
+
+    saved_tiny_gpt2(tmp)
+    for path in (tmp / "model").glob("*.safetensors"):
+        torch.save(load_file(path), tmp / "model" / "pytorch_model.bin")
+        path.unlink()
+
+
+SWEEP = "version: 1\nname: bad\nmethods: [lora]\ntasks: [mrpc]\nmodels: [tiny-roberta]\n"
+
 GPT2_CONFIG = json.dumps({"model_type": "gpt2", "n_layer": 1, "n_embd": 8, "n_head": 2})
 
 CASES: dict[str, Case] = {
@@ -176,6 +189,43 @@ CASES: dict[str, Case] = {
     ),
     "latency with a run setting in --set": Case(
         ("--model", "tiny-gpt2", "--methods", "lora", "--set", "lr=1e-4"), ("--set lr:", "not training.lr"), command="latency"
+    ),
+    # out-of-range values that only a library would have caught, after the run started (issue 29: R4, R6)
+    "--set seed=-1": Case((*TINY, "--set", "seed=-1"), ("seed must be in 0..4294967295", "-1")),
+    "--set seed too large": Case((*TINY, "--set", "seed=1099511627776"), ("seed must be in 0..4294967295",)),
+    "--set cls_dropout=5": Case((*TINY, "--set", "cls_dropout=5"), ("cls_dropout must be in [0, 1)",)),
+    "garbage model.safetensors": Case(
+        (*TINY_GEN[:4], "--model", "{tmp}/model", "--data-dir", "sample"),
+        ("--model", "cannot load its weights"),
+        write("model/model.safetensors", "not a safetensors file", base=model_dir(GPT2_CONFIG)),
+    ),
+    "pickled pytorch_model.bin": Case(
+        (*TINY_GEN[:4], "--model", "{tmp}/model", "--data-dir", "sample"),
+        ("weights are pickled (pytorch_model.bin)", "--trust-pickle"),
+        saved_pickled_gpt2,
+    ),
+    "DART JSON nested too deep": Case(
+        ("--method", "lora", "--task", "dart", "--model", "tiny-gpt2", "--data-dir", "{tmp}/data"),
+        ("nested too deep",),
+        write("data/dart-v1.1.1-full-train.json", "[" * 100_000 + "]" * 100_000, base=copy_sample("dart")),
+    ),
+    "sweep data_dir of the wrong type": Case(
+        ("{tmp}/s.yaml", "--results-dir", "{tmp}/r"), ("data_dir must be a string",), write("s.yaml", SWEEP + "data_dir: 5\n"), command="sweep"
+    ),
+    "sweep report.out of the wrong type": Case(
+        ("{tmp}/s.yaml", "--results-dir", "{tmp}/r"), ("out must be a string",), write("s.yaml", SWEEP + "report: {out: 5}\n"), command="sweep"
+    ),
+    "baseline whose records are not objects": Case(
+        ("--against", "{tmp}/b.json", "--results-dir", "{tmp}/r"),
+        ("record 0", "not a peftbench record"),
+        write("b.json", json.dumps({"kind": "baseline", "schema_version": 1, "records": [5]})),
+        command="check",
+    ),
+    "baseline with a string schema_version": Case(
+        ("--against", "{tmp}/b.json", "--results-dir", "{tmp}/r"),
+        ("schema_version",),
+        write("b.json", json.dumps({"kind": "baseline", "schema_version": "2", "records": []})),
+        command="check",
     ),
     "latency with a malformed --batch": Case(
         ("--model", "tiny-gpt2", "--methods", "lora", "--batch", "x", "--seq", "8"),

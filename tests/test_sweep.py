@@ -144,7 +144,7 @@ def test_a_sweep_killed_midway_finishes_on_the_next_start_without_duplicates(tmp
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(sweep_cmd(tmp_path), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not list((tmp_path / "checkpoints").glob("*.pt")):
+    while time.time() < deadline and not list((tmp_path / "checkpoints").glob("*.safetensors")):
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)

@@ -11,6 +11,7 @@ stay fast. `import peftbench.cli` imports nothing heavy (tests/test_cli_imports.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from peftbench import __version__, stop
 from peftbench.cli import listing, measure, regress, report, run, sweep, tune
 from peftbench.cli.common import EPILOG
-from peftbench.errors import PeftbenchError, RunFailed, RunInterrupted
+from peftbench.errors import PeftbenchError, RunFailed, RunInterrupted, terminal_safe
 
 __all__ = ["EPILOG", "build_parser", "entry_point", "main"]
 
@@ -54,14 +55,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = stop.install()
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "trust_pickle", False):
+            from peftbench.presets import TRUST_PICKLE
+
+            os.environ[TRUST_PICKLE] = "1"  # read where model folders load, in this process and a sweep's workers
         if args.command in MODEL_COMMANDS:
             stop.import_deferring_stop("torch", "transformers")
         return args.func(args)
     except PeftbenchError as exc:
-        print(f"peftbench: error: {exc}", file=sys.stderr)
+        print(f"peftbench: error: {terminal_safe(exc)}", file=sys.stderr)
         return exc.exit_code
     except RunFailed as exc:
-        print(f"peftbench: {exc}", file=sys.stderr)
+        print(f"peftbench: {terminal_safe(exc)}", file=sys.stderr)
         return 1
     except RunInterrupted as exc:
         print(f"peftbench: interrupted; record: {exc}", file=sys.stderr)
@@ -71,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the system refused a read or write outside a run (a full disk, a read-only folder): say so
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"peftbench: error: {terminal_safe(exc.strerror or exc)}{terminal_safe(where)}", file=sys.stderr)
+        return 1
     except Exception:
         if stop.STOP.requested:  # the signal landed inside an import or a library and came out as another error
             print("peftbench: interrupted", file=sys.stderr)

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from peftbench.errors import terminal_safe
+
 
 def add_ls_parser(sub: Any) -> None:
     ls = sub.add_parser("ls", help="list methods, tasks or models", description="List the registered methods, tasks or model presets.")
@@ -58,7 +60,11 @@ def add_runs_parser(sub: Any) -> None:
     runs.add_argument("--method", help="only this method")
     runs.add_argument("--task", help="only this task")
     runs.add_argument("--model", help="only this model")
-    runs.add_argument("--status", choices=["running", "finished", "failed", "interrupted", "stale"], help="only this status")
+    runs.add_argument(
+        "--status",
+        choices=["running", "finished", "failed", "interrupted", "stale", "corrupt"],
+        help="only this status (corrupt: files in the record folders that are no valid record)",
+    )
     runs.add_argument("--seed", type=int, help="only this seed")
     runs.add_argument("--key", help="only this comparability key")
     runs.add_argument("--kind", choices=["run", "latency", "profile"], default="run", help="record kind (default: run)")
@@ -114,18 +120,27 @@ def cmd_show(args: argparse.Namespace) -> int:
     path = Store(args.results_dir and Path(args.results_dir)).find(args.run)
     record = read_record(path)
     mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
-    print(json.dumps(record, indent=2) if args.json else show_record(record, path, effective_status(record, heartbeat=mtime)))
+    status = effective_status(record, heartbeat=mtime)
+    print(json.dumps(record, indent=2) if args.json else terminal_safe(show_record(record, path, status)))
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from peftbench.display import runs_table
-    from peftbench.store import Store
+    from peftbench.store import Corrupt, Store, matches
 
     where = {"method": args.method, "task": args.task, "model": args.model, "status": args.status, "seed": args.seed, "key": args.key}
-    entries = list(Store(args.results_dir and Path(args.results_dir)).entries(args.kind, **where))
+    found = list(Store(args.results_dir and Path(args.results_dir)).scan(args.kind))
+    unfiltered = not any(v is not None for k, v in where.items() if k != "status") and args.status in (None, "corrupt")
+    entries = [f for f in found if (isinstance(f, Corrupt) and unfiltered) or (not isinstance(f, Corrupt) and matches(f, where))]
     if args.json:
-        print(json.dumps([{"path": str(e.path), "effective_status": e.status, **e.record} for e in entries], indent=2, default=str))
+        print(json.dumps([as_json(e) for e in entries], indent=2, default=str))
     else:
-        print(runs_table(entries))
+        print(terminal_safe(runs_table(entries)))
     return 0
+
+
+def as_json(found: Any) -> dict[str, Any]:
+    if found.status == "corrupt":
+        return {"path": str(found.path), "effective_status": "corrupt", "error": found.reason}
+    return {"path": str(found.path), "effective_status": found.status, **found.record}

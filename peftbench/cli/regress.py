@@ -127,10 +127,11 @@ def cmd_bless(args: argparse.Namespace) -> int:
     from peftbench.baselines import baseline_target, bless
     from peftbench.compare import parse_where
     from peftbench.display import indent, render_table
-    from peftbench.store import results_dir
+    from peftbench.store import check_writable, results_dir
 
     results = results_dir(args.results_dir)
     target = baseline_target(results, args.name, args.out)
+    check_writable(target.parent, "baseline folder")
     existed = target.exists()
     path, runs = bless(results, parse_where(args.where), target, force=args.force)
     if runs:

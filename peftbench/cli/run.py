@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from peftbench.cli.common import EPILOG
+from peftbench.cli.common import EPILOG, add_trust_pickle
 
 
 def add_parser(sub: Any) -> None:
@@ -37,6 +37,7 @@ def add_parser(sub: Any) -> None:
     )
     run.add_argument("--results-dir", help="where records go (default: $PEFTBENCH_RESULTS or ./results)")
     run.add_argument("--record", action="store_true", help="a canonical run (results/runs/) rather than scratch (results/scratch/)")
+    add_trust_pickle(run)
     run.set_defaults(func=cmd_run)
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from peftbench.cli.common import EPILOG
+from peftbench.cli.common import EPILOG, add_trust_pickle
 
 
 def add_parser(sub: Any) -> None:
@@ -43,6 +43,7 @@ def add_parser(sub: Any) -> None:
     sweep.add_argument("--budget-steps", type=int, help="with --fair: max_steps of every trial and every final run")
     sweep.add_argument("--report", metavar="DIR", help="write the report of the sweep's runs here (default: the spec's report.out)")
     sweep.add_argument("--no-report", action="store_true", help="no report, only the summary table")
+    add_trust_pickle(sweep)
     sweep.set_defaults(func=cmd_sweep)
 
 
@@ -70,9 +71,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         written = make_report(store.root, {"key": list(result.keys)}, Path(out)).written
         page = next((p for p in written if p.name == "index.html"), None)
         print(f"report: {page or out} ({len(written)} files)")
-    ran = len(result.outcomes)
+    ran = sum(o.status != "skipped" for o in result.outcomes)
+    elsewhere = len(result.outcomes) - ran
     print(
-        f"sweep {spec.name}: {ran} ran, {len(result.skipped)} skipped (done before), {len(result.failed)} failed, "
+        f"sweep {spec.name}: {ran} ran, {len(result.skipped)} skipped (done before), "
+        + (f"{elsewhere} finished by another process, " if elsewhere else "")
+        + f"{len(result.failed)} failed, "
         f"{result.seconds:.0f} s; records in {store.root}"
     )
     for outcome in result.failed:

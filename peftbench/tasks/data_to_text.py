@@ -326,6 +326,8 @@ def read_dart_json(path: str | Path) -> list[D2TExample]:
         data = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
         raise DataError(path, f"invalid JSON: {exc.msg}", line=exc.lineno) from None
+    except RecursionError:
+        raise DataError(path, "invalid JSON: nested too deep for a DART release") from None
     if not isinstance(data, list):
         raise DataError(path, f"expected a JSON array of entries, found {type(data).__name__}", line=1)
     if not data:
