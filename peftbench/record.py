@@ -260,8 +260,10 @@ def comparability_key(
 
 
 def processes_of(record: dict[str, Any]) -> int:
-    """How many processes trained a run (records without the part are one-process runs)."""
-    return int((record.get("key_parts") or {}).get("processes", 1))
+    """How many processes trained a run (records without the part, older ones, are one-process runs)."""
+    parts = record.get("key_parts")
+    value = parts.get("processes", 1) if isinstance(parts, dict) else 1
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
 def this_host() -> str:
