@@ -78,6 +78,10 @@ class ArchSpec:
     # RoBERTa numbers positions from pad_token_id + 1 (its padding_idx; the config's default pad id
     # is 1), so 514 position embeddings hold 512 tokens; the others start at 0.
     positions_after_pad: bool = False
+    # The LayerNorm that closes a post-LN block's FFN sublayer: it reads h + x (the FFN's output plus
+    # its input) and its output is the block's. None in pre-LN families (GPT-2, Llama), whose block
+    # output is h + x itself. Pfeiffer's adapter sits there (methods/adapters.py).
+    ffn_norm: str | None = None
 
     @property
     def attn_output(self) -> str:
@@ -149,6 +153,7 @@ ARCHS: tuple[ArchSpec, ...] = (
         projections=BERT_LAYOUT,
         block_returns_tuple=False,
         positions_after_pad=True,
+        ffn_norm="output.LayerNorm",
     ),
     ArchSpec(  # its pooler is pretrained (next-sentence prediction) and part of the backbone: frozen like it
         name="bert",
@@ -157,6 +162,7 @@ ARCHS: tuple[ArchSpec, ...] = (
         word_embeddings="embeddings.word_embeddings",
         projections=BERT_LAYOUT,
         block_returns_tuple=False,
+        ffn_norm="output.LayerNorm",
     ),
     ArchSpec(
         name="deberta-v2",
@@ -172,6 +178,7 @@ ARCHS: tuple[ArchSpec, ...] = (
         },
         block_returns_tuple=True,
         config_names={"head_dim": "attention_head_size"},
+        ffn_norm="output.LayerNorm",
     ),
     ArchSpec(
         name="gpt2",

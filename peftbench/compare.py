@@ -27,7 +27,7 @@ from typing import Any
 
 from peftbench import verdicts as V
 from peftbench.errors import UsageError
-from peftbench.record import comparable_config, effective_status, main_metric_name
+from peftbench.record import comparable_config, effective_status, main_metric_name, processes_of
 from peftbench.store import Entry, Store, read_record
 
 NEW_FAILURE, REGRESSED, NOT_COMPARABLE, IMPROVED = "new failure", "regressed", "not comparable", "improved"
@@ -414,6 +414,8 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
             out += [f"{name} spec content changed" for name in sorted(set(sa) | set(sb)) if sa.get(name) != sb.get(name)]
     da, db = pa.get("data") or {}, pb.get("data") or {}
     out += [f"data split {s} changed" for s in sorted(set(da) | set(db)) if da.get(s) != db.get(s)]
+    if processes_of(a) != processes_of(b):
+        out.append(f"processes: {processes_of(a)} -> {processes_of(b)} (batch_size is per process)")
     if not out and pa.get("config") != pb.get("config"):
         out.append("configuration hash differs (the configurations' layout changed)")
     return out or ["keys differ but no part could be told apart"]

@@ -4,14 +4,23 @@
 A preset's shapes come from `models.yaml`; weights come from the hub (or a local folder given as
 `--model DIR`). On the meta device no weights exist at all, which is how `peftbench params`
 counts a 1.5B model instantly.
+
+Every random weight is drawn under the run's seed and nothing else, so a seed reproduces a run in
+any process: a tiny preset's weights from `seed`, and the weights a pretrained checkpoint lacks
+(the new task head) from `seed` too (`seed_new_weights`), loaded under it and drawn again
+explicitly after loading. The global generator is left as it was: torch seeds it differently in
+every process, and a sweep's processes reuse one loaded model for many seeds (`runner.LoadCache`
+copies it and calls `seed_new_weights` per run).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -136,18 +145,80 @@ def build_model(
     if source.is_tiny:
         if seed is None:
             return cls.from_config(config)
-        with torch.random.fork_rng(devices=[]):  # the weights depend on `seed` alone; the global generator is left as it was
-            torch.manual_seed(seed)
+        with seeded(seed):  # the weights depend on `seed` alone
             return cls.from_config(config)
-    if source.local_dir:
-        return from_local_dir(cls.from_pretrained, "weights", source.local_dir, config=config, **weights_format(source.local_dir))
-    return load_from_hub(
-        cls.from_pretrained,
-        f"model weights {source.hub_id}",
-        MODEL_OFFLINE_OPTIONS,
-        pretrained_model_name_or_path=source.hub_id,
-        config=config,
-    )
+    with seeded(seed):  # whatever loading draws depends on `seed`; the head is drawn again below, explicitly
+        if source.local_dir:
+            weights = {"config": config, "output_loading_info": True, **weights_format(source.local_dir)}  # pickles only if trusted
+            model, info = from_local_dir(cls.from_pretrained, "weights", source.local_dir, **weights)
+        else:
+            model, info = load_from_hub(
+                cls.from_pretrained,
+                f"model weights {source.hub_id}",
+                MODEL_OFFLINE_OPTIONS,
+                pretrained_model_name_or_path=source.hub_id,
+                config=config,
+                output_loading_info=True,
+            )
+    setattr(model, NEW_WEIGHTS, new_weight_names(model, info["missing_keys"]))
+    if seed is not None:
+        seed_new_weights(model, seed)
+    return model
+
+
+# ---------------------------------------------------------------- the weights a checkpoint lacks
+
+NEW_WEIGHTS = "peftbench_new_weights"  # attribute of a loaded model: the names of the weights its checkpoint lacked
+
+
+@contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Draws inside come from `seed` (nothing changes for None); the global generator is restored after."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def new_weight_names(model: PreTrainedModel, missing: Any) -> tuple[str, ...]:
+    """The parameters `from_pretrained` had to initialise (the task head), without any tied to a loaded one.
+
+    A tied weight (an LM head sharing the embeddings) is never drawn: writing it would overwrite the embeddings.
+    """
+    loaded = {p.data_ptr() for n, p in model.named_parameters(remove_duplicate=False) if n not in missing}
+    params = dict(model.named_parameters(remove_duplicate=False))
+    return tuple(sorted(n for n in missing if n in params and params[n].data_ptr() not in loaded))
+
+
+def stream(seed: int, purpose: str) -> int:
+    """A seed of its own for one purpose, derived from the run's seed, so its draws never repeat the run's other draws
+    (the method's initialisation starts from `seed` itself)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{purpose}".encode()).digest()[:8], "little")
+
+
+def seed_new_weights(model: PreTrainedModel, seed: int) -> None:
+    """Draw the weights the checkpoint lacked again, from `seed` alone, with the family's own initialisation.
+
+    Why again: `from_pretrained` draws them from whatever state the global generator is in, and a
+    model reused across runs (a sweep) would give every seed the same head. Each owning module is
+    initialised as a fresh copy (so transformers' "already initialised" marks on loaded tensors
+    cannot skip a draw or let one through), and only the new weights are copied back.
+    """
+    owners: dict[str, list[str]] = {}
+    for name in getattr(model, NEW_WEIGHTS, ()):
+        path, _, leaf = name.rpartition(".")
+        owners.setdefault(path, []).append(leaf)
+    with seeded(stream(seed, "new-weights")), torch.no_grad():
+        for path in sorted(owners):
+            module = model.get_submodule(path)
+            fresh = copy.deepcopy(module)
+            for tensor in (*fresh.parameters(), *fresh.buffers(), *fresh.modules()):
+                tensor.__dict__.pop("_is_hf_initialized", None)
+            model._init_weights(fresh)  # the family's own distribution (normal(0, initializer_range) for linear maps)
+            for leaf in owners[path]:
+                getattr(module, leaf).copy_(getattr(fresh, leaf))
 
 
 def load_tokenizer(source: ModelSource, model_type: str) -> PreTrainedTokenizerBase:

@@ -278,16 +278,28 @@ def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def comparability_key(
-    config: dict[str, Any], spec_hashes: dict[str, str] | None, data_hashes: dict[str, str]
+    config: dict[str, Any], spec_hashes: dict[str, str] | None, data_hashes: dict[str, str], processes: int = 1
 ) -> tuple[str, dict[str, Any]]:
     """Runs with equal keys are the same experiment and may be grouped over seeds or paired across commits.
 
     Parts: the configuration without seed and preset label; the content hash of the method and task specs
     (their parsed content, so comments and layout do not count, nor the file-format `version`); the
-    content hash of every data split.
+    content hash of every data split; the number of training processes when it is not 1 (`batch_size` is
+    per process, so 2 processes of 8 train with batches of 16). A one-process run has no such part, so
+    its key is the one records kept before processes were counted: those records are one-process runs.
     """
-    parts = {"config": stable_hash(comparable_config(config)), "specs": spec_hashes, "data": dict(sorted(data_hashes.items()))}
+    parts: dict[str, Any] = {"config": stable_hash(comparable_config(config)), "specs": spec_hashes}
+    parts["data"] = dict(sorted(data_hashes.items()))
+    if processes != 1:
+        parts["processes"] = processes
     return stable_hash(parts)[:16], parts
+
+
+def processes_of(record: dict[str, Any]) -> int:
+    """How many processes trained a run (records without the part, older ones, are one-process runs)."""
+    parts = record.get("key_parts")
+    value = parts.get("processes", 1) if isinstance(parts, dict) else 1
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
 def this_host() -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 import secrets
 import sys
 import threading
@@ -42,7 +43,7 @@ from peftbench.bench import measure
 from peftbench.env import environment
 from peftbench.errors import RunFailed, RunInterrupted, UsageError
 from peftbench.methods import METHODS, Adapted
-from peftbench.models import build_model, load_tokenizer
+from peftbench.models import build_model, load_tokenizer, seed_new_weights
 from peftbench.record import SCHEMA_VERSION, comparability_key, id_part, liveness, update_scores, utc_now, with_directions
 from peftbench.resolve import ResolvedRun
 from peftbench.stop import STOP, polling_for_stop, tied_to_parent
@@ -130,11 +131,15 @@ class LoadCache:
         return self._splits[key]
 
     def model(self, r: ResolvedRun) -> Any:
+        """A fresh copy of the base model for this run: a tiny preset's weights and a pretrained one's new head
+        drawn from the run's seed (a copy reused across seeds gets its head drawn again: `seed_new_weights`)."""
         key = (r.source.name, str(r.source.local_dir), r.hf_config.to_json_string(), r.seed if r.source.is_tiny else None)
         if self._model is None or self._model[0] != key:
             self._model = None  # free the previous one first
             self._model = (key, build_model(r.source, r.spec.kind, config=r.hf_config, seed=r.seed))
-        return copy.deepcopy(self._model[1])
+        model = copy.deepcopy(self._model[1])
+        seed_new_weights(model, r.seed)
+        return model
 
 
 def prepare(
@@ -152,14 +157,16 @@ def prepare(
     `resume`: the record of an interrupted run of the same experiment; with its checkpoint, the run
     continues in that record from where it stopped (without one, it starts over in it).
     """
-    main = PartialState(cpu=not torch.cuda.is_available()).is_main_process  # the first init decides: CPU processes use gloo
+    state = PartialState(cpu=not torch.cuda.is_available())  # the first init decides: CPU processes use gloo
+    main, processes = state.is_main_process, launched_processes(state)
     if main:
         store.check_writable()  # before minutes of model loading
+    set_seed(resolved.seed)  # before anything is built: no draw of a run comes from the unseeded generator
     cache = cache or LoadCache()
     tokenizer = cache.tokenizer(resolved)
     model = cache.model(resolved)
     splits, hashes = cache.splits(resolved)
-    key = comparability_key(resolved.config.to_dict(), resolved.spec_hashes, hashes)
+    key = comparability_key(resolved.config.to_dict(), resolved.spec_hashes, hashes, processes)
     previous = saved = None
     if resume is not None:
         previous = read_record(resume)
@@ -169,6 +176,23 @@ def prepare(
         run_id, path = claim_record(store, resolved, key[0], canonical, main)
     ckpt = store.checkpoint_path(run_id) if checkpoints and main else None
     return Plan(resolved, splits, model, tokenizer, run_id, path, hashes, key, ckpt, keep_checkpoint, saved, previous)
+
+
+def launched_processes(state: PartialState) -> int:
+    """The number of training processes; a launch that asked for several CPU processes and started one is refused.
+
+    `accelerate launch --cpu --num_processes N` starts a single process (accelerate's multi-CPU launch
+    goes through mpirun) and only leaves the rendezvous port behind: training on as one process would
+    quietly halve the batch the user asked for.
+    """
+    asked_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    if state.num_processes == 1 and asked_cpu and os.environ.get("MASTER_PORT"):
+        raise UsageError(
+            "`accelerate launch --cpu --num_processes N` started one process, not N (accelerate launches several CPU "
+            "processes only through mpirun); use `accelerate launch --multi_gpu --num_processes N -m peftbench run ...` "
+            "(CPU processes with gloo where no GPU is present) or `torchrun --nproc_per_node N -m peftbench run ...`"
+        )
+    return state.num_processes
 
 
 def run_id_for(resolved: ResolvedRun, key: str) -> str:
@@ -360,7 +384,9 @@ def setup(plan: Plan, record: dict[str, Any], callbacks: Sequence[Callback], tim
     cfg, train = plan.config, plan.config.training
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     record["env"] = environment(accelerator.device) | {"processes": accelerator.num_processes}
-    set_seed(train.seed)  # the one seed point of a run: method initialisation, dropout (model weights have their own)
+    # again, right before the first draw that training depends on: method initialisation, then dropout (the model's
+    # random weights come from their own seeded stream), whatever loading drew or a cache saved before
+    set_seed(train.seed)
     with measure.Phase(times, "setup"):
         adapted = METHODS.get(cfg.method).apply(plan.model, cfg.hyperparameters)
         pipeline = make_pipeline(plan.resolved.spec, plan.tokenizer, train, cfg.generation)

@@ -162,10 +162,39 @@ def test_placements():
         assert has_norm == [method == "adapter_l"] * len(has_norm)
     assert per_method == {
         "adapter_h": ["attn_output", "ffn_output"],
-        "adapter_p": ["ffn_output"],
+        "adapter_p": ["ffn_residual"],
         "adapter_l": ["block_output"],
-        "adapter_d": ["ffn_output"],
+        "adapter_d": ["ffn_residual"],
     }
+
+
+PFEIFFER_CASES = [("tiny-roberta", "classification"), ("tiny-deberta", "classification"), ("tiny-gpt2", "generation")]
+
+
+@pytest.mark.parametrize(("model_name", "kind"), PFEIFFER_CASES)
+def test_pfeiffer_site_reads_the_normalised_output_and_normalises_again(model_name, kind):
+    """Post-LN: with s = h + x the closing LayerNorm's input, the block's output LN(s) becomes LN(s + delta(LN(s)));
+    pre-LN (GPT-2, no LayerNorm there): the block's output s becomes s + delta(s). Checked by hand on the last block."""
+    model, adapted = setup(model_name, kind, "adapter_p")
+    randomize_adapters(model)
+    arch, block = adapted.arch, adapted.arch.block_list(model)[-1]
+    adapter, seen = block.adapters["ffn_residual"], {}
+
+    def keep(name, tensor):  # a hook that returns None changes nothing
+        seen[name] = tensor
+
+    if arch.ffn_norm:
+        norm = block.get_submodule(arch.ffn_norm)
+        norm.register_forward_pre_hook(lambda m, args: keep("s", args[0]))
+        without, expected = norm.forward, lambda s: norm.forward(s + adapter.delta(norm.forward(s)))
+    else:  # the block's output before the adapter's hook, which was registered first
+        block.register_forward_hook(lambda m, args, out: keep("s", arch.block_hidden(out)), prepend=True)
+        without, expected = (lambda s: s), (lambda s: s + adapter.delta(s))
+    block.register_forward_hook(lambda m, args, out: keep("out", arch.block_hidden(out)))
+    with torch.no_grad():
+        adapted(**batch())
+        assert torch.equal(seen["out"], expected(seen["s"]))
+        assert not torch.allclose(seen["out"], without(seen["s"]), atol=1e-3)  # the adapter did something
 
 
 @pytest.mark.parametrize("method", ["adapter_h", "adapter_l"])

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +20,8 @@ from safetensors.torch import save
 import peftbench.results as results_api
 from peftbench import runner
 from peftbench.bench.measure import checkpoint_bytes
-from peftbench.record import SCHEMA_VERSION, comparability_key, effective_status, liveness, pid_alive
+from peftbench.compare import differences
+from peftbench.record import SCHEMA_VERSION, comparability_key, effective_status, liveness, pid_alive, processes_of
 from peftbench.resolve import resolve_run
 from peftbench.specs import spec_content_hash
 from peftbench.store import Store, read_record, write_record
@@ -71,6 +73,31 @@ def test_the_key_ignores_seed_and_preset_label_but_not_values():
     assert comparability_key(other_lr, {"method": "a"}, {"train": "x"})[0] != key
     assert comparability_key(base, {"method": "b"}, {"train": "x"})[0] != key
     assert comparability_key(base, {"method": "a"}, {"train": "y"})[0] != key
+
+
+def test_the_number_of_processes_enters_the_key_and_old_records_count_as_one_process():
+    """2 processes of batch 8 train with batches of 16: another experiment than 1 process of 8. A one-process key
+    is the key records had before processes were counted, so those records still pair with new one-process runs."""
+    config = {"method": "lora", "training": {"batch_size": 8, "seed": 0}}
+    one, one_parts = comparability_key(config, {"method": "a"}, {"train": "x"})
+    two, two_parts = comparability_key(config, {"method": "a"}, {"train": "x"}, processes=2)
+    assert one != two and two_parts["processes"] == 2 and "processes" not in one_parts
+    assert one == comparability_key(config, {"method": "a"}, {"train": "x"}, processes=1)[0]
+    old = read_record(next((FIXTURES / "scratch").glob("*.json")))  # a schema-1 record: its key is migrated as is
+    assert processes_of(old) == 1
+    a = {"config": config, "key_parts": one_parts}
+    b = {"config": config, "key_parts": two_parts}
+    assert differences(a, b) == ["processes: 1 -> 2 (batch_size is per process)"]
+
+
+def test_a_cpu_launch_that_started_one_of_several_processes_is_refused(cli, results, monkeypatch):
+    """`accelerate launch --cpu --num_processes 2` runs one process with the rendezvous port set: exit 2, not half a batch."""
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    monkeypatch.setattr(runner, "build_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    res = cli("run", *TINY)
+    assert res.code == 2 and "started one process" in res.err and "--multi_gpu --num_processes N" in res.err
+    assert not results.exists() or not records_in(results)
 
 
 def test_spec_hash_is_content_not_layout(tmp_path):
@@ -339,26 +366,61 @@ def test_runs_lists_filters_and_dumps_json(cli, results):
     assert results_api.load(results, method="bitfit").empty
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def dropout_free_model(folder: Path) -> Path:
+    """tiny-roberta without dropout, saved as a model folder: then nothing random differs between the processes,
+    and 2 processes of 8 must compute what 1 process of 16 computes, up to the order of float sums."""
+    from peftbench.models import build_model, load_tokenizer
+    from peftbench.presets import resolve_model
+
+    source = resolve_model("tiny-roberta")
+    model = build_model(source, "classification", seed=0)
+    model.config.hidden_dropout_prob = model.config.attention_probs_dropout_prob = 0.0
+    model.save_pretrained(folder)
+    load_tokenizer(source, "roberta").save_pretrained(folder)
+    return folder
+
+
+LAUNCHERS = {  # the commands the README documents, with this interpreter
+    "accelerate": [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", "--multi_gpu", "--num_processes", "2",
+                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "{port}"],
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "{port}"],
+}  # fmt: skip
+
+
 @pytest.mark.slow
-def test_two_processes_match_one_with_the_same_global_batch_and_write_one_record(tmp_path):
-    common = ("--method", "ft", "--task", "mrpc", "--model", "tiny-roberta", "--max-steps", "6", "--set", "lr=1e-3")
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_two_launched_processes_average_gradients_and_write_one_record(tmp_path, launcher):
+    """Two processes of batch 8 train exactly what one process of batch 16 trains (the same 16 examples per step, the
+    gradients averaged), and only the main process writes. Without averaging each process would step on its own 8."""
+    model = str(dropout_free_model(tmp_path / "model"))
+    common = ("run", "--method", "lora", "--task", "mrpc", "--model", model, "--data-dir", "sample", "--max-steps", "6")
+    common += ("--set", "max_train_examples=96", "--set", "max_eval_examples=32", "--set", "lr=1e-2")  # 6 full steps of 16
     one, two = tmp_path / "one", tmp_path / "two"
     single = subprocess.run(
-        peftbench_cmd("run", *common, "--set", "batch_size=16", "--results-dir", str(one)), env=quiet_env(), capture_output=True, text=True
+        peftbench_cmd(*common, "--set", "batch_size=16", "--results-dir", str(one)), env=quiet_env(), capture_output=True, text=True
     )
     assert single.returncode == 0, single.stderr[-2000:]
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", "-m", "peftbench"]
+    launch = [arg.replace("{port}", str(free_port())) for arg in LAUNCHERS[launcher]]
     double = subprocess.run(
-        [*launch, "run", *common, "--set", "batch_size=8", "--results-dir", str(two)], env=quiet_env(), capture_output=True, text=True
+        [*launch, "-m", "peftbench", *common, "--set", "batch_size=8", "--results-dir", str(two)],
+        env=quiet_env(),
+        capture_output=True,
+        text=True,
     )
     assert double.returncode == 0, double.stderr[-2000:]
     (a,), (b,) = records_in(one), records_in(two)
-    assert b["env"]["processes"] == 2 and a["env"]["processes"] == 1
-    # the same global batch of 16 from the same shuffled order; only dropout masks differ (each process draws its own),
-    # so losses agree to 0.01 and metrics to 0.05
-    assert a["epochs"][-1]["train_loss"] == pytest.approx(b["epochs"][-1]["train_loss"], abs=0.01)
+    assert a["env"]["processes"] == 1 and b["env"]["processes"] == 2
+    assert b["key_parts"]["processes"] == 2 and a["key"] != b["key"]  # a 2x8 run is not paired with a 1x16 one
+    losses = [[e["train_loss"] for e in r["epochs"]] for r in (a, b)]
+    assert losses[0] == pytest.approx(losses[1], abs=1e-6)
     for name, metric in a["metrics"].items():
-        assert metric["value"] == pytest.approx(b["metrics"][name]["value"], abs=0.05), name
+        assert metric["value"] == pytest.approx(b["metrics"][name]["value"], abs=1e-9), name
 
 
 def wait_for_record(root: Path, timeout: float = 120) -> None:

@@ -1,20 +1,24 @@
-"""Equivalence with Hugging Face peft (the `[compare]` extra): same base, same adapter values -> same function.
+"""Equivalence with Hugging Face peft (the `[compare]` extra), and by hand where peft has no such method.
 
-For LoRA on RoBERTa, BERT, DeBERTa-v2 and Llama (tiny random models, offline): our LoRA layers and
-peft's, holding the same A and B, give the same logits unmerged and merged, the same gradients
-for A, B and the task head, and the same counts (DeBERTa-v2: peft's head is the classifier only,
-ours also trains the pooler, which sits outside DeBERTa's backbone).
+Same base, same trained values -> the same function, asserted exactly (`torch.equal`) wherever the two
+compute the same float operations in the same order, which is everywhere below but GPT-2's gradients:
 
-GPT-2 differs by construction: peft adapts the whole fused `c_attn` (q|k|v) with one (A, B);
-ours adapts only the q and v slices, one (A, B) each. The comparable part: our q,v LoRA embedded
-in a rank-2r peft LoRA on `c_attn` (A = [A_q; A_v], B block-diagonal over the q and v rows, zero
-on the k rows, alpha doubled so alpha/r is the same) is the same function, with the same
-gradients on the shared blocks; peft's zero blocks get gradients too (peft would train them).
+- LoRA on RoBERTa, BERT, DeBERTa-v2 and Llama (tiny random models, offline): our LoRA layers and
+  peft's, holding the same A and B, give the same logits unmerged and merged, the same gradients for
+  A, B and the task head, the same parameters after one AdamW step, and the same counts (DeBERTa-v2:
+  peft's head is the classifier only, ours also trains the pooler, which sits outside DeBERTa's
+  backbone; the step compares against peft told to train it too).
+- GPT-2 differs by construction: peft adapts the whole fused `c_attn` (q|k|v) with one (A, B); ours
+  adapts only the q and v slices, one (A, B) each. The comparable part: our q,v LoRA embedded in a
+  rank-2r peft LoRA on `c_attn` (A = [A_q; A_v], B block-diagonal over the q and v rows, zero on the k
+  rows, alpha doubled so alpha/r is the same) is the same function, with the same gradients on the
+  shared blocks (to float rounding: peft's wider product sums its zero blocks too); peft's zero
+  blocks get gradients too (peft would train them).
+- BitFit: peft has none. By hand: the same model with only its backbone's biases and the head set
+  trainable gives the same trainable set, gradients and AdamW step; peft's LoRA `bias="all"` trains
+  that same bias set on top of LoRA.
 
-BitFit and prefix-embedding have no peft method of that name; their nearest equivalents are
-counted: LoRA's `bias="all"` trains exactly our BitFit bias set on top of LoRA, and prompt tuning
-with l_p virtual tokens trains l_p x d, our prefix_embed with infix_len 0. peft's prefix tuning
-trains keys and values per layer (2 L d l_p), twice our prefix_layer's L d l_p.
+The prefix methods are compared in `test_vs_peft_prefix.py`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import warnings
 
 import pytest
 import torch
-from tiny import batch, labels_for
+from tiny import adamw_step, assert_same, batch, labels_for
 
 peft = pytest.importorskip("peft", reason="peft is not installed: pip install -e '.[compare]'")
 
@@ -58,14 +62,15 @@ def randomize(adapted):
             p.add_(torch.randn_like(p) * (0.1 if "lora_B" in name else 0.01))
 
 
-def lora_pair(model_name, kind, targets):
+def lora_pair(model_name, kind, targets, modules_to_save=None):
     """Ours and peft's LoRA on two copies of one random base, holding the same A, B and head values."""
     base = build_model(resolve_model(model_name), kind, seed=0).eval()
     twin = copy.deepcopy(base)
     ours = METHODS.get("lora").apply(base, LoraConfig(r=R, alpha=ALPHA, targets=targets))
     randomize(ours)
     paths = [path for path, _ in lora_layers(base)]
-    theirs = peft_model(twin, peft.LoraConfig(r=R, lora_alpha=ALPHA, target_modules=paths, task_type=TASK_TYPE[kind]))
+    config = peft.LoraConfig(r=R, lora_alpha=ALPHA, target_modules=paths, task_type=TASK_TYPE[kind], modules_to_save=modules_to_save)
+    theirs = peft_model(twin, config)
     inner = theirs.base_model.model
     with torch.no_grad():
         for path, layer in lora_layers(base):
@@ -98,29 +103,32 @@ def lora_params_of_peft(theirs):
     return {n: p for n, p in theirs.named_parameters() if "lora_" in n}
 
 
+def lora_param_pairs(ours, theirs):
+    """(name, ours, peft's) for every trained tensor: A and B of each adapted map, then the head."""
+    inner = theirs.base_model.model
+    pairs = []
+    for path, layer in lora_layers(ours.model):
+        (slice_name,) = layer.slices  # one full-width update per map outside GPT-2
+        target = inner.get_submodule(path)
+        pairs.append((f"{path}.A", layer.lora_A[slice_name], target.lora_A["default"].weight))
+        pairs.append((f"{path}.B", layer.lora_B[slice_name], target.lora_B["default"].weight))
+    return pairs + [(n, p, peft_head_param(theirs, n)) for n, p in ours.trainable_parameters().items() if ours.is_head(n)]
+
+
 @pytest.mark.parametrize(("model_name", "kind"), LORA_CASES)
 @pytest.mark.parametrize("targets", [("q", "v"), ("q", "k", "v", "o", "ffn")])
 def test_lora_matches_peft_outputs_gradients_and_counts(model_name, kind, targets):
     ours, theirs = lora_pair(model_name, kind, targets)
     x = batch()  # both in eval mode: the base's dropout off (LoRA dropout is 0 in both)
     ours_loss, theirs_loss = loss_of(ours, kind, x), loss_of(theirs, kind, x)
-    assert torch.allclose(ours_loss, theirs_loss, atol=1e-6)
+    assert_same(ours_loss, theirs_loss, "loss")
     ours_loss.backward()
     theirs_loss.backward()
-    inner = theirs.base_model.model
-    for path, layer in lora_layers(ours.model):
-        (slice_name,) = layer.slices
-        target = inner.get_submodule(path)
-        assert torch.allclose(layer.lora_A[slice_name].grad, target.lora_A["default"].weight.grad, atol=1e-6)
-        assert torch.allclose(layer.lora_B[slice_name].grad, target.lora_B["default"].weight.grad, atol=1e-6)
-    for name, p in ours.trainable_parameters().items():
-        if not ours.is_head(name):
-            continue
-        theirs_grad = peft_head_param(theirs, name).grad
+    for name, a, b in lora_param_pairs(ours, theirs):
         if model_name == "tiny-deberta" and name.startswith("pooler."):
-            assert theirs_grad is None  # frozen in peft, trained in ours
-        else:
-            assert torch.allclose(p.grad, theirs_grad, atol=1e-6), name
+            assert b.grad is None  # DeBERTa's pooler: frozen in peft, trained in ours
+            continue
+        assert_same(a.grad, b.grad, name)
 
     counts = ours.param_counts()
     assert counts["method"] == sum(p.numel() for p in lora_params_of_peft(theirs).values())
@@ -133,6 +141,24 @@ def test_lora_matches_peft_outputs_gradients_and_counts(model_name, kind, target
 
 
 @pytest.mark.parametrize(("model_name", "kind"), LORA_CASES)
+def test_one_adamw_step_of_lora_equals_peft(model_name, kind):
+    """After one optimizer step the trained tensors, and so the next loss, are the same bit for bit."""
+    save = ["classifier", "pooler"] if model_name == "tiny-deberta" else None  # peft told to train DeBERTa's pooler, as ours does
+    ours, theirs = lora_pair(model_name, kind, ("q", "v", "ffn"), modules_to_save=save)
+    x = batch()
+    loss_of(ours, kind, x).backward()
+    loss_of(theirs, kind, x).backward()
+    pairs = lora_param_pairs(ours, theirs)
+    assert len(pairs) == len(ours.trainable_parameters()) == len([p for p in theirs.parameters() if p.requires_grad])
+    adamw_step([a for _, a, _ in pairs])
+    adamw_step([b for _, _, b in pairs])
+    for name, a, b in pairs:
+        assert_same(a.detach(), b.detach(), f"{name} after the step")
+    with torch.no_grad():
+        assert_same(loss_of(ours, kind, x), loss_of(theirs, kind, x), "loss after the step")
+
+
+@pytest.mark.parametrize(("model_name", "kind"), LORA_CASES)
 def test_merged_lora_matches_peft_merge_and_unload(model_name, kind):
     ours, theirs = lora_pair(model_name, kind, ("q", "v", "ffn"))
     x = batch()
@@ -141,8 +167,8 @@ def test_merged_lora_matches_peft_merge_and_unload(model_name, kind):
         ours.merge()
         merged_peft = theirs.merge_and_unload()
         assert not any(isinstance(m, LoraLayer) for m in ours.model.modules())
-        assert torch.allclose(ours(**x).logits, merged_peft(**x).logits, atol=1e-5)
-        assert torch.allclose(ours(**x).logits, unmerged, atol=1e-5)
+        assert_same(ours(**x).logits, merged_peft(**x).logits, "merged")  # the same W + s·B·A in both
+        assert torch.allclose(ours(**x).logits, unmerged, atol=1e-5)  # merged vs unmerged: float rounding only
 
 
 # ---------------------------------------------------------------- GPT-2: q,v slices inside peft's whole c_attn
@@ -174,22 +200,24 @@ def test_gpt2_qv_lora_embedded_in_peft_c_attn_gives_the_same_function_and_shared
     ours, theirs, d = gpt2_pair()
     x = batch()
     ours_loss, theirs_loss = loss_of(ours, "generation", x), loss_of(theirs, "generation", x)
-    assert torch.allclose(ours_loss, theirs_loss, atol=1e-6)
+    assert_same(ours_loss, theirs_loss, "loss")
     ours_loss.backward()
     theirs_loss.backward()
     inner = theirs.base_model.model
     for path, layer in lora_layers(ours.model):
         target = inner.get_submodule(path)
         ga, gb = target.lora_A["default"].weight.grad, target.lora_B["default"].weight.grad
-        assert torch.allclose(layer.lora_A["q"].grad, ga[:R], atol=1e-6)
-        assert torch.allclose(layer.lora_A["v"].grad, ga[R:], atol=1e-6)
-        assert torch.allclose(layer.lora_B["q"].grad, gb[:d, :R], atol=1e-6)
-        assert torch.allclose(layer.lora_B["v"].grad, gb[2 * d :, R:], atol=1e-6)
+        # not bit for bit: peft's rank-2r products also sum the zero blocks, in another order (differences ~1e-10)
+        close = {"rtol": 1e-5, "atol": 1e-8}
+        torch.testing.assert_close(layer.lora_A["q"].grad, ga[:R], **close)
+        torch.testing.assert_close(layer.lora_A["v"].grad, ga[R:], **close)
+        torch.testing.assert_close(layer.lora_B["q"].grad, gb[:d, :R], **close)
+        torch.testing.assert_close(layer.lora_B["v"].grad, gb[2 * d :, R:], **close)
         # the structural difference: peft's B also has the k rows and the cross blocks, and they get gradients
         assert gb[d : 2 * d].abs().sum() > 0 and gb[:d, R:].abs().sum() > 0
     with torch.no_grad():
         ours.merge()
-        assert torch.allclose(ours(**x).logits, theirs.merge_and_unload()(**x).logits, atol=1e-5)
+        assert_same(ours(**x).logits, theirs.merge_and_unload()(**x).logits, "merged")
 
 
 def test_gpt2_counts_same_rank_same_count_but_a_different_function():
@@ -204,7 +232,7 @@ def test_gpt2_counts_same_rank_same_count_but_a_different_function():
     assert ours.param_counts()["method"] == layers * 4 * R * d == sum(p.numel() for p in lora_params_of_peft(theirs).values())
 
 
-# ---------------------------------------------------------------- BitFit and prefix-embedding: peft's nearest equivalents
+# ---------------------------------------------------------------- BitFit: by hand, and peft's nearest equivalent
 
 
 @pytest.mark.parametrize(
@@ -230,20 +258,42 @@ def test_bitfit_is_the_bias_set_peft_lora_trains_with_bias_all(model_name, kind)
     assert sum(ours_biases.values()) == ours.param_counts()["method"]
 
 
-def test_prefix_embed_count_equals_peft_prompt_tuning_and_prefix_layer_is_half_of_peft_prefix_tuning():
-    """Prompt tuning (l_p virtual token embeddings) trains l_p x d = our prefix_embed (no infix).
+BITFIT_HEADS = {  # written out by hand per model: what sits outside each backbone and trains as the task head
+    ("tiny-roberta", "classification"): ("classifier.",),
+    ("tiny-bert", "classification"): ("classifier.",),  # BERT's pooler is part of its pretrained backbone: frozen
+    ("tiny-deberta", "classification"): ("pooler.", "classifier."),
+    ("tiny-gpt2", "classification"): ("score.",),
+    ("tiny-gpt2", "generation"): (),  # a causal LM's head is its (tied) embeddings: frozen
+}
 
-    peft's prefix tuning trains a key and a value vector per layer and position: 2 L d l_p; our
-    prefix_layer (the paper's PreLayer) replaces one activation per layer and position: L d l_p.
-    """
-    l_p = 10
-    base = build_model(resolve_model("tiny-gpt2"), "generation", seed=0)
-    d, layers = base.config.hidden_size, base.config.num_hidden_layers
-    prompt = peft_model(copy.deepcopy(base), peft.PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=l_p))
-    prefix = peft_model(copy.deepcopy(base), peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=l_p))
-    embed = METHODS.get("prefix_embed")
-    layer = METHODS.get("prefix_layer")
-    ours_embed = embed.apply(copy.deepcopy(base), embed.config_cls(prefix_len=l_p, infix_len=0)).param_counts()["method"]
-    ours_layer = layer.apply(copy.deepcopy(base), layer.config_cls(prefix_len=l_p, infix_len=0)).param_counts()["method"]
-    assert ours_embed == prompt.get_nb_trainable_parameters()[0] == l_p * d
-    assert 2 * ours_layer == prefix.get_nb_trainable_parameters()[0] == 2 * layers * d * l_p
+
+def biases_by_hand(model, heads):
+    """`model` set up for BitFit by hand: every bias inside the backbone, and the task head, trainable; nothing else."""
+    backbone = model.base_model_prefix + "."
+    for name, p in model.named_parameters():
+        p.requires_grad_((name.startswith(backbone) and name.endswith(".bias")) or name.startswith(heads))
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize(("model_name", "kind"), BITFIT_HEADS)
+def test_bitfit_equals_the_model_with_only_biases_trainable_by_hand(model_name, kind):
+    """The same trainable set, loss, gradients and AdamW step as the plain model with its biases unfrozen by hand."""
+    base = build_model(resolve_model(model_name), kind, seed=0).eval()
+    twin = copy.deepcopy(base)
+    reference = biases_by_hand(twin, BITFIT_HEADS[(model_name, kind)])
+    ours = METHODS.get("bitfit").apply(base, METHODS.get("bitfit").config_cls())
+    trained = ours.trainable_parameters()
+    assert trained.keys() == reference.keys() and any(n.endswith("LayerNorm.bias") or ".ln_" in n for n in trained)
+    x = batch()
+    ours_loss, reference_loss = loss_of(ours, kind, x), loss_of(twin, kind, x)
+    assert_same(ours_loss, reference_loss, "loss")
+    ours_loss.backward()
+    reference_loss.backward()
+    for name, p in trained.items():
+        assert_same(p.grad, reference[name].grad, name)
+    adamw_step(list(trained.values()))
+    adamw_step(list(reference.values()))
+    after, expected = ours.model.state_dict(), twin.state_dict()
+    assert after.keys() == expected.keys()
+    for name, tensor in after.items():
+        assert_same(tensor, expected[name], f"{name} after the step")

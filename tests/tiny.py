@@ -1,4 +1,5 @@
-"""Tiny-model helpers shared by the method tests: the (model, task kind) cases, one fixed batch, its labels.
+"""Tiny-model helpers shared by the method tests: the (model, task kind) cases, one fixed batch, its labels,
+and the exact comparison and optimizer step of the equivalence tests.
 
 A plain module, imported as `from tiny import ...`: pytest's default import mode puts this folder on sys.path.
 """
@@ -43,3 +44,14 @@ def labels_for(kind, x):
     if kind == "generation":
         return x["input_ids"].masked_fill(x["attention_mask"] == 0, -100)
     return torch.tensor([0.1, 0.5, 0.9]) if kind == "regression" else torch.tensor([0, 1, 1])
+
+
+def assert_same(ours, theirs, what=""):
+    """Bit for bit; the message says by how much where not."""
+    assert ours is not None and theirs is not None, what
+    assert torch.equal(ours, theirs), f"{what}: max |difference| {(ours - theirs).abs().max().item():.3g}"
+
+
+def adamw_step(params):
+    """One AdamW step as the runner takes it (its defaults, with weight decay, so both terms of the update count)."""
+    torch.optim.AdamW(params, lr=1e-2, weight_decay=0.1).step()

@@ -5,18 +5,26 @@ a residual connection, and `up` zero-initialised so that a freshly adapted model
 what the base model computes. The variants differ only in where the adapters sit (`Placement`)
 and in which blocks get them:
 
-| method      | sites in every adapted block                          | own LayerNorm | blocks          |
-|-------------|-------------------------------------------------------|---------------|-----------------|
-| `adapter_h` | after the attention output and the FFN output maps    | no            | all             |
-| `adapter_p` | after the FFN output map                              | no            | all             |
-| `adapter_l` | on the block's output (after the MLP sublayer)        | yes (input)   | all             |
-| `adapter_d` | after the FFN output map (Pfeiffer's placement)       | no            | all but lowest n|
+| method      | sites in every adapted block                                  | own LayerNorm | blocks          |
+|-------------|---------------------------------------------------------------|---------------|-----------------|
+| `adapter_h` | after the attention output and the FFN output maps            | no            | all             |
+| `adapter_p` | after the FFN sublayer's residual + LayerNorm (Pfeiffer's)    | no            | all             |
+| `adapter_l` | on the block output (after the MLP sublayer)                  | yes (input)   | all             |
+| `adapter_d` | Pfeiffer's site                                               | no            | all but lowest n|
+
+Pfeiffer's site is where AdapterHub's `seq_bn` (Pfeiffer et al. 2021) and the microsoft/LoRA
+scripts behind the paper's AdptP rows put it: with s = h + x the FFN's output plus its input and
+LN the block's own (frozen) LayerNorm after them, the block's output LN(s) becomes
+LN(s + up(act(down(LN(s))))): the adapter reads the normalised output, its update joins the
+residual sum, and the same LayerNorm is applied again. Pre-LN families (GPT-2, Llama) have no
+LayerNorm there; the block's output s becomes s + up(act(down(s))), the same formula with LN the
+identity (AdapterHub's, when its layer has no LayerNorm to pass).
 
 The adapters of a block are registered submodules of that block (`block.adapters[site]`), so
 `state_dict`, `.to()` and accelerate see them and the base model's own parameter names do not
-change. Forward hooks on the host module (the projection, or the block itself) only route the
-activation through the adapter; `ArchSpec` says where the hosts live and how to read a block's
-output (DeBERTa-v2 blocks return a tuple).
+change. Forward hooks on the host module (the projection, the LayerNorm, or the block itself)
+only route the activation through the adapter; `ArchSpec` says where the hosts live and how to
+read a block's output (DeBERTa-v2 blocks return a tuple).
 
 Parameter count per adapter: down d·r + r, up r·d + d, plus 2·d for AdapterL's LayerNorm. This
 is the paper's Section 5.1 formula, |Θ| = L̂_Adpt (2 d r + r + d) + 2 L̂_LN d.
@@ -40,8 +48,8 @@ ADAPTERS_ATTR = "adapters"  # the ModuleDict on each adapted block: site name ->
 
 # Sites inside a block: the output of the attention output projection, of the FFN output
 # projection (both before dropout, the residual add and, for post-LN models, the LayerNorm),
-# and the block's own output.
-ATTN_OUTPUT, FFN_OUTPUT, BLOCK_OUTPUT = "attn_output", "ffn_output", "block_output"
+# the block's own output, and Pfeiffer's: after the FFN sublayer's residual add and LayerNorm.
+ATTN_OUTPUT, FFN_OUTPUT, BLOCK_OUTPUT, FFN_RESIDUAL = "attn_output", "ffn_output", "block_output", "ffn_residual"
 
 
 class BottleneckAdapter(nn.Module):
@@ -70,8 +78,12 @@ class BottleneckAdapter(nn.Module):
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
 
+    def delta(self, x: torch.Tensor) -> torch.Tensor:
+        """What the adapter adds to the residual stream: up(act(down(LN(x))))."""
+        return self.up(self.act(self.down(self.layer_norm(x))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.up(self.act(self.down(self.layer_norm(x))))
+        return x + self.delta(x)
 
 
 def route_output(adapter: BottleneckAdapter, module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
@@ -79,9 +91,28 @@ def route_output(adapter: BottleneckAdapter, module: nn.Module, args: Any, outpu
     return adapter(output)
 
 
+def route_after_norm(adapter: BottleneckAdapter, norm: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+    """Forward hook on the FFN's closing LayerNorm (Pfeiffer): LN(s) -> LN(s + delta(LN(s))), s = h + x its input.
+
+    `norm.forward` rather than `norm(...)`: the second pass must not run this hook again.
+    """
+    return norm.forward(args[0] + adapter.delta(output))
+
+
 def route_block_output(arch: ArchSpec, adapter: BottleneckAdapter, module: nn.Module, args: Any, output: Any) -> Any:
     """Forward hook on a block: its hidden states (a tensor, or the first item of DeBERTa-v2's tuple) go through the adapter."""
     return arch.with_block_hidden(output, adapter(arch.block_hidden(output)))
+
+
+def attach(arch: ArchSpec, block: nn.Module, site: str, adapter: BottleneckAdapter) -> None:
+    """Route one site's activation through its adapter with a forward hook on the module that produces it."""
+    if site == FFN_RESIDUAL and arch.ffn_norm:
+        block.get_submodule(arch.ffn_norm).register_forward_hook(partial(route_after_norm, adapter))
+    elif site in (BLOCK_OUTPUT, FFN_RESIDUAL):  # a pre-LN block's output is the FFN's residual sum
+        block.register_forward_hook(partial(route_block_output, arch, adapter))
+    else:
+        host = block.get_submodule(arch.attn_output if site == ATTN_OUTPUT else arch.ffn_output)
+        host.register_forward_hook(partial(route_output, adapter))
 
 
 @dataclass(frozen=True)
@@ -117,11 +148,7 @@ class BottleneckAdapters(Method):
             )
             setattr(block, ADAPTERS_ATTR, adapters)
             for site, adapter in adapters.items():
-                if site == BLOCK_OUTPUT:
-                    block.register_forward_hook(partial(route_block_output, arch, adapter))
-                else:
-                    host = block.get_submodule(arch.attn_output if site == ATTN_OUTPUT else arch.ffn_output)
-                    host.register_forward_hook(partial(route_output, adapter))
+                attach(arch, block, site, adapter)
 
     def formula(self, config: AdapterConfig, dims: ModelDims) -> int:
         """|Θ| = L̂_Adpt (2 d r + r + d) + 2 L̂_LN d (Section 5.1)."""
@@ -141,8 +168,8 @@ class AdapterHoulsby(BottleneckAdapters):
 @register
 class AdapterPfeiffer(BottleneckAdapters):
     name = "adapter_p"
-    description = "Pfeiffer adapters: one per layer, after the FFN output projection"
-    placement = Placement(sites=(FFN_OUTPUT,))
+    description = "Pfeiffer adapters: one per layer, after the FFN sublayer's residual + LayerNorm"
+    placement = Placement(sites=(FFN_RESIDUAL,))
 
 
 @register
@@ -154,7 +181,7 @@ class AdapterLin(BottleneckAdapters):
 
 @register
 class AdapterDrop(BottleneckAdapters):
-    """Pfeiffer's placement (one adapter per layer after the FFN) with no adapters in the lowest `drop_layers` blocks.
+    """Pfeiffer's placement (one adapter per layer, at Pfeiffer's site) with no adapters in the lowest `drop_layers` blocks.
 
     Why Pfeiffer's placement: Rücklé et al. (2020) build AdapterDrop on one adapter per layer, and
     the paper's Table 2 AdptD counts on RoBERTa-base fit exactly that: r=16 gives 12 x 25,360 =
@@ -165,7 +192,7 @@ class AdapterDrop(BottleneckAdapters):
 
     name = "adapter_d"
     description = "AdapterDrop: Pfeiffer adapters with none in the lowest drop_layers layers"
-    placement = Placement(sites=(FFN_OUTPUT,))
+    placement = Placement(sites=(FFN_RESIDUAL,))
 
     def adapted_layers(self, config: AdapterDropConfig, n_layers: int) -> range:  # type: ignore[override]
         return range(config.drop_layers, n_layers)
