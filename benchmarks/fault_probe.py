@@ -25,7 +25,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from peftbench.cli import main
-from peftbench.store import Store
+from peftbench.records.store import Store
 
 TINY_SWEEP = ["sweep", "--methods", "lora", "--tasks", "mrpc", "--models", "tiny-roberta", "--no-report"]
 

@@ -29,11 +29,11 @@ from pathlib import Path
 from peftbench.bench.common import pick_device
 from peftbench.bench.latency import PAPER_GRID, format_latency, run_latency, summary_table
 from peftbench.bench.options import LatencyOptions
+from peftbench.bench.params import count_params
 from peftbench.cli.measure import add_latency_arguments
-from peftbench.config import field_types
+from peftbench.config.schema import field_types
 from peftbench.errors import UsageError
 from peftbench.methods import METHODS
-from peftbench.params import count_params
 
 PAPER_THETA = {(32, 512): 0.5e6, (16, 256): 11e6, (1, 128): 11e6}  # Table 1 header, |Theta| per cell
 

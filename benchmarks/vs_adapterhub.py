@@ -160,8 +160,8 @@ def ensure_venv(venv: Path) -> Path:
 def our_side(folder: Path, bottleneck: int, seed: int) -> dict[str, torch.Tensor]:
     """Export the base, our adapters (random weights) and a batch; return our last hidden states per case, before and
     after one AdamW step on the adapters, and their gradients."""
-    from peftbench.models import build_model
-    from peftbench.presets import resolve_model
+    from peftbench.models.build import build_model
+    from peftbench.models.presets import resolve_model
 
     source = resolve_model("tiny-roberta")
     config = build_model(source, "classification", seed=seed).config
@@ -182,7 +182,7 @@ def our_side(folder: Path, bottleneck: int, seed: int) -> dict[str, torch.Tensor
 
 def export_base_and_batch(folder: Path, source: object, config: object, seed: int) -> dict[str, torch.Tensor]:
     """The backbone's weights (tiny-roberta's, from `seed`) and a fixed batch with one padded row, as safetensors."""
-    from peftbench.models import build_model
+    from peftbench.models.build import build_model
 
     model = build_model(source, "classification", seed=seed)  # type: ignore[arg-type]
     save_file({k: v.contiguous() for k, v in model.roberta.state_dict().items() if "pooler" not in k}, str(folder / "base.safetensors"))

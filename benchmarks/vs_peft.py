@@ -42,7 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from peftbench.arch import arch_for  # noqa: E402
 from peftbench.bench import common, measure  # noqa: E402
 from peftbench.bench.common import parse_dtype, pick_device, resolve_hyperparameters  # noqa: E402
 from peftbench.bench.latency import analyse, time_cell  # noqa: E402
@@ -52,6 +51,7 @@ from peftbench.bench.variants import FLOOR, TrainVariant, Variant, Workload, bui
 from peftbench.cli.measure import add_shared_measure_options  # noqa: E402
 from peftbench.methods.config import LoraConfig  # noqa: E402
 from peftbench.methods.lora import lora_layers, lora_sites  # noqa: E402
+from peftbench.models.arch import arch_for  # noqa: E402
 
 OURS, PEFT = "lora", "peft lora"
 WORKER_FLAG = "--memory-worker"

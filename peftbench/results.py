@@ -21,8 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from peftbench.record import main_value
-from peftbench.store import Entry, Store
+from peftbench.records.schema import main_value
+from peftbench.records.store import Entry, Store
 
 CONFIG_COLUMNS = ("method", "task", "model", "data", "preset")
 

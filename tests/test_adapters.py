@@ -7,12 +7,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from tiny import CASES, adapt, batch, labels_for
 
-from peftbench.config import resolve_run_config
+from peftbench.config.schema import resolve_run_config
 from peftbench.errors import UsageError
 from peftbench.methods import METHODS
 from peftbench.methods.adapters import BottleneckAdapter
-from peftbench.models import build_model
-from peftbench.presets import resolve_model
+from peftbench.models.build import build_model
+from peftbench.models.presets import resolve_model
 
 ADAPTERS = ["adapter_h", "adapter_p", "adapter_l", "adapter_d"]
 # Tiny models have 2 layers: AdapterDrop keeps its adapter in the upper one only.
@@ -100,8 +100,8 @@ def test_paper_counts_on_the_meta_device(method, model_name, kind, hp, expected)
 
 def test_gpt3_adapter_h_formula_reproduces_table_15():
     impl = METHODS.get("adapter_h")
-    from peftbench.arch import dims_of
-    from peftbench.models import base_config
+    from peftbench.models.arch import dims_of
+    from peftbench.models.build import base_config
 
     dims = dims_of(base_config(resolve_model("gpt3-175b")))
     printed = {1: 7_078_080, 4: 21_234_432, 8: 40_109_568, 16: 77_859_840, 64: 304_361_472}  # 7.1M 21.2M 40.1M 77.9M 304.4M

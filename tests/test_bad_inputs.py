@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from peftbench.cli import main
-from peftbench.hub import hub_reachable
+from peftbench.models.hub import hub_reachable
 from peftbench.specs import PACKAGE_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +62,8 @@ def model_dir(config: str | None, *, weights: bool = False) -> Callable[[Path], 
 
 def saved_tiny_gpt2(tmp: Path) -> None:
     """A complete local model folder (config, weights, tokenizer): tiny-gpt2 saved as a user would have one."""
-    from peftbench.models import build_model, load_tokenizer
-    from peftbench.presets import resolve_model
+    from peftbench.models.build import build_model, load_tokenizer
+    from peftbench.models.presets import resolve_model
 
     source = resolve_model("tiny-gpt2")
     build_model(source, "generation").save_pretrained(tmp / "model")
@@ -210,10 +210,10 @@ CASES: dict[str, Case] = {
         write("data/dart-v1.1.1-full-train.json", "[" * 100_000 + "]" * 100_000, base=copy_sample("dart")),
     ),
     "sweep data_dir of the wrong type": Case(
-        ("{tmp}/s.yaml", "--results-dir", "{tmp}/r"), ("data_dir must be a string",), write("s.yaml", SWEEP + "data_dir: 5\n"), command="sweep"
+        ("{tmp}/s.yaml", "--results-dir", "{tmp}/r"), ("data_dir must be a string",), write("s.yaml", SWEEP + "data_dir: 5\n"), "sweep"
     ),
     "sweep report.out of the wrong type": Case(
-        ("{tmp}/s.yaml", "--results-dir", "{tmp}/r"), ("out must be a string",), write("s.yaml", SWEEP + "report: {out: 5}\n"), command="sweep"
+        ("{tmp}/s.yaml", "--results-dir", "{tmp}/r"), ("out must be a string",), write("s.yaml", SWEEP + "report: {out: 5}\n"), "sweep"
     ),
     "baseline whose records are not objects": Case(
         ("--against", "{tmp}/b.json", "--results-dir", "{tmp}/r"),
@@ -270,7 +270,7 @@ def test_bad_input_exits_2_with_one_line_and_no_record(name, tmp_path, results, 
 
 @pytest.mark.parametrize("name", ["E2E folder without a train file", "GLUE folder without dev.tsv", "WebNLG folder without train"])
 def test_a_missing_split_fails_before_a_model_is_built_or_a_file_parsed(name, tmp_path, results, capsys, monkeypatch):
-    from peftbench import runner
+    from peftbench.run import runner
     from peftbench.tasks import base
 
     def forbidden(*args, **kwargs):

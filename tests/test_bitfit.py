@@ -67,8 +67,8 @@ def test_llama_with_its_bias_switches_on_trains_exactly_those_biases():
     import dataclasses
 
     from peftbench.methods import METHODS
-    from peftbench.models import build_model
-    from peftbench.presets import resolve_model
+    from peftbench.models.build import build_model
+    from peftbench.models.presets import resolve_model
 
     source = resolve_model("tiny-llama")
     biased = dataclasses.replace(source, config={**source.config, "attention_bias": True, "mlp_bias": True})

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from peftbench import runner
 from peftbench.errors import UsageError
-from peftbench.record import best_epoch, with_directions
-from peftbench.store import read_record
+from peftbench.records.schema import best_epoch, with_directions
+from peftbench.records.store import read_record
+from peftbench.run import runner
 from peftbench.tasks.metrics import metric_for
 
 TINY_RUN = ("run", "--method", "lora", "--task", "mrpc", "--model", "tiny-roberta", "--max-steps", "3", "--set", "max_eval_examples=16")
@@ -77,7 +77,7 @@ def test_bad_set_exits_2(cli):
 
 
 def test_hub_model_offline_exits_2_naming_offline_options(cli, monkeypatch):
-    from peftbench.hub import hub_reachable
+    from peftbench.models.hub import hub_reachable
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     hub_reachable.cache_clear()

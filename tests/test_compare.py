@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from peftbench import verdicts as V
-from peftbench.baselines import bless, load_baseline
-from peftbench.compare import compare, load_side, runs_in
 from peftbench.errors import UsageError
+from peftbench.regress import verdicts as V
+from peftbench.regress.baselines import bless, load_baseline
+from peftbench.regress.compare import compare, load_side, runs_in
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = FIXTURES / "compare"
@@ -144,7 +144,7 @@ def test_bless_names_refusals_and_provenance(cli, results, monkeypatch):
     copy_side("a", results, "within", "regressed")
     both = cli("bless", "--name", "x", "--out", "y.json")
     assert both.code == 2 and "not both" in both.err
-    monkeypatch.setattr("peftbench.env.git_state", lambda: {"commit": "abc", "dirty": True})
+    monkeypatch.setattr("peftbench.records.env.git_state", lambda: {"commit": "abc", "dirty": True})
     refused = cli("bless", "--name", "nightly")
     assert refused.code == 2 and "refusing" in refused.err and not (results / "baselines").exists()
     assert cli("bless", "--name", "nightly", "--force", "--where", "method=within").code == 0
@@ -204,7 +204,7 @@ def test_bless_rerun_check_end_to_end(cli, results, tmp_path, monkeypatch):
     bad = cli("check", "--results-dir", str(zero), "--against", str(base))
     assert bad.code == 1 and "not comparable" in bad.out and "training.lr: 0.002 -> 0.0" in bad.out
     assert " ft " in bad.out and f"accuracy {first['metrics']['accuracy']['value']:.4g} -> 0.5 (" in bad.out
-    monkeypatch.setattr("peftbench.runner.training_step", lambda *a, **k: float("nan"))
+    monkeypatch.setattr("peftbench.run.runner.training_step", lambda *a, **k: float("nan"))
     broken = tmp_path / "broken"
     assert cli(*run, "--results-dir", str(broken)).code == 1
     failed = cli("check", "--results-dir", str(broken), "--against", str(base))

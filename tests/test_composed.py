@@ -9,15 +9,15 @@ import pytest
 import torch
 from tiny import batch, labels_for
 
-from peftbench.catalog import catalog
-from peftbench.config import resolve_sections
+from peftbench.bench.params import count_params, paper_table
+from peftbench.cli.catalog import catalog
+from peftbench.config.schema import resolve_sections
 from peftbench.errors import UsageError
 from peftbench.methods import METHODS
 from peftbench.methods.lora import lora_layers
 from peftbench.methods.prefix import prefix_module
-from peftbench.models import build_model
-from peftbench.params import count_params, paper_table
-from peftbench.presets import resolve_model
+from peftbench.models.build import build_model
+from peftbench.models.presets import resolve_model
 
 COMPOSED = ["lora+prefix_embed", "lora+prefix_layer"]
 CASES = [("tiny-roberta", "classification"), ("tiny-gpt2", "generation")]

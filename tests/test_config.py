@@ -1,6 +1,6 @@
 import pytest
 
-from peftbench.config import TrainConfig, build, parse_set, resolve_run_config
+from peftbench.config.schema import TrainConfig, build, parse_set, resolve_run_config
 from peftbench.errors import UsageError
 from peftbench.methods.config import LoraConfig
 

@@ -374,11 +374,11 @@ def test_hub_offline_raises_offline_error_quickly(monkeypatch: pytest.MonkeyPatc
 
 def _fake_hub(monkeypatch: pytest.MonkeyPatch, load) -> None:
     datasets = pytest.importorskip("datasets")
-    import peftbench.hub
+    import peftbench.models.hub
 
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(peftbench.hub, "hub_reachable", lambda *args, **kwargs: True)
+    monkeypatch.setattr(peftbench.models.hub, "hub_reachable", lambda *args, **kwargs: True)
     monkeypatch.setattr(datasets, "load_dataset", load)
 
 

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from peftbench.config import GenerationConfig, TrainConfig
+from peftbench.config.schema import GenerationConfig, TrainConfig
 from peftbench.methods import METHODS
-from peftbench.models import build_model
-from peftbench.presets import resolve_model
-from peftbench.store import read_record
+from peftbench.models.build import build_model
+from peftbench.models.presets import resolve_model
+from peftbench.models.tokenizer import tiny_tokenizer
+from peftbench.records.store import read_record
 from peftbench.tasks.base import data_source, load_splits, task_specs
 from peftbench.tasks.data_to_text import D2TExample
 from peftbench.tasks.generation import GenerationPipeline, NoRepeatNGramInOutput
-from peftbench.tokenizer import tiny_tokenizer
 
 CPU = torch.device("cpu")
 TOKENIZER = tiny_tokenizer("gpt2")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sample_generators import load
 
-from peftbench import hub
 from peftbench.errors import DataError, OfflineError, UsageError
+from peftbench.models import hub
 from peftbench.tasks import glue
 from peftbench.tasks.glue import (
     GLUE_FORMATS,

@@ -4,12 +4,12 @@ import pytest
 import torch
 from tiny import CASES, adapt, batch
 
-from peftbench.arch import dims_of
 from peftbench.errors import UsageError
 from peftbench.methods.config import LoraConfig
 from peftbench.methods.lora import LoraLayer
-from peftbench.models import build_model
-from peftbench.presets import resolve_model
+from peftbench.models.arch import dims_of
+from peftbench.models.build import build_model
+from peftbench.models.presets import resolve_model
 
 
 def randomize_lora(adapted):

@@ -8,11 +8,11 @@ import pytest
 import torch
 from tiny import CASES, REFUSED, batch, labels_for
 
-from peftbench.config import resolve_sections
+from peftbench.config.schema import resolve_sections
 from peftbench.errors import UsageError
 from peftbench.methods import METHODS
-from peftbench.models import build_model
-from peftbench.presets import resolve_model
+from peftbench.models.build import build_model
+from peftbench.models.presets import resolve_model
 
 ALL = [(m, model, kind) for m in METHODS for model, kind in CASES if (m, model) not in REFUSED]
 IDS = [f"{m}-{model}-{kind}" for m, model, kind in ALL]

@@ -4,10 +4,10 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
-from peftbench.arch import arch_for_type, dims_of
 from peftbench.errors import UsageError
-from peftbench.models import build_model, load_tokenizer, task_config
-from peftbench.presets import model_presets, resolve_model
+from peftbench.models.arch import arch_for_type, dims_of
+from peftbench.models.build import build_model, load_tokenizer, task_config
+from peftbench.models.presets import model_presets, resolve_model
 
 
 def total(model):
@@ -89,7 +89,7 @@ def test_local_model_folder(tmp_path):
 
 def test_hub_model_offline_fails_fast_with_options(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from peftbench.hub import hub_reachable
+    from peftbench.models.hub import hub_reachable
 
     hub_reachable.cache_clear()
     with pytest.raises(UsageError, match="offline options: --model DIR"):

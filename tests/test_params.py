@@ -7,9 +7,9 @@ import pytest
 import torch
 from transformers import AutoModel
 
-from peftbench.models import base_config, build_model
-from peftbench.params import agreement, count_params, paper_rows, paper_table, printed_millions
-from peftbench.presets import resolve_model
+from peftbench.bench.params import agreement, count_params, paper_rows, paper_table, printed_millions
+from peftbench.models.build import base_config, build_model
+from peftbench.models.presets import resolve_model
 from peftbench.specs import PACKAGE_DIR
 
 

@@ -6,13 +6,13 @@ import pytest
 import torch
 from tiny import CASES, adapt, labels_for
 
-from peftbench.arch import dims_of
-from peftbench.config import resolve_run_config
+from peftbench.config.schema import resolve_run_config
 from peftbench.errors import UsageError
 from peftbench.methods.config import PrefixConfig
 from peftbench.methods.prefix import CACHE_KWARGS, MODULE_NAME, passed_cache
-from peftbench.models import build_model
-from peftbench.presets import resolve_model
+from peftbench.models.arch import dims_of
+from peftbench.models.build import build_model
+from peftbench.models.presets import resolve_model
 
 METHOD_NAMES = ["prefix_embed", "prefix_layer"]
 LP, LI = 3, 2  # the contract runs the specs' defaults (no infix); these tests insert both kinds of vector

@@ -19,7 +19,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from peftbench.config import GenerationConfig, TrainConfig, build, coerce, field_types, flat_field_types, parse_set  # noqa: E402
+from peftbench.config.schema import GenerationConfig, TrainConfig, build, coerce, field_types, flat_field_types, parse_set  # noqa: E402
 from peftbench.errors import UsageError  # noqa: E402
 from peftbench.methods import METHODS  # noqa: E402
 from peftbench.specs import METHOD_KEYS_OPTIONAL, METHOD_KEYS_REQUIRED, PRESET_KEYS, MethodSpec, parse_method_spec  # noqa: E402

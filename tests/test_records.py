@@ -18,13 +18,13 @@ import torch
 from safetensors.torch import save
 
 import peftbench.results as results_api
-from peftbench import runner
 from peftbench.bench.measure import checkpoint_bytes
-from peftbench.compare import differences
-from peftbench.record import SCHEMA_VERSION, comparability_key, effective_status, liveness, pid_alive, processes_of
-from peftbench.resolve import resolve_run
+from peftbench.config.resolve import resolve_run
+from peftbench.records.schema import SCHEMA_VERSION, comparability_key, effective_status, liveness, pid_alive, processes_of
+from peftbench.records.store import Store, read_record, write_record
+from peftbench.regress.compare import differences
+from peftbench.run import runner
 from peftbench.specs import spec_content_hash
-from peftbench.store import Store, read_record, write_record
 
 FIXTURES = Path(__file__).parent / "fixtures" / "records_v1"
 TINY = ("--method", "lora", "--task", "mrpc", "--model", "tiny-roberta", "--max-steps", "2", "--set", "max_eval_examples=8")
@@ -234,7 +234,7 @@ def test_out_of_memory_is_recorded_as_failed_with_that_reason(cli, results, monk
 def test_a_full_disk_mid_run_keeps_the_last_good_record(cli, results, monkeypatch):
     import errno
 
-    from peftbench import store as store_module
+    from peftbench.records import store as store_module
 
     real_write, calls = store_module.write_record, []
 
@@ -375,8 +375,8 @@ def free_port() -> int:
 def dropout_free_model(folder: Path) -> Path:
     """tiny-roberta without dropout, saved as a model folder: then nothing random differs between the processes,
     and 2 processes of 8 must compute what 1 process of 16 computes, up to the order of float sums."""
-    from peftbench.models import build_model, load_tokenizer
-    from peftbench.presets import resolve_model
+    from peftbench.models.build import build_model, load_tokenizer
+    from peftbench.models.presets import resolve_model
 
     source = resolve_model("tiny-roberta")
     model = build_model(source, "classification", seed=0)
@@ -465,7 +465,7 @@ def test_a_signal_at_any_moment_ends_cleanly(tmp_path, sig, args, when):
 
 def test_a_pool_worker_is_tied_to_its_pool_even_when_started_detached(monkeypatch):
     """A `nohup`ped sweep passes its ignored SIGHUP to its workers: they must still die with it."""
-    from peftbench import stop
+    from peftbench.run import stop
 
     monkeypatch.setattr(signal, "getsignal", lambda sig: signal.SIG_IGN if sig == signal.SIGHUP else signal.SIG_DFL)
     monkeypatch.setattr(stop.TIE, "forced", False)

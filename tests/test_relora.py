@@ -9,11 +9,11 @@ import torch
 from tiny import adapt, batch, labels_for
 from transformers import get_linear_schedule_with_warmup
 
+from peftbench.bench.params import count_params
 from peftbench.errors import UsageError
 from peftbench.methods.lora import lora_layers
 from peftbench.methods.relora import JaggedSchedule, prune_by_magnitude
-from peftbench.params import count_params
-from peftbench.runner import TrainState
+from peftbench.run.runner import TrainState
 
 
 class Loop:

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from peftbench.cli import main
+from peftbench.config.resolve import resolve_run
 from peftbench.errors import UsageError
+from peftbench.records.store import Store, read_record, write_record
 from peftbench.report import make_report, paper, parse_formats, parse_where
 from peftbench.report.collect import aggregate
 from peftbench.report.figures import pareto
-from peftbench.resolve import resolve_run
-from peftbench.runner import run
-from peftbench.store import Store, read_record, write_record
+from peftbench.run.runner import run
 
 GLUE = ["max_steps=2", "max_eval_examples=8"]
 

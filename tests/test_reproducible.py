@@ -12,12 +12,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from peftbench import runner
+from peftbench.config.resolve import resolve_run
 from peftbench.methods import METHODS
-from peftbench.models import NEW_WEIGHTS, build_model, load_tokenizer
-from peftbench.presets import resolve_model
-from peftbench.resolve import resolve_run
-from peftbench.store import Store
+from peftbench.models.build import NEW_WEIGHTS, build_model, load_tokenizer
+from peftbench.models.presets import resolve_model
+from peftbench.records.store import Store
+from peftbench.run import runner
 
 SHORT = ["max_steps=2", "batch_size=8", "max_eval_examples=16", "max_train_examples=32"]
 FITS_TWO_LAYERS = {"adapter_d": ["drop_layers=1"]}  # the folder's model has 2 layers

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from peftbench import checkpoint
 from peftbench.cli import main
 from peftbench.errors import UsageError, terminal_safe
-from peftbench.record import valid_id
-from peftbench.store import CellClaims, Store, read_record
+from peftbench.records.schema import valid_id
+from peftbench.records.store import CellClaims, Store, read_record
+from peftbench.run import checkpoint
 
 TINY = ("--method", "lora", "--task", "mrpc", "--model", "tiny-roberta")
 
@@ -204,7 +204,7 @@ def test_corrupt_files_are_listed_as_corrupt_and_break_nothing(tmp_path, templat
 
 def test_a_reused_pid_does_not_keep_a_dead_run_running(tmp_path, template, capsys):
     """R2: pid 1 (or this very process) lives, but the record has been silent for days: stale, and rerun."""
-    from peftbench.record import this_host
+    from peftbench.records.schema import this_host
 
     record = {**template, "status": "running", "host": this_host(), "pid": os.getpid(), "heartbeat_at": "2026-01-01T00:00:00+00:00"}
     path = put(tmp_path / "r", record["run_id"], record)
@@ -227,7 +227,7 @@ def test_a_cell_claim_is_exclusive_while_its_owner_lives_and_taken_over_after(tm
 
 def test_a_full_disk_at_the_final_write_is_exit_1_and_a_failed_record(tmp_path, monkeypatch, capsys):
     """R3: the final write fails once (ENOSPC); the run says so, exits 1, and the record says failed."""
-    from peftbench import runner
+    from peftbench.run import runner
 
     real, calls = runner.write_record, []
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from peftbench import runner, sweep
+from peftbench.config.resolve import resolve_run
 from peftbench.errors import RunInterrupted, UsageError
-from peftbench.resolve import resolve_run
-from peftbench.store import Store, read_record
+from peftbench.grid import sweep
+from peftbench.records.store import Store, read_record
+from peftbench.run import runner
 
 SHORT = ("max_steps=3", "max_eval_examples=16", "batch_size=32")
 

@@ -15,12 +15,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from peftbench.config import GenerationConfig, TrainConfig
-from peftbench.record import with_directions
+from peftbench.config.schema import GenerationConfig, TrainConfig
+from peftbench.models.tokenizer import tiny_tokenizer
+from peftbench.records.schema import with_directions
 from peftbench.tasks.base import data_source, load_splits, task_specs
 from peftbench.tasks.metrics import METRICS
 from peftbench.tasks.pipeline import make_pipeline
-from peftbench.tokenizer import tiny_tokenizer
 
 TASKS = sorted(task_specs())
 GLUE = ("mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb")

@@ -15,11 +15,11 @@ optuna = pytest.importorskip("optuna")
 from optuna.distributions import CategoricalDistribution, FloatDistribution  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from peftbench import tune as tuning  # noqa: E402
-from peftbench.config import resolve_sections  # noqa: E402
+from peftbench.config.schema import resolve_sections  # noqa: E402
 from peftbench.errors import RunInterrupted, UsageError  # noqa: E402
+from peftbench.grid import tune as tuning  # noqa: E402
+from peftbench.records.store import Store  # noqa: E402
 from peftbench.specs import method_specs, parse_search  # noqa: E402
-from peftbench.store import Store  # noqa: E402
 
 SHORT = ("max_eval_examples=16", "batch_size=32")
 LORA = ("--method", "lora", "--task", "sst2", "--model", "tiny-roberta")

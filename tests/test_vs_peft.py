@@ -35,8 +35,8 @@ peft = pytest.importorskip("peft", reason="peft is not installed: pip install -e
 from peftbench.methods import METHODS  # noqa: E402
 from peftbench.methods.config import LoraConfig  # noqa: E402
 from peftbench.methods.lora import LoraLayer, lora_layers  # noqa: E402
-from peftbench.models import build_model  # noqa: E402
-from peftbench.presets import resolve_model  # noqa: E402
+from peftbench.models.build import build_model  # noqa: E402
+from peftbench.models.presets import resolve_model  # noqa: E402
 
 R, ALPHA = 4, 8.0
 LORA_CASES = [

@@ -31,8 +31,8 @@ peft = pytest.importorskip("peft", reason="peft is not installed: pip install -e
 
 from peftbench.methods import METHODS  # noqa: E402
 from peftbench.methods.prefix import prefix_module  # noqa: E402
-from peftbench.models import build_model  # noqa: E402
-from peftbench.presets import resolve_model  # noqa: E402
+from peftbench.models.build import build_model  # noqa: E402
+from peftbench.models.presets import resolve_model  # noqa: E402
 
 LP, LI, PROMPT = 4, 2, 5  # prefix and infix positions; the infix goes after the first PROMPT tokens
 

@@ -7,8 +7,8 @@ A plain module, imported as `from tiny import ...`: pytest's default import mode
 import torch
 
 from peftbench.methods import METHODS
-from peftbench.models import build_model
-from peftbench.presets import resolve_model
+from peftbench.models.build import build_model
+from peftbench.models.presets import resolve_model
 
 CASES = [  # the architectures and the three task kinds
     ("tiny-roberta", "classification"),

@@ -35,11 +35,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from peftbench.bench.measure import timed
-from peftbench.config import parse_method_set, resolve_sections, section_fields
+from peftbench.config.schema import parse_method_set, resolve_sections, section_fields
 from peftbench.errors import UsageError
 from peftbench.methods import METHODS
-from peftbench.models import build_model, model_class, task_config
-from peftbench.presets import ModelSource
+from peftbench.models.build import build_model, model_class, task_config
+from peftbench.models.presets import ModelSource
 
 FEW_ROUNDS = 5  # below this, quartiles mean little: no verdict
 

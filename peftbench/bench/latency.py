@@ -36,18 +36,18 @@ from typing import Any
 
 import torch
 
-from peftbench.arch import dims_of
 from peftbench.bench import common, measure
 from peftbench.bench.common import FEW_ROUNDS, check_methods, parse_dtype, pick_device, random_batch, resolve_hyperparameters, shaped_model
 from peftbench.bench.options import LatencyOptions
 from peftbench.bench.variants import BASE, CONTROL, Variant, build_variants, output_gaps
-from peftbench.config import default_kind
-from peftbench.display import render_table
+from peftbench.cli.display import render_table
+from peftbench.config.schema import default_kind
 from peftbench.errors import UsageError
-from peftbench.models import base_config, task_config
-from peftbench.presets import resolve_model
-from peftbench.record import measurement_header
-from peftbench.store import save_measurement
+from peftbench.models.arch import dims_of
+from peftbench.models.build import base_config, task_config
+from peftbench.models.presets import resolve_model
+from peftbench.records.schema import measurement_header
+from peftbench.records.store import save_measurement
 
 PAPER_GRID: tuple[tuple[int, int], ...] = ((32, 512), (16, 256), (1, 128))  # Table 1's cells
 CPU_GRID: tuple[tuple[int, int], ...] = ((4, 128), (2, 64), (1, 32), (1, 8))
@@ -146,7 +146,7 @@ def run_latency(options: LatencyOptions) -> LatencyResult:
         if seq + extra > dims.max_positions:
             raise UsageError(f"seq {seq} (+{extra} inserted positions) exceeds {source.name}'s {dims.max_positions} positions")
 
-    from peftbench.env import environment
+    from peftbench.records.env import environment
 
     variants = build_variants(shaped_model(source, kind, num_labels, seed), methods, hps, device, torch_dtype)
     gaps = output_gaps(variants, random_batch(dims.vocab_size, 1, min(seq for _, seq in cells), device, seed))

@@ -63,7 +63,7 @@ class ProfileOptions(MeasureOptions):
 
 def shared_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The `MeasureOptions` fields from the arguments both commands share (their `--results-dir` resolved)."""
-    from peftbench.store import results_dir
+    from peftbench.records.store import results_dir
 
     return {
         "model": args.model,

@@ -37,18 +37,18 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from peftbench.arch import dims_of
 from peftbench.bench import common, measure
 from peftbench.bench.common import check_methods, parse_dtype, pick_device, resolve_hyperparameters, split_overrides
 from peftbench.bench.options import PROFILE_ROUNDS, ProfileOptions
 from peftbench.bench.variants import FLOOR, TrainVariant, Workload, build_variant, workload
-from peftbench.config import default_kind
-from peftbench.display import render_table
+from peftbench.cli.display import render_table
+from peftbench.config.schema import default_kind
 from peftbench.errors import UsageError
-from peftbench.models import base_config, task_config
-from peftbench.presets import resolve_model
-from peftbench.record import measurement_header
-from peftbench.store import save_measurement
+from peftbench.models.arch import dims_of
+from peftbench.models.build import base_config, task_config
+from peftbench.models.presets import resolve_model
+from peftbench.records.schema import measurement_header
+from peftbench.records.store import save_measurement
 
 FLOOR_LABEL = "floor (frozen; grad w.r.t. input embeddings only)"
 MEMORY_STEPS = 2  # the first step allocates AdamW's state; the second runs with it already held
@@ -187,7 +187,7 @@ def run_profile(options: ProfileOptions) -> ProfileResult:
             row["memory"] = {"error": got["error"]} if "error" in got else got["memory"]
     add_ratios(rows)
 
-    from peftbench.env import environment
+    from peftbench.records.env import environment
 
     env = environment(device, torch_dtype)
     if threads is not None:

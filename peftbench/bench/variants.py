@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from peftbench.arch import dims_of
 from peftbench.bench import measure
 from peftbench.bench.common import random_batch, shaped_model
-from peftbench.config import default_kind, to_plain
+from peftbench.config.schema import default_kind, to_plain
 from peftbench.methods import METHODS, Adapted
-from peftbench.models import base_config, task_config
-from peftbench.presets import resolve_model
+from peftbench.models.arch import dims_of
+from peftbench.models.build import base_config, task_config
+from peftbench.models.presets import resolve_model
 
 BASE, CONTROL = "base", "base A/A"
 FLOOR = "floor"

@@ -16,10 +16,11 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from peftbench import __version__, stop
+from peftbench import __version__
 from peftbench.cli import listing, measure, regress, report, run, sweep, tune
 from peftbench.cli.common import EPILOG
 from peftbench.errors import PeftbenchError, RunFailed, RunInterrupted, terminal_safe
+from peftbench.run import stop
 
 __all__ = ["EPILOG", "build_parser", "entry_point", "main"]
 
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "trust_pickle", False):
-            from peftbench.presets import TRUST_PICKLE
+            from peftbench.models.presets import TRUST_PICKLE
 
             os.environ[TRUST_PICKLE] = "1"  # read where model folders load, in this process and a sweep's workers
         if args.command in MODEL_COMMANDS:

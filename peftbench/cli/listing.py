@@ -74,15 +74,15 @@ def add_runs_parser(sub: Any) -> None:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from peftbench.catalog import catalog
-    from peftbench.display import render_table
+    from peftbench.cli.catalog import catalog
+    from peftbench.cli.display import render_table
 
     print(render_table([(name, description, f"[{source}]") for name, description, source in catalog(args.what)]))
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from peftbench.catalog import validate_all
+    from peftbench.cli.catalog import validate_all
 
     for line in validate_all():
         print(line)
@@ -93,7 +93,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_params(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from peftbench import params
+    from peftbench.bench import params
     from peftbench.errors import UsageError
 
     if args.paper:
@@ -113,9 +113,9 @@ def cmd_params(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
-    from peftbench.display import show_record
-    from peftbench.record import effective_status
-    from peftbench.store import Store, read_record
+    from peftbench.cli.display import show_record
+    from peftbench.records.schema import effective_status
+    from peftbench.records.store import Store, read_record
 
     path = Store(args.results_dir and Path(args.results_dir)).find(args.run)
     record = read_record(path)
@@ -126,8 +126,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from peftbench.display import runs_table
-    from peftbench.store import Corrupt, Store, matches
+    from peftbench.cli.display import runs_table
+    from peftbench.records.store import Corrupt, Store, matches
 
     where = {"method": args.method, "task": args.task, "model": args.model, "status": args.status, "seed": args.seed, "key": args.key}
     found = list(Store(args.results_dir and Path(args.results_dir)).scan(args.kind))

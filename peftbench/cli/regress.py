@@ -1,4 +1,4 @@
-"""`compare`, `check`, `bless`, `history`: regression tracking over run records (peftbench/compare.py)."""
+"""`compare`, `check`, `bless`, `history`: regression tracking over run records (peftbench/regress/compare.py)."""
 
 from __future__ import annotations
 
@@ -74,9 +74,9 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from peftbench import compare_view
-    from peftbench.compare import compare, load_side, parse_where
-    from peftbench.store import results_dir
+    from peftbench.records.store import results_dir
+    from peftbench.regress import view as compare_view
+    from peftbench.regress.compare import compare, load_side, parse_where
 
     where = parse_where(args.where)
     results = results_dir(args.results_dir)
@@ -92,11 +92,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from peftbench import compare_view
-    from peftbench.baselines import current_runs, default_baseline, load_baseline
-    from peftbench.compare import MISSING, NEW_FAILURE, NOT_COMPARABLE, REGRESSED, compare, parse_where
     from peftbench.errors import UsageError
-    from peftbench.store import results_dir
+    from peftbench.records.store import results_dir
+    from peftbench.regress import view as compare_view
+    from peftbench.regress.baselines import current_runs, default_baseline, load_baseline
+    from peftbench.regress.compare import MISSING, NEW_FAILURE, NOT_COMPARABLE, REGRESSED, compare, parse_where
 
     results = results_dir(args.results_dir)
     path = Path(args.against) if args.against else default_baseline(results)
@@ -124,10 +124,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_bless(args: argparse.Namespace) -> int:
-    from peftbench.baselines import baseline_target, bless
-    from peftbench.compare import parse_where
-    from peftbench.display import indent, render_table
-    from peftbench.store import check_writable, results_dir
+    from peftbench.cli.display import indent, render_table
+    from peftbench.records.store import check_writable, results_dir
+    from peftbench.regress.baselines import baseline_target, bless
+    from peftbench.regress.compare import parse_where
 
     results = results_dir(args.results_dir)
     target = baseline_target(results, args.name, args.out)
@@ -141,8 +141,8 @@ def cmd_bless(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from peftbench import history
-    from peftbench.store import results_dir
+    from peftbench.records.store import results_dir
+    from peftbench.regress import history
 
     metric, points = history.collect(results_dir(args.results_dir), args.method, args.task, args.model, args.metric, args.by)
     print(history.table(metric, points))

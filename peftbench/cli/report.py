@@ -33,8 +33,8 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from peftbench.records.store import check_writable, results_dir
     from peftbench.report import make_report, parse_formats, parse_where
-    from peftbench.store import check_writable, results_dir
 
     check_writable(Path(args.out), "report folder")
     result = make_report(results_dir(args.results_dir), parse_where(args.where), Path(args.out), parse_formats(args.format))

@@ -42,10 +42,10 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from peftbench import runner
-    from peftbench.display import EpochPrinter, print_config, print_summary
-    from peftbench.resolve import resolve_run
-    from peftbench.store import Store
+    from peftbench.cli.display import EpochPrinter, print_config, print_summary
+    from peftbench.config.resolve import resolve_run
+    from peftbench.records.store import Store
+    from peftbench.run import runner
 
     overrides = list(args.overrides)
     for key, value in (("seed", args.seed), ("max_steps", args.max_steps), ("epochs", args.epochs)):

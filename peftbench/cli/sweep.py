@@ -48,11 +48,11 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from peftbench import sweep
-    from peftbench.store import Store
+    from peftbench.grid import sweep
+    from peftbench.records.store import Store
 
     if args.list:
-        from peftbench.display import render_table
+        from peftbench.cli.display import render_table
 
         specs = {name: sweep.load_spec(name) for name in sweep.preset_names()}
         print(render_table([(name, f"{len(spec.cells())} cells", spec.description) for name, spec in specs.items()]))

@@ -36,8 +36,8 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from peftbench.store import Store
-    from peftbench.tune import TuneSpec, tune
+    from peftbench.grid.tune import TuneSpec, tune
+    from peftbench.records.store import Store
 
     spec = TuneSpec(
         method=args.method,

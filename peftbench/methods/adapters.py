@@ -39,10 +39,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from peftbench.arch import ArchSpec, ModelDims, dims_of
 from peftbench.errors import UsageError
 from peftbench.methods.base import Capabilities, Method, register
 from peftbench.methods.config import NONLINEARITIES, AdapterConfig, AdapterDropConfig
+from peftbench.models.arch import ArchSpec, ModelDims, dims_of
 
 ADAPTERS_ATTR = "adapters"  # the ModuleDict on each adapted block: site name -> BottleneckAdapter
 

@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from peftbench.arch import ArchSpec, ModelDims, arch_for, dims_of
 from peftbench.errors import UsageError
 from peftbench.methods.config import CONFIGS, MethodConfig
+from peftbench.models.arch import ArchSpec, ModelDims, arch_for, dims_of
 from peftbench.registry import Registry
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from peftbench.arch import ArchSpec
 from peftbench.methods.base import Method, register
 from peftbench.methods.config import MethodConfig
+from peftbench.models.arch import ArchSpec
 
 
 def is_bias(name: str) -> bool:

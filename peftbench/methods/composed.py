@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from peftbench.arch import ArchSpec, ModelDims
 from peftbench.methods import lora, prefix  # noqa: F401 - the parts register before their compositions
 from peftbench.methods.base import METHODS, Adapted, Capabilities, Method
 from peftbench.methods.config import COMPOSITIONS, CONFIGS, SEPARATOR, ComposedConfig
+from peftbench.models.arch import ArchSpec, ModelDims
 
 
 def combined(parts: tuple[Method, ...]) -> Capabilities:

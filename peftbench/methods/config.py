@@ -13,8 +13,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from peftbench.arch import ModelDims
 from peftbench.errors import UsageError
+from peftbench.models.arch import ModelDims
 from peftbench.registry import Registry
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from peftbench.arch import ArchSpec
 from peftbench.methods.base import Method, register
 from peftbench.methods.config import MethodConfig, TopKConfig
+from peftbench.models.arch import ArchSpec
 
 
 @register

@@ -13,9 +13,9 @@ import math
 import torch
 from torch import nn
 
-from peftbench.arch import ArchSpec, ModelDims, arch_for_type
 from peftbench.methods.base import Capabilities, Method, register
 from peftbench.methods.config import LoraConfig
+from peftbench.models.arch import ArchSpec, ModelDims, arch_for_type
 
 
 def weight_shape(module: nn.Module) -> tuple[int, int]:

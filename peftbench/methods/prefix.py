@@ -33,10 +33,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from peftbench.arch import ArchSpec, ModelDims, arch_for
 from peftbench.errors import UsageError
 from peftbench.methods.base import Capabilities, Method, register
 from peftbench.methods.config import PrefixConfig
+from peftbench.models.arch import ArchSpec, ModelDims, arch_for
 
 MODULE_NAME = "prefix_tuning"  # attribute on the backbone: `<backbone>.prefix_tuning.{prefix,infix}`
 

@@ -31,7 +31,7 @@ from peftbench.methods.config import ReloraConfig
 from peftbench.methods.lora import Lora, LoraLayer, lora_layers
 
 if TYPE_CHECKING:
-    from peftbench.runner import TrainState
+    from peftbench.run.runner import TrainState
 
 HOOK = "relora"  # record["hooks"][HOOK]
 CHECKPOINT_NOTE = (

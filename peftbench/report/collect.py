@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from peftbench.errors import UsageError
-from peftbench.record import comparable_config, main_metric_name
-from peftbench.store import STUDIES, Entry, Store
+from peftbench.records.schema import comparable_config, main_metric_name
+from peftbench.records.store import STUDIES, Entry, Store
 
 WHERE_KEYS = ("method", "task", "model", "seed", "key", "data", "preset")
 MEASUREMENT_KEYS = {"method", "model"}  # latency/profile records have a model and methods, no task
@@ -67,8 +67,9 @@ class Group:
     preset_text: str = "spec"  # where the values came from: the spec's own, a named preset, or a tuned one with its trials
 
     @property
-    def seeds(self) -> list[int]:
-        return sorted(r.get("seed") for r in self.records)
+    def seeds(self) -> list[int | None]:
+        """The runs' seeds, ascending; a run with no seed recorded (null) last."""
+        return sorted((r.get("seed") for r in self.records), key=lambda s: (s is None, s or 0))
 
     @property
     def preset(self) -> str | None:

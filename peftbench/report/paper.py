@@ -117,7 +117,7 @@ def paper_rows() -> tuple[PaperRow, ...]:
 
 def paper_model_for(model: str) -> tuple[str, bool]:
     """The paper model to show beside `model`, and whether it is the same model (False: a reference only)."""
-    from peftbench.presets import model_presets
+    from peftbench.models.presets import model_presets
 
     presets = model_presets()
     reference = presets.get(model).reference if model in presets else None

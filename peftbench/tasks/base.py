@@ -127,7 +127,7 @@ def data_source(spec: TaskSpec, data_dir: str | None, tiny_model: bool, train_sp
     if data_dir == "sample" or (data_dir is None and tiny_model):
         return DataSource("sample", SAMPLES_DIR / spec.format)
     if data_dir is None and spec.package:
-        from peftbench.packaged import package_file
+        from peftbench.models.packaged import package_file
 
         return DataSource("package", package_file(spec.package["file"], spec.package.get("install"), f"task {spec.name}"))
     if data_dir is None:

@@ -50,8 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from peftbench import hub
 from peftbench.errors import DataError, OfflineError, UsageError, one_line
+from peftbench.models import hub
 from peftbench.tasks.formats import FORMATS, DataFormat, describe_files, register
 from peftbench.tasks.formats import SAMPLES_DIR as SAMPLES_DIR  # re-exported: SAMPLES_DIR/<task>/, written by tools/samples/data_to_text.py
 
@@ -512,7 +512,7 @@ def _download(task: str, source: HubSource) -> Mapping[str, Iterable[Mapping[str
     """`load_dataset` on the export, without minutes of retries when the hub cannot be used.
 
     With offline mode set, or no answer from the hub, `datasets` is switched to cache-only mode
-    for the call (`peftbench.hub.cache_only`): an earlier download is served from the cache, and a
+    for the call (`peftbench.models.hub.cache_only`): an earlier download is served from the cache, and a
     missing one fails at once.
     """
     offline = hub.offline_reason()

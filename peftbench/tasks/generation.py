@@ -32,8 +32,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from peftbench.arch import dims_of
 from peftbench.errors import UsageError
+from peftbench.models.arch import dims_of
 from peftbench.tasks.data_to_text import D2TExample, seen_categories
 from peftbench.tasks.formats import FORMATS
 from peftbench.tasks.metrics import generation_metrics

@@ -8,7 +8,7 @@ STS-B a float score), so a run's numbers do not depend on where its data came fr
 - ``load_glue_dir``: GLUE's original files (``--data-dir``), one folder per task (``MRPC/train.tsv``
   ...). They are tab-separated with stray double quotes in the text, so they are read with quoting
   off (``csv.QUOTE_NONE``), never as CSV; CoLA's labelled files have no header row.
-- ``load_glue_hub``: ``datasets.load_dataset("nyu-mll/glue", config)``, through ``peftbench.hub``:
+- ``load_glue_hub``: ``datasets.load_dataset("nyu-mll/glue", config)``, through ``peftbench.models.hub``:
   a cached copy is used offline, and when the hub cannot be reached it fails fast with an
   ``OfflineError`` naming the offline options.
 - the bundled synthetic sample under ``peftbench/data/samples/glue`` (``SAMPLE_ROOT``, what
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from peftbench import hub
 from peftbench.errors import DataError, OfflineError, UsageError, one_line
+from peftbench.models import hub
 from peftbench.tasks.formats import SAMPLES_DIR, DataFormat, register
 
 if TYPE_CHECKING:

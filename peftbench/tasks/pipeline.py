@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedTokenizerBase
 
-from peftbench.config import GenerationConfig, TrainConfig
+from peftbench.config.schema import GenerationConfig, TrainConfig
 from peftbench.tasks.base import TaskSpec
 
 

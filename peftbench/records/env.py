@@ -10,8 +10,9 @@ from typing import Any
 import torch
 
 import peftbench
+from peftbench.specs import PACKAGE_DIR
 
-SOURCE_DIR = Path(__file__).resolve().parent
+SOURCE_DIR = PACKAGE_DIR
 
 
 def git_state(path: Path = SOURCE_DIR) -> dict[str, Any]:

@@ -362,7 +362,7 @@ class Resolved(Declared):
 
 def default_kind(model_type: str) -> tuple[str, int]:
     """Without a task, the paper's model class: decoders (GPT-2, Llama) as language models, encoders as 2-label classifiers."""
-    from peftbench.arch import arch_for_type
+    from peftbench.models.arch import arch_for_type
 
     return ("generation", 1) if arch_for_type(model_type).causal else ("classification", 2)
 
@@ -382,7 +382,7 @@ def resolve_declared(
     a `tuned:<study>` preset's study lives (default: $PEFTBENCH_RESULTS or ./results).
     """
     from peftbench.methods.config import CONFIGS
-    from peftbench.presets import ModelSource, resolve_model
+    from peftbench.models.presets import ModelSource, resolve_model
     from peftbench.specs import method_specs
     from peftbench.tasks.base import task_specs
 
@@ -447,7 +447,7 @@ def check_sizes(declared: Declared, method: str, dims: Any) -> None:
 def check_declared(method: str, task: str | None, model: str | Any, *, preset: str | None = None) -> Declared:
     """`resolve_declared` checked against the sizes the model's config declares (a preset's, a `config.json`'s),
     read as plain data: what `peftbench validate` does for every spec preset, without building anything."""
-    from peftbench.arch import arch_serving, dims_of
+    from peftbench.models.arch import arch_serving, dims_of
 
     declared = resolve_declared(method, task, model, preset=preset)
     arch_serving(declared.model_config["model_type"], declared.model, declared.kind)
@@ -469,8 +469,8 @@ def resolve_sections(
     The model source is resolved once and its transformers config built once, here, and the
     sections checked against the sizes of that config.
     """
-    from peftbench.arch import dims_of
-    from peftbench.models import base_config, specialise
+    from peftbench.models.arch import dims_of
+    from peftbench.models.build import base_config, specialise
 
     declared = resolve_declared(method, task, model, preset=preset, overrides=overrides, results_dir=results_dir)
     cls_dropout = declared.sections["training"].cls_dropout
@@ -494,7 +494,7 @@ def named_presets(method_spec: Any, name: str, model: str, task: str | None, res
     from peftbench.registry import unknown_name_message
 
     if name.startswith("tuned:"):
-        from peftbench.tune import tuned_presets
+        from peftbench.grid.tune import tuned_presets
 
         return tuned_presets(method_spec, name.removeprefix("tuned:"), model, task, results_dir)
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from peftbench.arch import ModelDims
-from peftbench.config import RunConfig, resolve_sections
+from peftbench.config.schema import RunConfig, resolve_sections
 from peftbench.errors import UsageError
-from peftbench.presets import ModelSource, resolve_model
-from peftbench.record import stable_hash
+from peftbench.models.arch import ModelDims
+from peftbench.models.presets import ModelSource, resolve_model
+from peftbench.records.schema import stable_hash
 from peftbench.specs import method_specs, read_json, spec_content_hash
 from peftbench.tasks.base import DataSource, TaskSpec, check_train_split, data_source, task_specs
 

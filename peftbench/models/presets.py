@@ -92,7 +92,7 @@ def materialised(source: ModelSource) -> ModelSource:
     """A preset whose files come in an installed package, pointed at its model folder (converted once for GGUF)."""
     from dataclasses import replace
 
-    from peftbench import packaged
+    from peftbench.models import packaged
 
     if source.package:
         return replace(source, local_dir=packaged.package_file(source.package, source.install, f"model {source.name}"))
@@ -121,7 +121,7 @@ def check_model_config(path: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise UsageError(f"{path}: the model config must be a JSON object, got {type(config).__name__}")
     if not isinstance(config.get("model_type"), str) or not config["model_type"]:
-        from peftbench.arch import ARCHS
+        from peftbench.models.arch import ARCHS
 
         supported = ", ".join(t for arch in ARCHS for t in arch.model_types)
         raise UsageError(f"{path}: the model config names no model_type (supported: {supported})")

@@ -173,6 +173,8 @@ class MeasurementRecord(TypedDict, total=False):
 SCHEMAS: dict[str, type] = {"run": RunRecord, "latency": MeasurementRecord, "profile": MeasurementRecord}
 REQUIRED = {kind: ("kind", "run_id", "status") for kind in KINDS}  # readers take every other field with .get
 STATUSES = ("running", "finished", "failed", "interrupted")
+# Fields a nested object must hold when present (a run's config names what ran: every grouping keys on these).
+REQUIRED_FIELDS: dict[type, tuple[str, ...]] = {RunConfig: ("method", "task", "model")}
 
 
 # A record, checkpoint, study or baseline id is one plain file-name component: no separator, no `..`, no
@@ -230,6 +232,9 @@ def type_problem(value: Any, hint: Any, where: str) -> str | None:
     if is_typeddict(hint):
         if not isinstance(value, dict):
             return f"{where or 'record'}: {_shape(value)} is not an object"
+        missing = [name for name in REQUIRED_FIELDS.get(hint, ()) if name not in value]
+        if missing:
+            return f"{where or 'record'}: missing {', '.join(missing)}"
         fields = get_type_hints(hint)
         problems = (type_problem(v, fields[name], f"{where}.{name}".lstrip(".")) for name, v in value.items() if name in fields)
         return next((p for p in problems if p), None)

@@ -1,7 +1,7 @@
 """`peftbench compare A B`: pair two sets of runs and give each pair one outcome.
 
 Runs pair by comparability key and seed. When both sides hold several seeds of a key, the seeds are aggregated into
-one pair (means, judged against the seeds' spread: `peftbench/verdicts.py`); otherwise equal seeds pair, and a lone
+one pair (means, judged against the seeds' spread: `peftbench/regress/verdicts.py`); otherwise equal seeds pair, and a lone
 run on each side pairs whatever its seed (the note says so). Of several records of one key and seed, the latest
 counts; `running` records are left out (not finished yet). Keys found on one side only pair by (method, task, model)
 and are reported as *not comparable*, with what differs: the configuration (seed and preset label left out, as in
@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from peftbench import verdicts as V
 from peftbench.errors import UsageError
-from peftbench.record import comparable_config, effective_status, main_metric_name, processes_of
-from peftbench.store import Entry, Store, read_record
+from peftbench.records.schema import comparable_config, effective_status, main_metric_name, processes_of
+from peftbench.records.store import Entry, Store, read_record
+from peftbench.regress import verdicts as V
 
 NEW_FAILURE, REGRESSED, NOT_COMPARABLE, IMPROVED = "new failure", "regressed", "not comparable", "improved"
 FIXED, STILL_FAILING, WITHIN, MISSING = "fixed", "still failing", "within tolerance", "missing"
@@ -188,7 +188,7 @@ def load_side(spec: str, results: Path, where: dict[str, list[str]]) -> list[Run
     if path.is_dir():
         return runs_in(path, where)
     if path.is_file():
-        from peftbench.baselines import is_baseline, load_baseline
+        from peftbench.regress.baselines import is_baseline, load_baseline
 
         if is_baseline(path):
             return [r for r in load_baseline(path).runs if matches(r.record, r.status, where)]

@@ -21,11 +21,11 @@ import platform
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from peftbench.compare import Run, latest, matches, runs_in
 from peftbench.errors import UsageError
-from peftbench.record import this_host, utc_now
+from peftbench.records.schema import this_host, utc_now
+from peftbench.records.store import Store, check_record, write_record
+from peftbench.regress.compare import Run, latest, matches, runs_in
 from peftbench.specs import read_json
-from peftbench.store import Store, check_record, write_record
 
 SCHEMA_VERSION = 1
 DEFAULT_NAME = "default"
@@ -78,7 +78,7 @@ def baseline_target(results: Path, name: str | None, out: str | None) -> Path:
 
 def bless(results: Path, where: dict[str, list[str]], target: Path, force: bool = False) -> tuple[Path, list[Run]]:
     """Write the selected runs (latest of every key and seed, finished or failed) as a baseline at `target`."""
-    from peftbench.env import git_state
+    from peftbench.records.env import git_state
 
     runs = [r for r in latest(runs_in(results, where)) if r.status in ("finished", "failed")]
     if not runs:

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterator
 
 from peftbench.errors import UsageError
-from peftbench.presets import ModelSource, model_presets
+from peftbench.models.presets import ModelSource, model_presets
 from peftbench.specs import PACKAGE_DIR, method_specs
 from peftbench.tasks.base import task_specs
 
@@ -28,9 +28,9 @@ def validate_all() -> Iterator[str]:
     Everything is read as plain data (specs, presets, `config.json` files) and checked against the
     sizes the model configs declare: no torch, no transformers, so it answers at once.
     """
-    from peftbench.arch import arch_for_type
-    from peftbench.config import check_declared
+    from peftbench.config.schema import check_declared
     from peftbench.methods.config import CONFIGS
+    from peftbench.models.arch import arch_for_type
 
     methods, tasks, models = method_specs(), task_specs(), model_presets()
     missing_spec = sorted(set(CONFIGS) - set(methods))
@@ -67,8 +67,8 @@ def readable_without_loading(source: ModelSource) -> ModelSource | None:
     """The preset with a config that can be read without loading weights or converting a GGUF; None when it can't."""
     from dataclasses import replace
 
-    from peftbench import packaged
-    from peftbench.presets import materialised
+    from peftbench.models import packaged
+    from peftbench.models.presets import materialised
 
     if source.gguf:
         folder = packaged.converted_folder(source.name)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from peftbench.errors import UsageError, terminal_safe
-from peftbench.record import (
+from peftbench.records.schema import (
     SCHEMA_VERSION,
     check_id,
     effective_status,
@@ -42,7 +42,7 @@ from peftbench.specs import read_json
 FOLDERS = {"run": ("runs", "scratch"), "latency": ("latency",), "profile": ("profile",)}
 BASELINES = "baselines"
 CHECKPOINTS = "checkpoints"
-CHECKPOINT_SUFFIX = ".safetensors"  # tensors + JSON, never a pickle (peftbench/checkpoint.py)
+CHECKPOINT_SUFFIX = ".safetensors"  # tensors + JSON, never a pickle (peftbench/run/checkpoint.py)
 CLAIMS = "claims"  # one file per sweep cell being run: two sweeps never train the same cell
 STUDIES = "studies"  # tuning studies: Optuna SQLite storage and a JSON summary per study
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from peftbench.errors import RunFailed, RunInterrupted, UsageError
-from peftbench.record import pid_alive
+from peftbench.records.schema import pid_alive
 from peftbench.specs import read_json
 
 SAMPLER_SEED = 0
@@ -166,7 +166,7 @@ class TrialCallback:
         self.tag(state.record)
 
     def on_epoch_end(self, state: Any, entry: dict[str, Any]) -> None:
-        from peftbench.record import main_metric_name
+        from peftbench.records.schema import main_metric_name
 
         self.tag(state.record)
         name = main_metric_name(entry.get("metrics") or {}, self.metric)
@@ -182,7 +182,7 @@ class TrialCallback:
 
 
 def metric_value(record: dict[str, Any], metric: str) -> float | None:
-    from peftbench.record import main_metric_name
+    from peftbench.records.schema import main_metric_name
 
     metrics = record.get("metrics") or {}
     name = main_metric_name(metrics, metric)
@@ -246,7 +246,7 @@ def counted(study: Any) -> int:
 
 def tune(spec: TuneSpec, store: Any, out: Any = None) -> Outcome:
     """Run the missing trials of the study, write its summary, return it."""
-    from peftbench.resolve import resolve_run
+    from peftbench.config.resolve import resolve_run
     from peftbench.tasks.base import task_specs
     from peftbench.tasks.metrics import metric_for
 
@@ -305,8 +305,8 @@ def run_trial(study: Any, space: list[dict[str, Any]], ctx: TrialContext, outcom
     import optuna
     from optuna.trial import TrialState
 
-    from peftbench import runner
-    from peftbench.resolve import resolve_run
+    from peftbench.config.resolve import resolve_run
+    from peftbench.run import runner
 
     trial = study.ask()
     trial.set_user_attr("host", socket.gethostname())
@@ -375,7 +375,7 @@ def write_summary(
     """`<results>/studies/<study>.json`: what the `tuned:` preset and a best-so-far figure need."""
     from optuna.trial import TrialState
 
-    from peftbench.store import write_record
+    from peftbench.records.store import write_record
 
     finished = [t for t in study.trials if t.state == TrialState.COMPLETE]
     best = (max if direction == "maximize" else min)(finished, key=lambda t: t.value) if finished else None
@@ -407,7 +407,7 @@ def write_summary(
 
 def sections_of(method: str, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Short names -> config sections, as `--set` would place them (so the preset applies exactly these)."""
-    from peftbench.config import GenerationConfig, TrainConfig, field_types, parse_set
+    from peftbench.config.schema import GenerationConfig, TrainConfig, field_types, parse_set
     from peftbench.methods.config import CONFIGS
 
     classes = {"hyperparameters": CONFIGS.get(method), "training": TrainConfig, "generation": GenerationConfig}
@@ -416,7 +416,7 @@ def sections_of(method: str, params: dict[str, Any]) -> dict[str, dict[str, Any]
 
 
 def read_summary(name: str, results_dir: str | None) -> dict[str, Any]:
-    from peftbench.store import Store
+    from peftbench.records.store import Store
 
     path = Store(results_dir and Path(results_dir)).study_path(name)
     if not path.is_file():
@@ -429,7 +429,7 @@ def read_summary(name: str, results_dir: str | None) -> dict[str, Any]:
 
 def tuned_presets(method_spec: Any, name: str, model: str, task: str | None, results_dir: str | None) -> list[Any]:
     """The `tuned:<study>` preset: the study's base preset (if any), then its best values."""
-    from peftbench.config import named_presets
+    from peftbench.config.schema import named_presets
     from peftbench.specs import Preset
 
     summary = read_summary(name, results_dir)

@@ -36,11 +36,11 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from peftbench.arch import arch_for_type, arch_serving
 from peftbench.errors import UsageError
-from peftbench.hub import load_from_hub
-from peftbench.presets import TRUST_PICKLE, ModelSource
-from peftbench.tokenizer import tiny_tokenizer
+from peftbench.models.arch import arch_for_type, arch_serving
+from peftbench.models.hub import load_from_hub
+from peftbench.models.presets import TRUST_PICKLE, ModelSource
+from peftbench.models.tokenizer import tiny_tokenizer
 
 T = TypeVar("T")
 

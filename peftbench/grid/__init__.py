@@ -1,0 +1,1 @@
+"""Grids of runs: sweeps (local, worker processes, Ray) and tuning studies (Optuna)."""

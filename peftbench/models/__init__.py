@@ -1,0 +1,1 @@
+"""Model sources and building: ArchSpecs, presets, the hub, packaged models, tokenizers."""

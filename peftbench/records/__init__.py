@@ -1,0 +1,1 @@
+"""Records: the typed schema, the store (paths, atomic writes, the index), queries, the pandas frame, the environment."""

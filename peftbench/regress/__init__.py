@@ -1,0 +1,1 @@
+"""Regression tracking: pairing runs (compare), verdicts, baselines, history and their views."""

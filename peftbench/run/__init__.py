@@ -1,0 +1,1 @@
+"""One run: the runner (plan, loop, record keeping, hooks), checkpoints and stopping."""
