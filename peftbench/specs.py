@@ -84,8 +84,13 @@ def spec_content_hash(path: Path | None) -> str | None:
     `search:` space is left out too: it decides what `tune` tries, never what one run does."""
     if path is None:
         return None
-    content = {k: v for k, v in read_yaml(path).items() if k not in ("version", "search")}
-    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+    return stable_hash({k: v for k, v in read_yaml(path).items() if k not in ("version", "search")})
+
+
+def stable_hash(obj: Any) -> str:
+    """sha256 of a JSON-able object in canonical form (sorted keys, no whitespace): the one content hash of
+    configurations, specs and model definitions."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 def check_keys(where: str, data: dict[str, Any], required: set[str], optional: set[str]) -> None:

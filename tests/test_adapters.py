@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tiny import CASES, adapt, batch, labels_for
 
-from peftbench.config.schema import resolve_run_config
+from peftbench.config.resolve import resolve_run_config
 from peftbench.errors import UsageError
 from peftbench.methods import METHODS
 from peftbench.methods.adapters import BottleneckAdapter

@@ -11,7 +11,7 @@ from tiny import batch, labels_for
 
 from peftbench.bench.params import count_params, paper_table
 from peftbench.cli.catalog import catalog
-from peftbench.config.schema import resolve_sections
+from peftbench.config.resolve import resolve_sections
 from peftbench.errors import UsageError
 from peftbench.methods import METHODS
 from peftbench.methods.lora import lora_layers

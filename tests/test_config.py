@@ -1,6 +1,7 @@
 import pytest
 
-from peftbench.config.schema import TrainConfig, build, parse_set, resolve_run_config
+from peftbench.config.resolve import resolve_run_config
+from peftbench.config.schema import TrainConfig, build, parse_set
 from peftbench.errors import UsageError
 from peftbench.methods.config import LoraConfig
 

@@ -17,7 +17,8 @@ from peftbench.errors import DataError, UsageError
 from peftbench.registry import Registry
 from peftbench.tasks import base
 from peftbench.tasks.base import TaskSpec, data_source, load_splits, task_specs
-from peftbench.tasks.formats import FORMATS, SAMPLES_DIR, DataFormat
+from peftbench.tasks.formats import DataFormat
+from peftbench.tasks.readers import FORMATS, SAMPLES_DIR
 
 SPECS = [task_specs().get(name) for name in task_specs()]
 

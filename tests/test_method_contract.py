@@ -8,7 +8,7 @@ import pytest
 import torch
 from tiny import CASES, REFUSED, batch, labels_for
 
-from peftbench.config.schema import resolve_sections
+from peftbench.config.resolve import resolve_sections
 from peftbench.errors import UsageError
 from peftbench.methods import METHODS
 from peftbench.models.build import build_model

@@ -6,7 +6,7 @@ import pytest
 import torch
 from tiny import CASES, adapt, labels_for
 
-from peftbench.config.schema import resolve_run_config
+from peftbench.config.resolve import resolve_run_config
 from peftbench.errors import UsageError
 from peftbench.methods.config import PrefixConfig
 from peftbench.methods.prefix import CACHE_KWARGS, MODULE_NAME, passed_cache

@@ -19,8 +19,8 @@ from peftbench.config.schema import GenerationConfig, TrainConfig
 from peftbench.models.tokenizer import tiny_tokenizer
 from peftbench.records.schema import with_directions
 from peftbench.tasks.base import data_source, load_splits, task_specs
+from peftbench.tasks.kinds import make_pipeline
 from peftbench.tasks.metrics import METRICS
-from peftbench.tasks.pipeline import make_pipeline
 
 TASKS = sorted(task_specs())
 GLUE = ("mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb")

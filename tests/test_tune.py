@@ -15,7 +15,7 @@ optuna = pytest.importorskip("optuna")
 from optuna.distributions import CategoricalDistribution, FloatDistribution  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from peftbench.config.schema import resolve_sections  # noqa: E402
+from peftbench.config.resolve import resolve_sections  # noqa: E402
 from peftbench.errors import RunInterrupted, UsageError  # noqa: E402
 from peftbench.grid import tune as tuning  # noqa: E402
 from peftbench.records.store import Store  # noqa: E402

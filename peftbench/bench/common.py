@@ -35,7 +35,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from peftbench.bench.measure import timed
-from peftbench.config.schema import parse_method_set, resolve_sections, section_fields
+from peftbench.config.resolve import resolve_sections
+from peftbench.config.schema import parse_method_set, section_fields
 from peftbench.errors import UsageError
 from peftbench.methods import METHODS
 from peftbench.models.build import build_model, model_class, task_config

@@ -41,7 +41,7 @@ from peftbench.bench.common import FEW_ROUNDS, check_methods, parse_dtype, pick_
 from peftbench.bench.options import LatencyOptions
 from peftbench.bench.variants import BASE, CONTROL, Variant, build_variants, output_gaps
 from peftbench.cli.display import render_table
-from peftbench.config.schema import default_kind
+from peftbench.config.resolve import default_kind
 from peftbench.errors import UsageError
 from peftbench.models.arch import dims_of
 from peftbench.models.build import base_config, task_config

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from peftbench.cli.display import indent, render_table
-from peftbench.config.schema import resolve_sections
+from peftbench.config.resolve import resolve_sections
 from peftbench.methods import METHODS
 from peftbench.models.build import build_model
 from peftbench.specs import PACKAGE_DIR, check_keys, check_version, read_yaml

@@ -42,7 +42,7 @@ from peftbench.bench.common import check_methods, parse_dtype, pick_device, reso
 from peftbench.bench.options import PROFILE_ROUNDS, ProfileOptions
 from peftbench.bench.variants import FLOOR, TrainVariant, Workload, build_variant, workload
 from peftbench.cli.display import render_table
-from peftbench.config.schema import default_kind
+from peftbench.config.resolve import default_kind
 from peftbench.errors import UsageError
 from peftbench.models.arch import dims_of
 from peftbench.models.build import base_config, task_config

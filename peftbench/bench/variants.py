@@ -24,7 +24,8 @@ from torch import nn
 
 from peftbench.bench import measure
 from peftbench.bench.common import random_batch, shaped_model
-from peftbench.config.schema import default_kind, to_plain
+from peftbench.config.resolve import default_kind
+from peftbench.config.schema import to_plain
 from peftbench.methods import METHODS, Adapted
 from peftbench.models.arch import dims_of
 from peftbench.models.build import base_config, task_config

@@ -28,7 +28,7 @@ def validate_all() -> Iterator[str]:
     Everything is read as plain data (specs, presets, `config.json` files) and checked against the
     sizes the model configs declare: no torch, no transformers, so it answers at once.
     """
-    from peftbench.config.schema import check_declared
+    from peftbench.config.resolve import check_declared
     from peftbench.methods.config import CONFIGS
     from peftbench.models.arch import arch_for_type
 

@@ -1,8 +1,7 @@
-"""Run configuration: frozen dataclasses, built in layers, validated, hashed.
+"""Run configuration: the frozen dataclasses, their coercion and validation, and the one `--set` grammar.
 
-Layers, lowest first: dataclass defaults < task spec < method spec < model preset (tiny models
-train briefly) < method presets matching (model, task) < `--preset NAME` < `--set key=value`.
-Every value passes through `coerce`, so a spec and the command line are checked the same way.
+Every value passes through `coerce`, so a spec and the command line are checked the same way. How the
+layers (specs, presets, `--set`) are stacked into one configuration is `config.resolve`'s business.
 """
 
 from __future__ import annotations
@@ -10,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import hashlib
-import json
 import math
 import types
 import typing
@@ -20,6 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from peftbench.errors import UsageError
+from peftbench.specs import stable_hash
 
 
 @dataclass(frozen=True)
@@ -108,8 +106,7 @@ class RunConfig:
         }
 
     def config_hash(self) -> str:
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return stable_hash(self.to_dict())
 
 
 def to_plain(obj: Any) -> dict[str, Any]:
@@ -321,188 +318,3 @@ def section_fields(method: str) -> dict[str, set[str]]:
 
     classes = {"hyperparameters": CONFIGS.get(method), "training": TrainConfig, "generation": GenerationConfig}
     return {s: set(flat_field_types(c)) for s, c in classes.items()}
-
-
-def resolve_run_config(
-    method: str,
-    task: str,
-    model: str,
-    *,
-    preset: str | None = None,
-    overrides: list[str] = (),  # type: ignore[assignment]
-    data: str = "hub",
-) -> RunConfig:
-    """Merge the layers (see the module docstring) into one validated `RunConfig`."""
-    return resolve_sections(method, task, model, preset=preset, overrides=overrides).run_config(method, task, preset, data)
-
-
-@dataclass(frozen=True)
-class Declared:
-    """The sections of one (method, task, model) built from the specs, before any model config exists."""
-
-    model: str
-    kind: str  # classification, regression or generation
-    num_labels: int
-    sections: dict[str, Any]
-    source: Any  # presets.ModelSource
-    has_task: bool
-    model_config: dict[str, Any]  # the model's config as plain data (`ModelSource.declared_config`), read once
-
-
-@dataclass(frozen=True)
-class Resolved(Declared):
-    """A `Declared` checked against the model's real sizes, with its transformers config built once."""
-
-    hf_config: Any = None  # the task-specialised transformers config
-    dims: Any = None  # arch.ModelDims
-
-    def run_config(self, method: str, task: str, preset: str | None, data: str) -> RunConfig:
-        return RunConfig(method=method, task=task, model=self.model, data=data, preset=preset, **self.sections)
-
-
-def default_kind(model_type: str) -> tuple[str, int]:
-    """Without a task, the paper's model class: decoders (GPT-2, Llama) as language models, encoders as 2-label classifiers."""
-    from peftbench.models.arch import arch_for_type
-
-    return ("generation", 1) if arch_for_type(model_type).causal else ("classification", 2)
-
-
-def resolve_declared(
-    method: str,
-    task: str | None,
-    model: str | Any,
-    *,
-    preset: str | None = None,
-    overrides: list[str] = (),  # type: ignore[assignment]
-    results_dir: str | None = None,
-) -> Declared:
-    """The three config sections for (method, task, model) from the layers alone: no torch, no transformers.
-
-    `model` is a preset name, a folder, or an already resolved `ModelSource`. `results_dir` is where
-    a `tuned:<study>` preset's study lives (default: $PEFTBENCH_RESULTS or ./results).
-    """
-    from peftbench.methods.config import CONFIGS
-    from peftbench.models.presets import ModelSource, resolve_model
-    from peftbench.specs import method_specs
-    from peftbench.tasks.base import task_specs
-
-    config_cls = CONFIGS.get(method)
-    task_spec = task_specs().get(task) if task is not None else None
-    specs = method_specs()
-    if method not in specs:
-        raise UsageError(f"method {method!r} has no spec file in methods/")
-    method_spec = specs[method]
-    source = model if isinstance(model, ModelSource) else resolve_model(model)
-
-    layers: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
-    if task_spec:
-        layers["training"].update(task_spec.training)
-        layers["generation"].update(task_spec.generation)
-    layers["hyperparameters"].update(flatten(method_spec.hyperparameters))
-    layers["training"].update(method_spec.training)
-    layers["training"].update(source.training)
-    for p in (*(task_spec.presets if task_spec else ()), *method_spec.presets):
-        if p.name is None and p.matches(source.name, task):
-            apply_preset(layers, p)
-    if preset is not None:
-        for p in named_presets(method_spec, preset, source.name, task, results_dir):
-            apply_preset(layers, p)
-    classes = {"hyperparameters": config_cls, "training": TrainConfig, "generation": GenerationConfig}
-    for section, values in parse_set(list(overrides), {s: set(flat_field_types(c)) for s, c in classes.items()}).items():
-        layers[section].update(values)
-
-    built = {s: build(classes[s], f"{method}/{task or '-'}/{source.name} {s}", layers[s]) for s in SECTIONS}
-    built["training"].validate()
-    built["generation"].validate()
-    model_config = source.declared_config()
-    kind, num_labels = (task_spec.kind, task_spec.num_labels) if task_spec else default_kind(model_config["model_type"])
-    return Declared(
-        model=source.name,
-        kind=kind,
-        num_labels=num_labels,
-        sections=built,
-        source=source,
-        has_task=task_spec is not None,
-        model_config=model_config,
-    )
-
-
-def check_sizes(declared: Declared, method: str, dims: Any) -> None:
-    """The checks that need the model's sizes: the method's hyperparameters, and the positions a sequence needs."""
-    sections = declared.sections
-    sections["hyperparameters"].validate(dims)
-    if not declared.has_task:
-        return
-    extra = sections["hyperparameters"].extra_positions()
-    name = declared.source.name
-    if sections["training"].max_seq_len + extra > dims.max_positions:
-        added = f" + {extra} inserted by {method}" if extra else ""
-        raise UsageError(f"max_seq_len {sections['training'].max_seq_len}{added} exceeds {name}'s {dims.max_positions} positions")
-    new_tokens = sections["generation"].max_new_tokens
-    if declared.kind == "generation" and dims.max_positions - new_tokens - extra < 2:  # a prompt needs source + separator
-        added = f" and {extra} inserted by {method}" if extra else ""
-        raise UsageError(f"max_new_tokens {new_tokens}{added} leave no room for a prompt in {name}'s {dims.max_positions} positions")
-
-
-def check_declared(method: str, task: str | None, model: str | Any, *, preset: str | None = None) -> Declared:
-    """`resolve_declared` checked against the sizes the model's config declares (a preset's, a `config.json`'s),
-    read as plain data: what `peftbench validate` does for every spec preset, without building anything."""
-    from peftbench.models.arch import arch_serving, dims_of
-
-    declared = resolve_declared(method, task, model, preset=preset)
-    arch_serving(declared.model_config["model_type"], declared.model, declared.kind)
-    check_sizes(declared, method, dims_of(declared.model_config))
-    return declared
-
-
-def resolve_sections(
-    method: str,
-    task: str | None,
-    model: str | Any,
-    *,
-    preset: str | None = None,
-    overrides: list[str] = (),  # type: ignore[assignment]
-    results_dir: str | None = None,
-) -> Resolved:
-    """The three config sections for (method, task, model); `task=None` for counting without a task.
-
-    The model source is resolved once and its transformers config built once, here, and the
-    sections checked against the sizes of that config.
-    """
-    from peftbench.models.arch import dims_of
-    from peftbench.models.build import base_config, specialise
-
-    declared = resolve_declared(method, task, model, preset=preset, overrides=overrides, results_dir=results_dir)
-    cls_dropout = declared.sections["training"].cls_dropout
-    hf_config = specialise(base_config(declared.source), declared.model, declared.kind, declared.num_labels, cls_dropout)
-    dims = dims_of(hf_config)
-    check_sizes(declared, method, dims)
-    return Resolved(**{f.name: getattr(declared, f.name) for f in fields(Declared)}, hf_config=hf_config, dims=dims)
-
-
-def apply_preset(layers: dict[str, dict[str, Any]], preset: Any) -> None:
-    for section in SECTIONS:
-        layers[section].update(flatten(getattr(preset, section)))
-
-
-def named_presets(method_spec: Any, name: str, model: str, task: str | None, results_dir: str | None = None) -> list[Any]:
-    """The presets called `name` that apply to (model, task); an error that says where they apply otherwise.
-
-    `tuned:<study>` is the best configuration a `peftbench tune` study found, read from the study's
-    summary under `<results>/studies/` (tuned values live with the results, not in the specs).
-    """
-    from peftbench.registry import unknown_name_message
-
-    if name.startswith("tuned:"):
-        from peftbench.grid.tune import tuned_presets
-
-        return tuned_presets(method_spec, name.removeprefix("tuned:"), model, task, results_dir)
-
-    named = [p for p in method_spec.presets if p.name == name]
-    if not named:
-        raise UsageError(unknown_name_message(f"preset of {method_spec.name}", name, method_spec.preset_names()))
-    applicable = [p for p in named if p.matches(model, task)]
-    if not applicable:
-        where = "; ".join(f"models {', '.join(p.models) or 'any'}, tasks {', '.join(p.tasks) or 'any'}" for p in named)
-        raise UsageError(f"preset {name!r} of {method_spec.name} does not apply to {model} on {task or 'any task'} (it is for {where})")
-    return applicable

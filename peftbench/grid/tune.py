@@ -37,7 +37,6 @@ from typing import Any
 
 from peftbench.errors import RunFailed, RunInterrupted, UsageError
 from peftbench.records.schema import pid_alive
-from peftbench.specs import read_json
 
 SAMPLER_SEED = 0
 TPE_STARTUP = 5  # random trials before TPE models the space (Optuna's default is 10: too many for small budgets)
@@ -413,32 +412,3 @@ def sections_of(method: str, params: dict[str, Any]) -> dict[str, dict[str, Any]
     classes = {"hyperparameters": CONFIGS.get(method), "training": TrainConfig, "generation": GenerationConfig}
     placed = parse_set([f"{k}=x" for k in params], {s: set(field_types(c)) for s, c in classes.items()})
     return {s: {k: params[k] for k in names} for s, names in placed.items() if names}
-
-
-def read_summary(name: str, results_dir: str | None) -> dict[str, Any]:
-    from peftbench.records.store import Store
-
-    path = Store(results_dir and Path(results_dir)).study_path(name)
-    if not path.is_file():
-        raise UsageError(f"preset tuned:{name}: no study summary at {path} (run peftbench tune first, or pass --results-dir)")
-    summary = read_json(path, "study summary")
-    if not isinstance(summary, dict):
-        raise UsageError(f"{path}: not a study summary")
-    return summary
-
-
-def tuned_presets(method_spec: Any, name: str, model: str, task: str | None, results_dir: str | None) -> list[Any]:
-    """The `tuned:<study>` preset: the study's base preset (if any), then its best values."""
-    from peftbench.config.schema import named_presets
-    from peftbench.specs import Preset
-
-    summary = read_summary(name, results_dir)
-    if summary.get("method") != method_spec.name:
-        raise UsageError(f"preset tuned:{name} tuned {summary.get('method')}, not {method_spec.name}")
-    if (summary.get("model"), summary.get("task")) != (model, task):
-        raise UsageError(f"preset tuned:{name} was tuned for {summary.get('model')} on {summary.get('task')}, not {model} on {task}")
-    if not summary.get("best_sections"):
-        raise UsageError(f"preset tuned:{name}: the study has no finished trial yet")
-    base = named_presets(method_spec, summary["preset"], model, task) if summary.get("preset") else []
-    sections = summary["best_sections"]
-    return [*base, Preset(name=f"tuned:{name}", models=(model,), tasks=(task,) if task else (), **sections)]

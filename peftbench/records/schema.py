@@ -10,8 +10,6 @@ by copying files. This module is the one place that says what a record holds (`R
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import re
@@ -22,6 +20,7 @@ from types import UnionType
 from typing import Any, Literal, TypedDict, Union, get_args, get_origin, get_type_hints, is_typeddict
 
 from peftbench.errors import UsageError
+from peftbench.specs import stable_hash as stable_hash  # re-exported: records hash configurations with it
 from peftbench.tasks.metrics import metric_for
 
 SCHEMA_VERSION = 2
@@ -267,11 +266,6 @@ def _name(hint: Any) -> str:
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def stable_hash(obj: Any) -> str:
-    """sha256 of a JSON-able object in canonical form (sorted keys, no whitespace)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 def comparable_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -49,7 +49,8 @@ from peftbench.records.store import Store, read_record, write_record
 from peftbench.run import checkpoint
 from peftbench.run.stop import STOP, polling_for_stop, tied_to_parent
 from peftbench.tasks.base import content_hash, load_splits
-from peftbench.tasks.pipeline import Pipeline, make_pipeline
+from peftbench.tasks.kinds import make_pipeline
+from peftbench.tasks.pipeline import Pipeline
 
 HEARTBEAT_S = 30.0
 

@@ -23,7 +23,7 @@ from typing import Any
 from peftbench.errors import UsageError
 from peftbench.registry import Registry
 from peftbench.specs import Preset, check_keys, check_version, mapping, names, parse_presets, read_yaml, spec_dir, text
-from peftbench.tasks.formats import FORMATS, SAMPLES_DIR
+from peftbench.tasks.readers import FORMATS, SAMPLES_DIR
 
 KINDS = ("classification", "regression", "generation")
 TASK_KEYS_REQUIRED = {"version", "name", "description", "kind", "format", "metrics", "main_metric", "eval_splits", "default_model"}

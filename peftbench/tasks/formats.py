@@ -80,7 +80,3 @@ def describe_files(folder: Path, paths: Sequence[Path]) -> str:
         return ", ".join(relative)
     top = sorted({r.split("/", 1)[0] for r in relative})
     return f"{', '.join(t + '/' for t in top)} ({len(relative)} {paths[0].suffix.lstrip('.').upper()} files)"
-
-
-# Every reader registers itself when its module is imported here (after the names above exist).
-from peftbench.tasks import data_to_text, glue, rotten_tomatoes  # noqa: E402, F401 - registration

@@ -35,9 +35,9 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from peftbench.errors import UsageError
 from peftbench.models.arch import dims_of
 from peftbench.tasks.data_to_text import D2TExample, seen_categories
-from peftbench.tasks.formats import FORMATS
 from peftbench.tasks.metrics import generation_metrics
 from peftbench.tasks.pipeline import Pipeline, split_suffix
+from peftbench.tasks.readers import FORMATS
 
 log = logging.getLogger(__name__)
 

@@ -69,16 +69,6 @@ class Pipeline(ABC):
         """Score the model on the task's evaluation splits: metric name -> raw value."""
 
 
-def make_pipeline(spec: TaskSpec, tokenizer: PreTrainedTokenizerBase, training: TrainConfig, generation: GenerationConfig) -> Pipeline:
-    if spec.kind == "generation":
-        from peftbench.tasks.generation import GenerationPipeline
-
-        return GenerationPipeline(spec, tokenizer, training, generation)
-    from peftbench.tasks.classification import ClassificationPipeline
-
-    return ClassificationPipeline(spec, tokenizer, training, generation)
-
-
 def split_suffix(split: str, splits: tuple[str, ...]) -> str:
     """Metric-name suffix for one of several eval splits (MNLI: `_matched`, `_mismatched`)."""
     return "" if len(splits) == 1 else "_" + split.removeprefix("validation_").removeprefix("test_")
