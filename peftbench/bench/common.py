@@ -26,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from peftbench.bench.measure import timed
-from peftbench.config.resolve import resolve_sections
+from peftbench.config.resolve import resolve_measurement
 from peftbench.config.schema import parse_method_set, section_fields
 from peftbench.errors import UsageError
 from peftbench.methods import METHODS
@@ -82,8 +84,7 @@ def check_methods(methods: Sequence[str]) -> list[str]:
 
 def resolve_hyperparameters(methods: list[str], model: str | ModelSource, overrides: list[str]) -> dict[str, Any]:
     """Each method's hyperparameters: its spec's defaults and presets for the model (no task), then `--set`."""
-    routed = split_overrides(methods, overrides)
-    return {m: resolve_sections(m, None, model, overrides=routed[m]).sections["hyperparameters"] for m in methods}
+    return resolve_measurement(methods, model, overrides, command="peftbench latency and profile").hyperparameters
 
 
 def pick_device(cpu: bool) -> torch.device:
@@ -118,8 +119,64 @@ def rotated(items: list[Any], round_index: int) -> list[Any]:
     return items[k:] + items[:k]
 
 
+@dataclass
+class RoundTimer:
+    """The state of one rotated measurement: the entries still running, their times by phase, their errors."""
+
+    calls: Mapping[str, Callable[[], Any]]
+    device: torch.device
+    catch: bool
+    live: list[str] = field(init=False)
+    errors: dict[str, str] = field(default_factory=dict)
+    warm: dict[str, list[float]] = field(init=False)
+    times: dict[str, list[float]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.live = list(self.calls)
+        self.warm = {n: [] for n in self.calls}
+        self.times = {n: [] for n in self.calls}
+
+    def call(self, name: str, into: dict[str, list[float]]) -> float:
+        """Time one call; with `catch`, a call that raises drops its entry (error kept) instead of propagating."""
+        try:
+            seconds = timed(self.calls[name], self.device)
+        except Exception as exc:
+            if not self.catch:
+                raise
+            self.errors[name] = f"{type(exc).__name__}: {exc}"
+            self.live.remove(name)
+            return 0.0
+        into[name].append(seconds)
+        return seconds
+
+    def round(self, index: int, into: dict[str, list[float]]) -> tuple[list[str], float]:
+        """One round in the order rotated by `index`: the order and the round's seconds."""
+        order = rotated(self.live, index) if self.live else []
+        return order, sum(self.call(name, into) for name in order if name in self.live)
+
+    def result(self, rounds: int, warmup: int, orders: list[list[str]]) -> dict[str, Any]:
+        for name in self.errors:
+            self.warm.pop(name, None)
+            self.times.pop(name, None)
+        times = {"times_s": self.times, "warmup_times_s": self.warm}
+        return {"rounds": rounds, "warmup": warmup, **times, "orders": orders, "errors": self.errors}
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Garbage collection off (after one collection): a collection inside one timed call would land on that call alone."""
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def rotated_rounds(
-    calls: dict[str, Callable[[], Any]],
+    calls: Mapping[str, Callable[[], Any]],
     device: torch.device,
     *,
     rounds: int | Callable[[float], int],
@@ -141,55 +198,27 @@ def rotated_rounds(
     Returns `rounds`, `warmup`, `times_s` and `warmup_times_s` (name -> seconds per round),
     `orders` (the timed rounds' orders) and `errors`.
     """
-    live = list(calls)
-    errors: dict[str, str] = {}
-    warm: dict[str, list[float]] = {n: [] for n in calls}
-    times: dict[str, list[float]] = {n: [] for n in calls}
-
-    def call(name: str, into: dict[str, list[float]]) -> float:
-        try:
-            seconds = timed(calls[name], device)
-        except Exception as exc:
-            if not catch:
-                raise
-            errors[name] = f"{type(exc).__name__}: {exc}"
-            live.remove(name)
-            return 0.0
-        into[name].append(seconds)
-        return seconds
-
+    timer = RoundTimer(calls, device, catch)
     count = rounds if isinstance(rounds, int) else None
     bar = tqdm(total=warmup + (count or 0), desc=desc, unit="round", mininterval=1.0, leave=False)
-    last_round = 0.0
     try:
+        last_round = 0.0
         for w in range(warmup):
-            last_round = sum(call(name, warm) for name in rotated(live, w) if name in live)
+            _, last_round = timer.round(w, timer.warm)
             bar.update()
         if count is None:
-            count = rounds(last_round)  # type: ignore[operator]
+            assert callable(rounds)
+            count = rounds(last_round)
             bar.total = warmup + count
             bar.refresh()
         orders: list[list[str]] = []
-        gc.collect()
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             for r in range(count):
-                order = rotated(live, r) if live else []
-                orders.append(order)
-                for name in order:
-                    if name in live:
-                        call(name, times)
+                orders.append(timer.round(r, timer.times)[0])
                 bar.update()
-        finally:
-            if gc_was_enabled:
-                gc.enable()
     finally:
         bar.close()
-    for name in errors:
-        warm.pop(name, None)
-        times.pop(name, None)
-    return {"rounds": count, "warmup": warmup, "times_s": times, "warmup_times_s": warm, "orders": orders, "errors": errors}
+    return timer.result(count, warmup, orders)
 
 
 def paired_ratios(times: dict[str, list[float]], reference: str) -> dict[str, list[float]]:

@@ -37,15 +37,13 @@ from typing import Any
 import torch
 
 from peftbench.bench import common, measure
-from peftbench.bench.common import FEW_ROUNDS, check_methods, parse_dtype, pick_device, random_batch, resolve_hyperparameters, shaped_model
+from peftbench.bench.common import FEW_ROUNDS, check_methods, parse_dtype, pick_device, random_batch, shaped_model
 from peftbench.bench.options import LatencyOptions
 from peftbench.bench.variants import BASE, CONTROL, Variant, build_variants, output_gaps
 from peftbench.cli.display import render_table
-from peftbench.config.resolve import default_kind
+from peftbench.config.resolve import resolve_measurement
 from peftbench.errors import UsageError
-from peftbench.models.arch import dims_of
-from peftbench.models.build import base_config, task_config
-from peftbench.models.presets import resolve_model
+from peftbench.records.env import environment
 from peftbench.records.schema import measurement_header
 from peftbench.records.store import save_measurement
 
@@ -112,73 +110,77 @@ class LatencyResult:
     variants: list[dict[str, Any]] = field(default_factory=list)
 
 
+def check_options(o: LatencyOptions) -> None:
+    """The option values that are user mistakes, as one line each, before anything is built."""
+    if o.threads is not None and o.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {o.threads}")
+    if o.rounds is not None and o.rounds < 1:
+        raise UsageError(f"--rounds must be >= 1, got {o.rounds}")
+    if o.warmup < 0:
+        raise UsageError(f"--warmup must be >= 0, got {o.warmup}")
+    for batch, seq in o.cells or ():
+        if batch < 1 or seq < 1:
+            raise UsageError(f"batch and seq must be >= 1, got {batch}x{seq}")
+
+
+def grid_of(o: LatencyOptions, device: torch.device) -> tuple[list[tuple[int, int]], str]:
+    """The (batch, seq) cells to time and how they were chosen: the command line's, else the paper's on CUDA, else the CPU grid."""
+    if o.cells is not None:
+        return list(o.cells), "given on the command line"
+    if device.type == "cuda":
+        return list(PAPER_GRID), "the paper's Table 1 cells"
+    return list(CPU_GRID), "the CPU grid (no CUDA device, or --cpu); give --batch/--seq for others"
+
+
+def protocol(o: LatencyOptions, grid_note: str) -> dict[str, Any]:
+    """How the numbers were taken, stored with them."""
+    rounds = o.rounds if o.rounds is not None else f"budget {o.budget_s:g} s per cell, {MIN_ROUNDS}..{DEFAULT_ROUNDS} rounds"
+    return {
+        "what": "single forward pass, torch.no_grad, eval mode, no key/value cache; synchronised on CUDA",
+        "warmup_rounds": o.warmup,
+        "rounds": rounds,
+        "order": "every round runs each variant once; the order rotates by one position per round",
+        "overhead": "median over rounds of t_variant / t_base measured in the same round",
+        "verdict_rule": "distinguishable (slower) if the variant's ratio Q1 > max(A/A ratio Q3, 1); "
+        "distinguishable (faster) if its ratio Q3 < min(A/A ratio Q1, 1); otherwise within noise "
+        f"(no verdict below {FEW_ROUNDS} rounds); Q1/Q3 = quartiles of the per-round paired ratios",
+        "grid": grid_note,
+    }
+
+
 def run_latency(options: LatencyOptions) -> LatencyResult:
     """The whole protocol; writes `<results>/latency/<time>-<model>.json` when `options.results` is given."""
     o = options
-    model, methods, cells = o.model, check_methods(o.methods), None if o.cells is None else list(o.cells)
-    rounds, warmup, budget_s, threads, seed = o.rounds, o.warmup, o.budget_s, o.threads, o.seed
-    if threads is not None:
-        if threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
-    if rounds is not None and rounds < 1:
-        raise UsageError(f"--rounds must be >= 1, got {rounds}")
-    if warmup < 0:
-        raise UsageError(f"--warmup must be >= 0, got {warmup}")
-    torch_dtype = parse_dtype(o.dtype)
-    device = pick_device(o.cpu)
-    grid_note = ""
-    if cells is None:
-        cells = list(PAPER_GRID if device.type == "cuda" else CPU_GRID)
-        grid_note = (
-            "the paper's Table 1 cells"
-            if device.type == "cuda"
-            else "the CPU grid (no CUDA device, or --cpu); give --batch/--seq for others"
-        )
-    source = resolve_model(model)
-    kind, num_labels = default_kind(base_config(source).model_type)
-    hps = resolve_hyperparameters(methods, source, list(o.overrides))
-    dims = dims_of(task_config(source, kind, num_labels))
-    extra = max([hps[m].extra_positions() for m in methods] + [0])
-    for batch, seq in cells:
-        if batch < 1 or seq < 1:
-            raise UsageError(f"batch and seq must be >= 1, got {batch}x{seq}")
-        if seq + extra > dims.max_positions:
-            raise UsageError(f"seq {seq} (+{extra} inserted positions) exceeds {source.name}'s {dims.max_positions} positions")
-
-    from peftbench.records.env import environment
-
-    variants = build_variants(shaped_model(source, kind, num_labels, seed), methods, hps, device, torch_dtype)
-    gaps = output_gaps(variants, random_batch(dims.vocab_size, 1, min(seq for _, seq in cells), device, seed))
+    methods = check_methods(o.methods)
+    check_options(o)
+    if o.threads is not None:
+        torch.set_num_threads(o.threads)
+    torch_dtype, device = parse_dtype(o.dtype), pick_device(o.cpu)
+    cells, grid_note = grid_of(o, device)
+    measured = resolve_measurement(methods, o.model, list(o.overrides), command="peftbench latency and profile")
+    for _, seq in cells:
+        measured.check_seq(seq)
+    vocab = measured.dims.vocab_size
+    variants = build_variants(
+        shaped_model(measured.source, measured.kind, measured.num_labels, o.seed), methods, measured.hyperparameters, device, torch_dtype
+    )
     record: dict[str, Any] = {
-        **measurement_header("latency", source, kind, methods),
-        "seed": seed,
-        "protocol": {
-            "what": "single forward pass, torch.no_grad, eval mode, no key/value cache; synchronised on CUDA",
-            "warmup_rounds": warmup,
-            "rounds": rounds if rounds is not None else f"budget {budget_s:g} s per cell, {MIN_ROUNDS}..{DEFAULT_ROUNDS} rounds",
-            "order": "every round runs each variant once; the order rotates by one position per round",
-            "overhead": "median over rounds of t_variant / t_base measured in the same round",
-            "verdict_rule": "distinguishable (slower) if the variant's ratio Q1 > max(A/A ratio Q3, 1); "
-            "distinguishable (faster) if its ratio Q3 < min(A/A ratio Q1, 1); otherwise within noise "
-            f"(no verdict below {FEW_ROUNDS} rounds); Q1/Q3 = quartiles of the per-round paired ratios",
-            "grid": grid_note or "given on the command line",
-        },
+        **measurement_header("latency", measured.source, measured.kind, methods),
+        "seed": o.seed,
+        "protocol": protocol(o, grid_note),
         "note": ADAPTER_SIZE_NOTE,
         "env": environment(device, torch_dtype),
         "variants": [v.describe() for v in variants],
-        "output_max_abs_diff_vs_base": gaps,
+        "output_max_abs_diff_vs_base": output_gaps(variants, random_batch(vocab, 1, min(seq for _, seq in cells), device, o.seed)),
         "cells": [],
     }
     for batch, seq in cells:
-        inputs = random_batch(dims.vocab_size, batch, seq, device, seed)
-        timing = time_cell(variants, inputs, device, rounds=rounds, warmup=warmup, budget_s=budget_s, desc=f"{batch}x{seq}")
+        inputs = random_batch(vocab, batch, seq, device, o.seed)
+        timing = time_cell(variants, inputs, device, rounds=o.rounds, warmup=o.warmup, budget_s=o.budget_s, desc=f"{batch}x{seq}")
         record["cells"].append(
             {"batch": batch, "seq": seq, "rounds": timing["rounds"], "orders": timing["orders"], "variants": analyse(timing)}
         )
-    path = None
-    if o.results is not None:
-        path = save_measurement(record, o.results)
+    path = save_measurement(record, o.results) if o.results is not None else None
     return LatencyResult(record, path, format_latency(record), record["variants"])
 
 
@@ -208,17 +210,9 @@ def pct(ratio: float) -> str:
     return f"{100 * (ratio - 1):+.1f}%"
 
 
-def format_latency(record: dict[str, Any]) -> str:
-    env = record["env"]
-    paper = paper_overheads(record["model"])
-    lines = [
-        f"latency: {record['model']} ({record['model_origin']}), {record['model_class']} model, "
-        f"{env['device']} {env['device_name']}, {env['threads']} threads, {env['dtype']}",
-        f"protocol: {record['protocol']['what']}; {record['protocol']['order']}; warm-up {record['protocol']['warmup_rounds']} rounds",
-        f"grid: {record['protocol']['grid']}",
-        "",
-        "variants:",
-    ]
+def variant_lines(record: dict[str, Any]) -> list[str]:
+    """What each variant is: the base, the A/A control, or a method with its size and hyperparameters."""
+    lines = ["variants:"]
     for v in record["variants"]:
         if v["role"] == "base":
             lines.append(f"  {v['name']}: the model as is")
@@ -231,41 +225,56 @@ def format_latency(record: dict[str, Any]) -> str:
     gaps = {k: x for k, x in record["output_max_abs_diff_vs_base"].items() if not x <= 1e-4}
     if gaps:
         lines.append("  outputs differ from the base at the start: " + ", ".join(f"{k} {x:.2g}" for k, x in gaps.items()))
-    for cell in record["cells"]:
-        with_paper = any(k[1:] == (cell["batch"], cell["seq"]) for k in paper)
-        header = ["variant", "median ms", "IQR ms", "overhead vs base", "paired-ratio IQR", "verdict"] + (["paper"] if with_paper else [])
-        rows = []
-        for v in record["variants"]:
-            e = cell["variants"][v["name"]]
-            t = e["time_ms"]
-            if v["role"] == "base":
-                row = [v["name"], f"{t['median']:.3f}", f"{t['iqr']:.3f}", "-", "-", e["verdict"]]
-            else:
-                r = e["ratio"]
-                row = [
-                    v["name"],
-                    f"{t['median']:.3f}",
-                    f"{t['iqr']:.3f}",
-                    pct(r["median"]),
-                    f"[{pct(r['q1'])}, {pct(r['q3'])}]",
-                    e["verdict"],
-                ]
-            if with_paper:
-                key = (v["method"], cell["batch"], cell["seq"])
-                row.append(f"{paper[key]:+.1f}%" if key in paper and not v["merged"] else "")
-            rows.append(row)
-        lines += ["", f"batch {cell['batch']} x seq {cell['seq']}: {cell['rounds']} rounds", *render_table(rows, header, "md").splitlines()]
+    return lines
+
+
+def cell_lines(record: dict[str, Any], cell: dict[str, Any], paper: dict[tuple[str, int, int], float]) -> list[str]:
+    """One cell's table: each variant's median and spread, its paired overhead against the base, and the paper's where it has one."""
+    with_paper = any(k[1:] == (cell["batch"], cell["seq"]) for k in paper)
+    header = ["variant", "median ms", "IQR ms", "overhead vs base", "paired-ratio IQR", "verdict"] + (["paper"] if with_paper else [])
+    rows = []
+    for v in record["variants"]:
+        e = cell["variants"][v["name"]]
+        t, r = e["time_ms"], e.get("ratio")
+        ratio_cells = ["-", "-"] if r is None else [pct(r["median"]), f"[{pct(r['q1'])}, {pct(r['q3'])}]"]
+        row = [v["name"], f"{t['median']:.3f}", f"{t['iqr']:.3f}", *ratio_cells, e["verdict"]]
+        if with_paper:
+            key = (v["method"], cell["batch"], cell["seq"])
+            row.append(f"{paper[key]:+.1f}%" if key in paper and not v["merged"] else "")
+        rows.append(row)
+    return ["", f"batch {cell['batch']} x seq {cell['seq']}: {cell['rounds']} rounds", *render_table(rows, header, "md").splitlines()]
+
+
+def noise_hint(record: dict[str, Any]) -> list[str]:
+    """On a shared CPU, a hint when the A/A control spreads widely."""
     wide = [c for c in record["cells"] if c["variants"][CONTROL]["ratio"]["iqr"] > NOISY_IQR]
-    if wide and record["env"]["device"] == "cpu":
-        worst = max(c["variants"][CONTROL]["ratio"]["iqr"] for c in wide)
-        lines += [
-            "",
-            f"hint: the A/A control's paired ratios spread widely (IQR up to {100 * worst:.0f} points) in {len(wide)} cell(s); "
-            "on a shared CPU, --threads 1 (no thread synchronisation across preemptions) and more --rounds narrow it.",
-        ]
+    if not wide or record["env"]["device"] != "cpu":
+        return []
+    worst = max(c["variants"][CONTROL]["ratio"]["iqr"] for c in wide)
+    return [
+        "",
+        f"hint: the A/A control's paired ratios spread widely (IQR up to {100 * worst:.0f} points) in {len(wide)} cell(s); "
+        "on a shared CPU, --threads 1 (no thread synchronisation across preemptions) and more --rounds narrow it.",
+    ]
+
+
+def format_latency(record: dict[str, Any]) -> str:
+    env, protocol = record["env"], record["protocol"]
+    paper = paper_overheads(record["model"])
+    lines = [
+        f"latency: {record['model']} ({record['model_origin']}), {record['model_class']} model, "
+        f"{env['device']} {env['device_name']}, {env['threads']} threads, {env['dtype']}",
+        f"protocol: {protocol['what']}; {protocol['order']}; warm-up {protocol['warmup_rounds']} rounds",
+        f"grid: {protocol['grid']}",
+        "",
+        *variant_lines(record),
+    ]
+    for cell in record["cells"]:
+        lines += cell_lines(record, cell, paper)
+    lines += noise_hint(record)
     lines += ["", "summary (the paper's Table 1 layout: median ms, overhead vs base; * = distinguishable):"]
     lines += summary_table([record])
-    lines += ["", "verdict rule: " + record["protocol"]["verdict_rule"], "note: " + record["note"]]
+    lines += ["", "verdict rule: " + protocol["verdict_rule"], "note: " + record["note"]]
     return "\n".join(lines)
 
 

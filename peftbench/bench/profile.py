@@ -38,20 +38,19 @@ import torch
 from tqdm.auto import tqdm
 
 from peftbench.bench import common, measure
-from peftbench.bench.common import check_methods, parse_dtype, pick_device, resolve_hyperparameters, split_overrides
+from peftbench.bench.common import check_methods, parse_dtype, pick_device
 from peftbench.bench.options import PROFILE_ROUNDS, ProfileOptions
 from peftbench.bench.variants import FLOOR, TrainVariant, Workload, build_variant, workload
 from peftbench.cli.display import render_table
-from peftbench.config.resolve import default_kind
+from peftbench.config.resolve import resolve_measurement
 from peftbench.errors import UsageError
-from peftbench.models.arch import dims_of
-from peftbench.models.build import base_config, task_config
-from peftbench.models.presets import resolve_model
+from peftbench.records.env import environment
 from peftbench.records.schema import measurement_header
 from peftbench.records.store import save_measurement
 
 FLOOR_LABEL = "floor (frozen; grad w.r.t. input embeddings only)"
 MEMORY_STEPS = 2  # the first step allocates AdamW's state; the second runs with it already held
+COMMAND = "peftbench latency and profile"  # how a misrouted `--set` names the commands that route it
 WORKER = ("-m", "peftbench.bench.profile")  # `python -m peftbench.bench.profile JOB.json OUT.json`
 
 
@@ -79,7 +78,9 @@ VariantBuilder = Callable[[Job, Workload, torch.device, torch.dtype], TrainVaria
 
 def method_variant(job: Job, work: Workload, device: torch.device, dtype: torch.dtype) -> TrainVariant:
     """The default `VariantBuilder`: a registered method (or the floor) with its spec's hyperparameters and `job.overrides`."""
-    hp = resolve_hyperparameters([job.method], job.model, list(job.overrides))[job.method] if job.method else None
+    if job.method is None:
+        return build_variant(work.base, None, None, work, device, dtype)
+    hp = resolve_measurement([job.method], job.model, list(job.overrides), command=COMMAND).hyperparameters[job.method]
     return build_variant(work.base, job.method, hp, work, device, dtype)
 
 
@@ -147,75 +148,121 @@ class ProfileResult:
     failed: list[str] = field(default_factory=list)
 
 
+def check_options(o: ProfileOptions, rounds: int) -> None:
+    """The option values that are user mistakes, as one line each, before anything is built."""
+    for name, value, low in (("--batch", o.batch, 1), ("--seq", o.seq, 2), ("--rounds", rounds, 1), ("--warmup", o.warmup, 0)):
+        if value < low:
+            raise UsageError(f"{name} must be >= {low}, got {value}")
+    if o.threads is not None and o.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {o.threads}")
+
+
+def measure_peaks(o: ProfileOptions, rows: list[dict[str, Any]], routed: dict[str, list[str]]) -> None:
+    """Each variant's peak memory, a fresh process each (`run_isolated`), into its row."""
+    ok = [r for r in rows if "error" not in r]
+    shared = {"model": o.model, "batch": o.batch, "seq": o.seq, "seed": o.seed, "cpu": o.cpu, "threads": o.threads, "dtype": o.dtype}
+    for row in tqdm(ok, desc="peak memory", unit="variant", mininterval=0.5, leave=False):
+        method = None if row["method"] == FLOOR else row["method"]
+        got = run_isolated(Job(method=method, overrides=tuple(routed[method]) if method else (), **shared))  # type: ignore[arg-type]
+        row["memory"] = {"error": got["error"]} if "error" in got else got["memory"]
+
+
+def protocol(device: torch.device, memory: bool) -> dict[str, str]:
+    """How the numbers were taken, stored with them."""
+    return {
+        "step": "forward, loss, backward, AdamW step, zero_grad (the floor: forward, loss, backward only)",
+        "floor": "same frozen model, gradient only w.r.t. inputs_embeds: forward + activation backward, no parameter gradients",
+        "timing": "one process; every variant on its own copy of the same random-init model with its own AdamW; after "
+        "the warm-up rounds, each round runs one step of every variant, in an order rotated by one position per round; "
+        "step time = median over the timed rounds (IQR = its spread); ratio vs ft / vs floor = median over rounds of "
+        "t_variant / t_reference of the same round, with the quartiles of those per-round ratios",
+        "memory": memory_protocol(device) if memory else "not measured (--no-memory)",
+        "optimizer_state": "bytes of the tensors in AdamW's state after the timed rounds (measured)",
+    }
+
+
 def run_profile(options: ProfileOptions) -> ProfileResult:
     """Paired step times of the floor and every method in this process, then (`options.memory`) one process per variant
     for its peak; writes `<results>/profile/<time>-<model>.json` when `options.results` is given."""
     o = options
-    model, methods, batch, seq, warmup, threads = o.model, check_methods(o.methods), o.batch, o.seq, o.warmup, o.threads
-    cpu, dtype, seed, memory, overrides = o.cpu, o.dtype, o.seed, o.memory, o.overrides
+    methods = check_methods(o.methods)
     rounds = PROFILE_ROUNDS if o.rounds is None else o.rounds
-    for name, value, low in (("--batch", batch, 1), ("--seq", seq, 2), ("--rounds", rounds, 1), ("--warmup", warmup, 0)):
-        if value < low:
-            raise UsageError(f"{name} must be >= {low}, got {value}")
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {threads}")
-    torch_dtype = parse_dtype(dtype)
-    source = resolve_model(model)
-    if source.counting_only:
-        raise UsageError(f"{source.name} is for parameter counting only (peftbench params)")
-    kind, num_labels = default_kind(base_config(source).model_type)
-    hps = resolve_hyperparameters(methods, source, list(overrides))  # bad --set fails here, before any work
-    routed = split_overrides(methods, list(overrides))
-    dims = dims_of(task_config(source, kind, num_labels))
-    for m in methods:
-        extra = hps[m].extra_positions()
-        if seq + extra > dims.max_positions:
-            raise UsageError(f"seq {seq} (+{extra} inserted by {m}) exceeds {source.name}'s {dims.max_positions} positions")
-    if threads is not None:
-        torch.set_num_threads(threads)
-    device = pick_device(cpu)
-
+    check_options(o, rounds)
+    torch_dtype = parse_dtype(o.dtype)
+    measured = resolve_measurement(methods, o.model, list(o.overrides), command=COMMAND)  # bad --set fails here, before any work
+    measured.check_seq(o.seq)
+    if o.threads is not None:
+        torch.set_num_threads(o.threads)
+    device = pick_device(o.cpu)
+    hps = measured.hyperparameters
     timing, rows, forward = time_variants(
-        model, methods, hps, batch=batch, seq=seq, rounds=rounds, warmup=warmup, device=device, dtype=torch_dtype, seed=seed
+        o.model, methods, hps, batch=o.batch, seq=o.seq, rounds=rounds, warmup=o.warmup, device=device, dtype=torch_dtype, seed=o.seed
     )
-    if memory:
-        ok = [r for r in rows if "error" not in r]
-        for row in tqdm(ok, desc="peak memory", unit="variant", mininterval=0.5, leave=False):
-            method = None if row["method"] == FLOOR else row["method"]
-            shared = {"model": model, "batch": batch, "seq": seq, "seed": seed, "cpu": cpu, "threads": threads, "dtype": dtype}
-            got = run_isolated(Job(method=method, overrides=tuple(routed[method]) if method else (), **shared))
-            row["memory"] = {"error": got["error"]} if "error" in got else got["memory"]
+    if o.memory:
+        measure_peaks(o, rows, measured.overrides)
     add_ratios(rows)
-
-    from peftbench.records.env import environment
-
     env = environment(device, torch_dtype)
-    if threads is not None:
-        env["threads"] = threads
+    if o.threads is not None:
+        env["threads"] = o.threads
     record: dict[str, Any] = {
-        **measurement_header("profile", source, kind, methods),
-        "settings": {"batch": batch, "seq": seq, "warmup_rounds": warmup, "rounds": rounds, "seed": seed, "memory": memory},
-        "protocol": {
-            "step": "forward, loss, backward, AdamW step, zero_grad (the floor: forward, loss, backward only)",
-            "floor": "same frozen model, gradient only w.r.t. inputs_embeds: forward + activation backward, no parameter gradients",
-            "timing": "one process; every variant on its own copy of the same random-init model with its own AdamW; after "
-            "the warm-up rounds, each round runs one step of every variant, in an order rotated by one position per round; "
-            "step time = median over the timed rounds (IQR = its spread); ratio vs ft / vs floor = median over rounds of "
-            "t_variant / t_reference of the same round, with the quartiles of those per-round ratios",
-            "memory": memory_protocol(device) if memory else "not measured (--no-memory)",
-            "optimizer_state": "bytes of the tensors in AdamW's state after the timed rounds (measured)",
-        },
+        **measurement_header("profile", measured.source, measured.kind, methods),
+        "settings": {"batch": o.batch, "seq": o.seq, "warmup_rounds": o.warmup, "rounds": rounds, "seed": o.seed, "memory": o.memory},
+        "protocol": protocol(device, o.memory),
         "env": env,
         "hyperparameters": {m: {k: v for k, v in asdict(hps[m]).items() if v is not None} for m in methods},
         "timing": timing,
         "forward": forward,
         "rows": rows,
     }
-    path = None
-    if o.results is not None:
-        path = save_measurement(record, o.results)
+    path = save_measurement(record, o.results) if o.results is not None else None
     failed = [r["method"] for r in rows if "error" in r or "error" in (r.get("memory") or {})]
     return ProfileResult(record, path, format_profile(record), failed)
+
+
+def build_all(
+    work: Workload, methods: list[str], hps: dict[str, Any], device: torch.device, dtype: torch.dtype
+) -> tuple[dict[str, TrainVariant], dict[str, str]]:
+    """The floor and every method, each method on its own copy of the same random-init base; a method whose build
+    fails is an error in the result, not a crash."""
+    errors: dict[str, str] = {}
+    variants: dict[str, TrainVariant] = {}
+    for m in methods:
+        try:
+            variants[m] = build_variant(copy.deepcopy(work.base), m, hps[m], work, device, dtype)
+        except Exception as exc:
+            errors[m] = f"{type(exc).__name__}: {exc}"
+    return {FLOOR: build_variant(work.base, None, None, work, device, dtype), **variants}, errors
+
+
+def variant_row(name: str, v: TrainVariant, kind: str, timing: dict[str, Any], paired: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+    """One variant's timed row: its step-time summary, its paired ratios to ft and to the floor, and what it holds."""
+    times = timing["times_s"][name]
+    return {
+        "method": name,
+        "kind": kind,
+        "params": v.params,
+        "step_s": measure.summarize(times)["median"],
+        "step_time_s": measure.summarize(times),
+        "step_times_s": times,
+        "warmup_times_s": timing["warmup_times_s"][name],
+        "paired": {f"vs_{ref}": {**measure.summarize(ratios[name]), "per_round": ratios[name]} for ref, ratios in paired.items()},
+        "optimizer_state_bytes": v.optimizer_state_bytes(),
+        "gradient_bytes": v.seen.get("gradient_bytes"),
+        "memory_breakdown_bytes": measure.memory_breakdown(v.model, v.trainable),
+        "memory": None,
+    }
+
+
+def forward_alone(floor: TrainVariant, work: Workload, device: torch.device, warmup: int, rounds: int) -> dict[str, Any]:
+    """The floor model's forward pass alone (eval mode, no grad), for scale; not paired."""
+    inputs = {k: work.batch[k] for k in ("input_ids", "attention_mask")}
+    floor.model.eval()
+    with torch.no_grad():
+        times = [measure.timed(lambda: floor.model(**inputs), device) for _ in range(warmup + rounds)]
+    floor.model.train()
+    forward: dict[str, Any] = {"what": "forward pass alone, eval mode, no grad, the floor's model", "times_s": times[warmup:]}
+    forward["time_s"] = measure.summarize(forward["times_s"])
+    return forward
 
 
 def time_variants(
@@ -237,51 +284,17 @@ def time_variants(
     failed to build or to step is `{'method', 'error'}`), and the no-grad forward pass alone, for scale.
     """
     work = workload(model, batch, seq, device, dtype, seed)
-    errors: dict[str, str] = {}
-    variants: dict[str, TrainVariant] = {}
-    for m in methods:  # each on its own copy of the same random-init base
-        try:
-            variants[m] = build_variant(copy.deepcopy(work.base), m, hps[m], work, device, dtype)
-        except Exception as exc:
-            errors[m] = f"{type(exc).__name__}: {exc}"
-    variants = {FLOOR: build_variant(work.base, None, None, work, device, dtype), **variants}
+    variants, errors = build_all(work, methods, hps, device, dtype)
     timing = common.rotated_rounds(
         {name: v.step for name, v in variants.items()}, device, rounds=rounds, warmup=warmup, desc="profile rounds", catch=True
     )
     errors.update(timing["errors"])
-    times = timing["times_s"]
-    paired = {ref: common.paired_ratios(times, ref) for ref in ("ft", FLOOR) if ref in times}
-    rows: list[dict[str, Any]] = []
-    for name in [FLOOR, *methods]:
-        if name in errors:
-            rows.append({"method": name, "error": errors[name]})
-            continue
-        v = variants[name]
-        row: dict[str, Any] = {
-            "method": name,
-            "kind": work.kind,
-            "params": v.params,
-            "step_s": measure.summarize(times[name])["median"],
-            "step_time_s": measure.summarize(times[name]),
-            "step_times_s": times[name],
-            "warmup_times_s": timing["warmup_times_s"][name],
-            "paired": {f"vs_{ref}": {**measure.summarize(ratios[name]), "per_round": ratios[name]} for ref, ratios in paired.items()},
-            "optimizer_state_bytes": v.optimizer_state_bytes(),
-            "gradient_bytes": v.seen.get("gradient_bytes"),
-            "memory_breakdown_bytes": measure.memory_breakdown(v.model, v.trainable),
-            "memory": None,
-        }
-        rows.append(row)
-    forward: dict[str, Any] = {}
-    if FLOOR in variants and FLOOR not in errors:  # the forward alone (eval mode, no grad), for scale; not paired
-        floor_model, inputs = variants[FLOOR].model, {k: work.batch[k] for k in ("input_ids", "attention_mask")}
-        floor_model.eval()
-        with torch.no_grad():
-            fwd = [measure.timed(lambda: floor_model(**inputs), device) for _ in range(warmup + rounds)]
-        floor_model.train()
-        forward = {"what": "forward pass alone, eval mode, no grad, the floor's model", "times_s": fwd[warmup:]}
-        forward["time_s"] = measure.summarize(forward["times_s"])
-        del floor_model, inputs
+    paired = {ref: common.paired_ratios(timing["times_s"], ref) for ref in ("ft", FLOOR) if ref in timing["times_s"]}
+    rows = [
+        {"method": name, "error": errors[name]} if name in errors else variant_row(name, variants[name], work.kind, timing, paired)
+        for name in [FLOOR, *methods]
+    ]
+    forward = forward_alone(variants[FLOOR], work, device, warmup, rounds) if FLOOR not in errors else {}
     variants.clear()
     del work
     gc.collect()
@@ -344,58 +357,49 @@ def fmt_paired(row: dict[str, Any], key: str) -> str:
     return f"{p['median']:.3f}x ({p['q1']:.3f}-{p['q3']:.3f})"
 
 
-def format_profile(record: dict[str, Any]) -> str:
-    s, env, timing = record["settings"], record["env"], record["timing"]
-    names = [r["method"] for r in record["rows"] if "error" not in r]
+PROFILE_HEADER = [
+    "method",
+    "step s",
+    "IQR s",
+    "vs ft (Q1-Q3)",
+    "vs floor (Q1-Q3)",
+    "peak MiB",
+    "added MiB",
+    "peak vs ft",
+    "optimizer MiB",
+    "vs ft",
+    "trainable params",
+    "% of base",
+]
+
+
+def profile_row(r: dict[str, Any]) -> list[str]:
+    """One row of the profile table (`PROFILE_HEADER`); a variant that failed says so."""
+    if "error" in r:
+        return [r["method"], "failed", *([""] * (len(PROFILE_HEADER) - 2))]
+    q, m, p, t = r["ratios"], r.get("memory") or {}, r["params"], r["step_time_s"]
+    return [
+        r["method"],
+        f"{t['median']:.4g}",
+        f"{t['iqr']:.2g}",
+        fmt_paired(r, "vs_ft"),
+        fmt_paired(r, f"vs_{FLOOR}"),
+        "failed" if "error" in m else mib(m.get("peak_bytes")),
+        mib(m.get("added_by_steps_bytes")),
+        fmt_ratio(q.get("peak_memory_vs_ft")),
+        mib(r["optimizer_state_bytes"], 1),
+        fmt_fraction(q.get("optimizer_state_vs_ft")),
+        f"{p['trainable']:,}",
+        f"{100 * p['trainable'] / p['base_total']:.3g}%",
+    ]
+
+
+def profile_notes(record: dict[str, Any]) -> list[str]:
+    """What the columns mean, the forward pass for scale, the floor, how memory was taken, and each failure."""
     lines = [
-        f"profile: {record['model']} ({record['model_origin']}), {record['model_class']} model, batch {s['batch']} x seq {s['seq']}, "
-        f"{env['dtype']}, {env['device']} {env['device_name']}, {env['threads']} threads",
-        f"step times: one process, {s['warmup_rounds']} warm-up + {timing['rounds']} timed rounds; each round runs one step of every "
-        f"variant ({', '.join(names)}), the order rotated by one per round",
-        "",
-    ]
-    header = [
-        "method",
-        "step s",
-        "IQR s",
-        "vs ft (Q1-Q3)",
-        "vs floor (Q1-Q3)",
-        "peak MiB",
-        "added MiB",
-        "peak vs ft",
-        "optimizer MiB",
-        "vs ft",
-        "trainable params",
-        "% of base",
-    ]
-    rows = []
-    for r in record["rows"]:
-        if "error" in r:
-            rows.append([r["method"], "failed", *([""] * (len(header) - 2))])
-            continue
-        q, m, p, t = r["ratios"], r.get("memory") or {}, r["params"], r["step_time_s"]
-        rows.append(
-            [
-                r["method"],
-                f"{t['median']:.4g}",
-                f"{t['iqr']:.2g}",
-                fmt_paired(r, "vs_ft"),
-                fmt_paired(r, f"vs_{FLOOR}"),
-                "failed" if "error" in m else mib(m.get("peak_bytes")),
-                mib(m.get("added_by_steps_bytes")),
-                fmt_ratio(q.get("peak_memory_vs_ft")),
-                mib(r["optimizer_state_bytes"], 1),
-                fmt_fraction(q.get("optimizer_state_vs_ft")),
-                f"{p['trainable']:,}",
-                f"{100 * p['trainable'] / p['base_total']:.3g}%",
-            ]
-        )
-    lines += render_table(rows, header, "md").splitlines()
-    lines.append("")
-    lines.append(
         "vs ft / vs floor: median over rounds of t_method / t_reference measured in the same round; (Q1-Q3) = quartiles of "
         "those per-round ratios, the spread. IQR s = interquartile range of the step times."
-    )
+    ]
     forward = record.get("forward") or {}
     floor = next((r for r in record["rows"] if r["method"] == FLOOR and "error" not in r), None)
     if forward and floor:
@@ -405,14 +409,29 @@ def format_profile(record: dict[str, Any]) -> str:
         f"{FLOOR_LABEL}: the frozen model's forward + backward through the activations to the input embeddings, with no "
         "parameter gradients and no optimizer; no method that trains something in the first layer can take less."
     )
-    lines.append(
-        f"peak memory: {record['protocol']['memory']}" + ("; added = peak minus the peak before the first step." if s["memory"] else ".")
-    )
+    added = "; added = peak minus the peak before the first step." if record["settings"]["memory"] else "."
+    lines.append(f"peak memory: {record['protocol']['memory']}{added}")
     for r in record["rows"]:
         if "error" in r:
             lines.append(f"{r['method']} failed: {r['error']}")
         elif "error" in (r.get("memory") or {}):
             lines.append(f"{r['method']} peak memory failed: {r['memory']['error']}")
+    return lines
+
+
+def format_profile(record: dict[str, Any]) -> str:
+    s, env, timing = record["settings"], record["env"], record["timing"]
+    names = [r["method"] for r in record["rows"] if "error" not in r]
+    lines = [
+        f"profile: {record['model']} ({record['model_origin']}), {record['model_class']} model, batch {s['batch']} x seq {s['seq']}, "
+        f"{env['dtype']}, {env['device']} {env['device_name']}, {env['threads']} threads",
+        f"step times: one process, {s['warmup_rounds']} warm-up + {timing['rounds']} timed rounds; each round runs one step of every "
+        f"variant ({', '.join(names)}), the order rotated by one per round",
+        "",
+        *render_table([profile_row(r) for r in record["rows"]], PROFILE_HEADER, "md").splitlines(),
+        "",
+        *profile_notes(record),
+    ]
     return "\n".join(lines)
 
 

@@ -20,7 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from peftbench.config.schema import SECTIONS, GenerationConfig, RunConfig, TrainConfig, build, flat_field_types, flatten, parse_set
+from peftbench.config.schema import (
+    SECTIONS,
+    GenerationConfig,
+    RunConfig,
+    TrainConfig,
+    build,
+    flat_field_types,
+    flatten,
+    parse_method_set,
+    parse_set,
+    section_fields,
+)
 from peftbench.errors import UsageError
 from peftbench.methods.config import CONFIGS
 from peftbench.models.arch import ModelDims, arch_for_type, arch_serving, dims_of
@@ -272,3 +283,36 @@ def model_definition_hash(source: ModelSource) -> str:
     if not isinstance(config, dict):
         raise UsageError(f"{path}: not a model config (a JSON object)")
     return stable_hash({k: v for k, v in config.items() if k not in ("transformers_version", "_name_or_path")})
+
+
+@dataclass(frozen=True)
+class ResolvedMeasurement:
+    """A model and each method's hyperparameters, resolved once for a measurement without a task (latency,
+    profile): the model's default class (decoders as language models, encoders as 2-label classifiers)."""
+
+    source: ModelSource
+    kind: str
+    num_labels: int
+    dims: ModelDims
+    hyperparameters: dict[str, Any]  # method -> its validated hyperparameter config
+    overrides: dict[str, list[str]]  # method -> its own `--set` pairs (as `parse_method_set` routed them)
+
+    def check_seq(self, seq: int) -> None:
+        """A sequence of `seq` tokens, plus the positions a method inserts, fits the model."""
+        for method, hp in self.hyperparameters.items():
+            extra = hp.extra_positions()
+            if seq + extra > self.dims.max_positions:
+                raise UsageError(f"seq {seq} (+{extra} inserted by {method}) exceeds {self.source.name}'s {self.dims.max_positions} positions")
+
+
+def resolve_measurement(methods: list[str], model: str | ModelSource, overrides: list[str], *, command: str) -> ResolvedMeasurement:
+    """Resolve the model once and each method's hyperparameters (spec defaults and presets for the model, no task,
+    then `--set` routed to the methods that have the key); a bad name or `--set` fails here, before any work."""
+    source = model if isinstance(model, ModelSource) else resolve_model(model)
+    if source.counting_only:
+        raise UsageError(f"{source.name} is for parameter counting only (peftbench params)")
+    routed = parse_method_set(list(overrides), {m: section_fields(m) for m in methods}, command=command)
+    resolved = {m: resolve_sections(m, None, source, overrides=routed[m]) for m in methods}
+    first = resolved[methods[0]]
+    hyperparameters = {m: r.sections["hyperparameters"] for m, r in resolved.items()}
+    return ResolvedMeasurement(source, first.kind, first.num_labels, first.dims, hyperparameters, routed)
