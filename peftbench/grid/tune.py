@@ -299,50 +299,61 @@ class TrialContext:
     cache: Any = None
 
 
+def trial_values(trial: Any, params: dict[str, Any], ctx: TrialContext) -> list[float | None]:
+    """Run the trial's seeds (seed 0 reports to the pruner); the metric of each, None where it is not finite."""
+    from peftbench.config.resolve import resolve_run
+    from peftbench.run import runner
+
+    ctx.cache = ctx.cache or runner.LoadCache()
+    values, run_ids = [], []
+    for seed in range(ctx.spec.seeds):
+        resolved = resolve_run(
+            ctx.spec.method,
+            ctx.spec.task,
+            ctx.spec.model,
+            preset=ctx.spec.preset,
+            overrides=[*ctx.spec.fixed_overrides(), *as_overrides(params), f"seed={seed}"],
+            data_dir=ctx.spec.data_dir,
+            results_dir=str(ctx.store.root),
+        )
+        callback = TrialCallback(trial, ctx.study, ctx.metric, report=seed == 0, trials=ctx.spec.trials)
+        record = runner.run(resolved, store=ctx.store, callbacks=[callback], cache=ctx.cache)
+        run_ids.append(record["run_id"])
+        trial.set_user_attr("run_ids", run_ids)
+        values.append(metric_value(record, ctx.metric))
+    return values
+
+
+def trial_failed(study: Any, trial: Any, ctx: TrialContext, outcome: Outcome, why: str, line: str) -> int:
+    """Tell the study the trial failed, keep `why` for the summary and print `line`."""
+    from optuna.trial import TrialState
+
+    study.tell(trial, state=TrialState.FAIL)
+    outcome.failed.append(f"trial {trial.number} {why}")
+    print(f"  trial {trial.number}: {line}", file=ctx.out, flush=True)
+    return 1
+
+
 def run_trial(study: Any, space: list[dict[str, Any]], ctx: TrialContext, outcome: Outcome) -> int:
     """Ask, run the trial's seeds, tell. Returns 1 (a trial ran, whatever its end)."""
     import optuna
     from optuna.trial import TrialState
 
-    from peftbench.config.resolve import resolve_run
-    from peftbench.run import runner
-
     trial = study.ask()
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("pid", os.getpid())
     params = suggest(trial, space)
-    ctx.cache = ctx.cache or runner.LoadCache()
-    values, run_ids = [], []
     try:
-        for seed in range(ctx.spec.seeds):
-            resolved = resolve_run(
-                ctx.spec.method,
-                ctx.spec.task,
-                ctx.spec.model,
-                preset=ctx.spec.preset,
-                overrides=[*ctx.spec.fixed_overrides(), *as_overrides(params), f"seed={seed}"],
-                data_dir=ctx.spec.data_dir,
-                results_dir=str(ctx.store.root),
-            )
-            callback = TrialCallback(trial, ctx.study, ctx.metric, report=seed == 0, trials=ctx.spec.trials)
-            record = runner.run(resolved, store=ctx.store, callbacks=[callback], cache=ctx.cache)
-            run_ids.append(record["run_id"])
-            trial.set_user_attr("run_ids", run_ids)
-            values.append(metric_value(record, ctx.metric))
+        values = trial_values(trial, params, ctx)
     except UsageError as exc:  # a sampled point the model cannot take (a prefix too long): the space is wrong for it
-        study.tell(trial, state=TrialState.FAIL)
-        outcome.failed.append(f"trial {trial.number} {params}: {exc}")
-        print(f"  trial {trial.number}: invalid point {params}: {exc}", file=ctx.out, flush=True)
-        return 1
+        return trial_failed(study, trial, ctx, outcome, f"{params}: {exc}", f"invalid point {params}: {exc}")
     except RunFailed as exc:
         if isinstance(exc.__cause__, optuna.TrialPruned):
             study.tell(trial, state=TrialState.PRUNED)
             print(f"  trial {trial.number}: {fmt(params)} pruned ({exc.__cause__})", file=ctx.out, flush=True)
             return 1
-        study.tell(trial, state=TrialState.FAIL)
-        outcome.failed.append(f"trial {trial.number} {params}: {str(exc).splitlines()[0]}")
-        print(f"  trial {trial.number}: {fmt(params)} failed: {str(exc).splitlines()[0]}", file=ctx.out, flush=True)
-        return 1
+        first = str(exc).splitlines()[0]
+        return trial_failed(study, trial, ctx, outcome, f"{params}: {first}", f"{fmt(params)} failed: {first}")
     except (RunInterrupted, KeyboardInterrupt):
         study.tell(trial, state=TrialState.FAIL)  # re-run next time: an interruption is not a result
         raise
@@ -350,7 +361,7 @@ def run_trial(study: Any, space: list[dict[str, Any]], ctx: TrialContext, outcom
         study.tell(trial, state=TrialState.FAIL)
         outcome.failed.append(f"trial {trial.number} {params}: no finite {ctx.metric}")
         return 1
-    value = sum(values) / len(values)
+    value = sum(v for v in values if v is not None) / len(values)
     study.tell(trial, value)
     print(f"  trial {trial.number}: {fmt(params)} -> {ctx.metric} {value:.4f}", file=ctx.out, flush=True)
     return 1

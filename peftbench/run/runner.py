@@ -469,15 +469,25 @@ def epoch_batches(loop: Loop, pos: Position) -> Any:
     return batches
 
 
+@dataclass
+class Meters:
+    """What a run measures as it goes: step times, each phase's wall time and memory peaks, the eval forwards."""
+
+    device: torch.device
+    times: dict[str, float]
+    timer: measure.StepTimer = field(default_factory=measure.StepTimer)
+    peaks: dict[str, dict[str, int]] = field(default_factory=dict)
+    eval_counter: Any = None
+
+    def __post_init__(self) -> None:
+        self.eval_counter = measure.ForwardCounter(self.device)
+
+
 def train_and_evaluate(plan: Plan, keeper: RecordKeeper, callbacks: Sequence[Callback]) -> None:
-    record = keeper.record
     times: dict[str, float] = {}
-    loop = setup(plan, record, callbacks, times)
-    device, adapted = loop.accelerator.device, loop.adapted
-    timer = measure.StepTimer()
-    peaks: dict[str, dict[str, int]] = {}
-    eval_counter = measure.ForwardCounter(device)
-    state = TrainState(0, 0, loop.total_steps, adapted, loop.optimizer, loop.scheduler, loop.accelerator, record)
+    loop = setup(plan, keeper.record, callbacks, times)
+    meters = Meters(loop.accelerator.device, times)
+    state = TrainState(0, 0, loop.total_steps, loop.adapted, loop.optimizer, loop.scheduler, loop.accelerator, keeper.record)
     pos = restore(plan, loop, state)
     cfg = plan.config
     progress = tqdm(
@@ -492,46 +502,62 @@ def train_and_evaluate(plan: Plan, keeper: RecordKeeper, callbacks: Sequence[Cal
     with polling_for_stop(), progress:  # the bar is closed on every way out, before the closing line
         while pos.epoch <= loop.epochs and state.step < loop.total_steps:
             state.epoch = pos.epoch
-            adapted.model.train()
-            try:
-                with measure.Phase(times, "train", device, peaks):
-                    for batch in epoch_batches(loop, pos):
-                        start = time.perf_counter()
-                        loss = training_step(loop, batch, plan.config.training.grad_clip)
-                        measure.synchronize(device)
-                        timer.add(time.perf_counter() - start, int(batch["attention_mask"].sum()), len(batch["input_ids"]))
-                        state.step += 1
-                        pos.batches_done += 1
-                        if not math.isfinite(loss):
-                            raise NonFiniteLoss(f"training loss is {loss} at step {state.step} (epoch {pos.epoch})")
-                        pos.losses.append(loss)
-                        state.loss = loss
-                        for hook in loop.callbacks:
-                            hook.on_step_end(state)
-                        progress.update(1)
-                        progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
-                        if STOP.requested:
-                            raise KeyboardInterrupt
-                        if state.step >= loop.total_steps:
-                            break
-            except KeyboardInterrupt:
-                save_checkpoint(plan, loop, state, pos, pos.epoch - 1)
-                raise
-            entry = {"epoch": pos.epoch, "step": state.step, "train_loss": sum(pos.losses) / max(len(pos.losses), 1), "metrics": {}}
-            if loop.pipeline.evaluate_every_epoch or state.step >= loop.total_steps:
-                entry["metrics"] = evaluate(loop, plan.splits, times, peaks, eval_counter)
-            record["epochs"].append(entry)
-            update_scores(record)
-            record["measurements"].update(run_measurements(adapted, timer, times, device, peaks, eval_counter))
-            for hook in loop.callbacks:
-                hook.on_epoch_end(state, entry)
-            pos = Position(epoch=pos.epoch + 1)
-            save_checkpoint(plan, loop, state, pos, pos.epoch - 1)
-            keeper.write()
+            loop.adapted.model.train()
+            train_epoch(plan, loop, state, pos, meters, progress)
+            pos = end_epoch(plan, loop, state, pos, keeper, meters)
             if STOP.requested:
                 raise KeyboardInterrupt
     if plan.checkpoint_path is not None and not plan.keep_checkpoint:
         plan.checkpoint_path.unlink(missing_ok=True)
+
+
+def train_epoch(plan: Plan, loop: Loop, state: TrainState, pos: Position, meters: Meters, progress: Any) -> None:
+    """One epoch's steps (those left of it after a resume), up to the step budget; an interrupt saves a checkpoint first."""
+    device = meters.device
+    try:
+        with measure.Phase(meters.times, "train", device, meters.peaks):
+            for batch in epoch_batches(loop, pos):
+                start = time.perf_counter()
+                loss = training_step(loop, batch, plan.config.training.grad_clip)
+                measure.synchronize(device)
+                meters.timer.add(time.perf_counter() - start, int(batch["attention_mask"].sum()), len(batch["input_ids"]))
+                state.step += 1
+                pos.batches_done += 1
+                if not math.isfinite(loss):
+                    raise NonFiniteLoss(f"training loss is {loss} at step {state.step} (epoch {pos.epoch})")
+                pos.losses.append(loss)
+                state.loss = loss
+                for hook in loop.callbacks:
+                    hook.on_step_end(state)
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                if STOP.requested:
+                    raise KeyboardInterrupt
+                if state.step >= loop.total_steps:
+                    break
+    except KeyboardInterrupt:
+        save_checkpoint(plan, loop, state, pos, pos.epoch - 1)
+        raise
+
+
+def end_epoch(plan: Plan, loop: Loop, state: TrainState, pos: Position, keeper: RecordKeeper, meters: Meters) -> Position:
+    """Score the epoch (every epoch, or the last for generation), record it with the measurements so far, checkpoint,
+    and write the record: a run stopped later loses nothing of this epoch. Returns the next epoch's position."""
+    record = keeper.record
+    entry = {"epoch": pos.epoch, "step": state.step, "train_loss": sum(pos.losses) / max(len(pos.losses), 1), "metrics": {}}
+    if loop.pipeline.evaluate_every_epoch or state.step >= loop.total_steps:
+        entry["metrics"] = evaluate(loop, plan.splits, meters.times, meters.peaks, meters.eval_counter)
+    record["epochs"].append(entry)
+    update_scores(record)
+    record["measurements"].update(
+        run_measurements(loop.adapted, meters.timer, meters.times, meters.device, meters.peaks, meters.eval_counter)
+    )
+    for hook in loop.callbacks:
+        hook.on_epoch_end(state, entry)
+    pos = Position(epoch=pos.epoch + 1)
+    save_checkpoint(plan, loop, state, pos, pos.epoch - 1)
+    keeper.write()
+    return pos
 
 
 def training_step(loop: Loop, batch: dict[str, torch.Tensor], grad_clip: float) -> float:
