@@ -65,7 +65,7 @@ def main() -> None:
                 times[label].append(timed(cmd, env))
             times["import peftbench.cli (-X importtime)"].append(import_seconds("peftbench.cli", env))
 
-    from peftbench.cli.display import render_table
+    from peftbench.tables import render_table
 
     rows = []
     for label, values in times.items():

@@ -167,7 +167,8 @@ def test_pid_alive_is_true_for_live_processes_only():
 def test_the_store_skips_a_corrupt_file_and_names_it(tmp_path, capsys):
     store = Store(tmp_path)
     good = store.claim("run", "good")
-    write_record(good, {"schema_version": 2, "kind": "run", "run_id": "good", "status": "finished", "config": {"method": "lora", "task": "mrpc", "model": "tiny-roberta"}})
+    config = {"method": "lora", "task": "mrpc", "model": "tiny-roberta"}
+    write_record(good, {"schema_version": 2, "kind": "run", "run_id": "good", "status": "finished", "config": config})
     (tmp_path / "scratch" / "broken.json").write_text("{not json")
     assert [e.record["run_id"] for e in store.entries("run")] == ["good"]
     assert "broken.json" in capsys.readouterr().err

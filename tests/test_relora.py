@@ -13,7 +13,7 @@ from peftbench.bench.params import count_params
 from peftbench.errors import UsageError
 from peftbench.methods.lora import lora_layers
 from peftbench.methods.relora import JaggedSchedule, prune_by_magnitude
-from peftbench.run.runner import TrainState
+from peftbench.run.hooks import TrainState
 
 
 class Loop:

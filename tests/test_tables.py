@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from peftbench.cli.display import render_table
+from peftbench.tables import render_table
 
 HEADERS = ["method", "score", "note"]
 ROWS = [["lora", "0.9833", None], ["adapter_h", "0.95", "first line\nsecond | line"]]

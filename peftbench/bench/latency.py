@@ -40,12 +40,12 @@ from peftbench.bench import common, measure
 from peftbench.bench.common import FEW_ROUNDS, check_methods, parse_dtype, pick_device, random_batch, shaped_model
 from peftbench.bench.options import LatencyOptions
 from peftbench.bench.variants import BASE, CONTROL, Variant, build_variants, output_gaps
-from peftbench.cli.display import render_table
 from peftbench.config.resolve import resolve_measurement
 from peftbench.errors import UsageError
 from peftbench.records.env import environment
 from peftbench.records.schema import measurement_header
 from peftbench.records.store import save_measurement
+from peftbench.tables import render_table
 
 PAPER_GRID: tuple[tuple[int, int], ...] = ((32, 512), (16, 256), (1, 128))  # Table 1's cells
 CPU_GRID: tuple[tuple[int, int], ...] = ((4, 128), (2, 64), (1, 32), (1, 8))

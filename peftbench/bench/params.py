@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from peftbench.cli.display import indent, render_table
 from peftbench.config.resolve import resolve_sections
 from peftbench.methods import METHODS
 from peftbench.models.build import build_model
 from peftbench.specs import PACKAGE_DIR, check_keys, check_version, read_yaml
+from peftbench.tables import indent, render_table
 
 PARAM_ROWS = PACKAGE_DIR / "paper" / "param_rows.yaml"
 

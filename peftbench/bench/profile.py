@@ -41,12 +41,12 @@ from peftbench.bench import common, measure
 from peftbench.bench.common import check_methods, parse_dtype, pick_device
 from peftbench.bench.options import PROFILE_ROUNDS, ProfileOptions
 from peftbench.bench.variants import FLOOR, TrainVariant, Workload, build_variant, workload
-from peftbench.cli.display import render_table
 from peftbench.config.resolve import resolve_measurement
 from peftbench.errors import UsageError
 from peftbench.records.env import environment
 from peftbench.records.schema import measurement_header
 from peftbench.records.store import save_measurement
+from peftbench.tables import render_table
 
 FLOOR_LABEL = "floor (frozen; grad w.r.t. input embeddings only)"
 MEMORY_STEPS = 2  # the first step allocates AdamW's state; the second runs with it already held

@@ -75,7 +75,7 @@ def add_runs_parser(sub: Any) -> None:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     from peftbench.cli.catalog import catalog
-    from peftbench.cli.display import render_table
+    from peftbench.tables import render_table
 
     print(render_table([(name, description, f"[{source}]") for name, description, source in catalog(args.what)]))
     return 0

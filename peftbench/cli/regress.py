@@ -124,10 +124,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_bless(args: argparse.Namespace) -> int:
-    from peftbench.cli.display import indent, render_table
     from peftbench.records.store import check_writable, results_dir
     from peftbench.regress.baselines import baseline_target, bless
     from peftbench.regress.compare import parse_where
+    from peftbench.tables import indent, render_table
 
     results = results_dir(args.results_dir)
     target = baseline_target(results, args.name, args.out)

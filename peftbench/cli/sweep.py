@@ -52,7 +52,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from peftbench.records.store import Store
 
     if args.list:
-        from peftbench.cli.display import render_table
+        from peftbench.tables import render_table
 
         specs = {name: sweep.load_spec(name) for name in sweep.preset_names()}
         print(render_table([(name, f"{len(spec.cells())} cells", spec.description) for name, spec in specs.items()]))

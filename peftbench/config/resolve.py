@@ -302,7 +302,8 @@ class ResolvedMeasurement:
         for method, hp in self.hyperparameters.items():
             extra = hp.extra_positions()
             if seq + extra > self.dims.max_positions:
-                raise UsageError(f"seq {seq} (+{extra} inserted by {method}) exceeds {self.source.name}'s {self.dims.max_positions} positions")
+                limit = f"{self.source.name}'s {self.dims.max_positions} positions"
+                raise UsageError(f"seq {seq} (+{extra} inserted by {method}) exceeds {limit}")
 
 
 def resolve_measurement(methods: list[str], model: str | ModelSource, overrides: list[str], *, command: str) -> ResolvedMeasurement:

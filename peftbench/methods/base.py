@@ -60,7 +60,7 @@ class Method(ABC):
         return None
 
     def callbacks(self, adapted: Adapted) -> list[Any]:
-        """Training-loop callbacks (`runner.Callback`) the method needs, e.g. to merge and restart; most need none."""
+        """Training-loop callbacks (`run.hooks.Callback`) the method needs, e.g. to merge and restart; most need none."""
         return []
 
     def merge(self, model: nn.Module) -> Any:

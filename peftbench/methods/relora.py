@@ -29,9 +29,10 @@ from torch import nn
 from peftbench.methods.base import Adapted, register
 from peftbench.methods.config import ReloraConfig
 from peftbench.methods.lora import Lora, LoraLayer, lora_layers
+from peftbench.models.tensors import checkpoint_bytes
 
 if TYPE_CHECKING:
-    from peftbench.run.runner import TrainState
+    from peftbench.run.hooks import TrainState
 
 HOOK = "relora"  # record["hooks"][HOOK]
 CHECKPOINT_NOTE = (
@@ -160,8 +161,6 @@ class AccumulatedUpdate:
 
     def checkpoint(self, head: dict[str, torch.Tensor]) -> dict[str, Any]:
         """Bytes of a checkpoint that reproduces the model from the base: the update per matrix (and the head), both ways."""
-        from peftbench.bench import measure
-
         stacked: dict[str, torch.Tensor] = {}
         dense: dict[str, torch.Tensor] = {}
         for path, name in self.merged:
@@ -170,7 +169,7 @@ class AccumulatedUpdate:
             stacked[f"{path}.{name}.delta_A"] = torch.empty(right.shape, device="meta")
             dense[f"{path}.{name}.delta"] = torch.empty(left.shape[0], right.shape[1], device="meta")
         formats = {"stacked factors": stacked, "dense delta": dense}
-        sizes = {kind: measure.checkpoint_bytes({**state, **head}) for kind, state in formats.items()}
+        sizes = {kind: checkpoint_bytes({**state, **head}) for kind, state in formats.items()}
         chosen = min(sizes, key=sizes.__getitem__)
         return {"format": chosen, "bytes": sizes[chosen], "bytes_by_format": sizes}
 
@@ -179,7 +178,7 @@ class AccumulatedUpdate:
 
 
 class ReloraRestarts:
-    """The `runner.Callback` of ReLoRA (duck-typed: the runner imports the methods, not the other way round).
+    """The `run.hooks.Callback` of ReLoRA (duck-typed: the runner imports the methods, not the other way round).
 
     At every `restart_every`-th step before the last: keep the update's factors, merge, re-initialise,
     prune the optimizer state, restart the jagged schedule. At each epoch's end: report.
@@ -246,9 +245,7 @@ class ReloraRestarts:
         out["lora_ranks"] = {t: self.config.rank(t) for t in self.config.targets}
         trainable = self.adapted.trainable_parameters()
         head = {n: p for n, p in trainable.items() if self.adapted.is_head(n)}
-        from peftbench.bench import measure
-
-        adapter_only = measure.checkpoint_bytes(trainable)
+        adapter_only = checkpoint_bytes(trainable)
         if self.restart_steps:
             checkpoint = self.update.checkpoint(head)
             out["checkpoint"] = {"adapter_state_reproduces_model": False, "note": CHECKPOINT_NOTE, **checkpoint}

@@ -13,10 +13,10 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from peftbench.cli.display import render_table
 from peftbench.errors import UsageError
 from peftbench.records.schema import main_metric_name
 from peftbench.records.store import Entry, Store
+from peftbench.tables import render_table
 
 
 @dataclass(frozen=True)

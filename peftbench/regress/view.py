@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from peftbench.cli.display import render_table
 from peftbench.regress import verdicts as V
 from peftbench.regress.compare import MISSING, NEW_FAILURE, NOT_COMPARABLE, OUTCOMES, Pair
+from peftbench.tables import render_table
 
 HEADER = ("outcome", "method", "task", "model", "seeds", "details")
 

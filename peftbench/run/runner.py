@@ -47,6 +47,7 @@ from peftbench.records.env import environment
 from peftbench.records.schema import SCHEMA_VERSION, comparability_key, id_part, liveness, update_scores, utc_now, with_directions
 from peftbench.records.store import Store, read_record, write_record
 from peftbench.run import checkpoint
+from peftbench.run.hooks import Callback, TrainState
 from peftbench.run.stop import STOP, polling_for_stop, tied_to_parent
 from peftbench.tasks.base import content_hash, load_splits
 from peftbench.tasks.kinds import make_pipeline
@@ -57,31 +58,6 @@ HEARTBEAT_S = 30.0
 
 class NonFiniteLoss(ArithmeticError):
     """The training loss became NaN or infinite: continuing would only produce garbage."""
-
-
-@dataclass
-class TrainState:
-    """What a callback sees: the step just done and the objects it may act on."""
-
-    step: int
-    epoch: int
-    total_steps: int
-    adapted: Adapted
-    optimizer: Any
-    scheduler: Any
-    accelerator: Accelerator
-    record: dict[str, Any]  # callbacks report under record["hooks"][<their name>]
-    loss: float | None = None
-
-
-class Callback:
-    """Override what you need; both are called on every process."""
-
-    def on_step_end(self, state: TrainState) -> None:
-        """After each optimizer step (and scheduler step)."""
-
-    def on_epoch_end(self, state: TrainState, entry: dict[str, Any]) -> None:
-        """After each epoch's evaluation; `entry` is the epoch's record entry."""
 
 
 @dataclass
