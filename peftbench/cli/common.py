@@ -11,3 +11,24 @@ def add_trust_pickle(parser: Any) -> None:
         action="store_true",
         help="load a --model DIR whose weights are only pickled (pytorch_model.bin); unpickling can run code: trusted folders only",
     )
+
+
+RESULTS_DEFAULT = "$PEFTBENCH_RESULTS or ./results"
+
+
+def add_results_dir(parser: Any, what: str = "where records are") -> None:
+    """`--results-dir`, one spelling and one default everywhere; `what` says what the command does there."""
+    parser.add_argument("--results-dir", metavar="DIR", help=f"{what} (default: {RESULTS_DEFAULT})")
+
+
+def add_json(parser: Any, what: str = "machine-readable output (JSON)") -> None:
+    parser.add_argument("--json", action="store_true", help=what)
+
+
+def add_set(parser: Any, what: str) -> None:
+    """`--set KEY=VALUE`, repeatable, into `args.overrides`: the one `--set` grammar (`config.schema.parse_set`)."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=f"{what} (repeatable)")
+
+
+def add_model(parser: Any, what: str = "a model preset (peftbench ls models) or a local model folder", **kwargs: Any) -> None:
+    parser.add_argument("--model", help=what, **kwargs)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from peftbench.cli.common import add_json, add_model, add_results_dir, add_set
 from peftbench.errors import terminal_safe
 
 
@@ -33,20 +34,20 @@ def add_params_parser(sub: Any) -> None:
         "paper's formula, on the meta device: no weights, no download. --paper recounts every defined row of Tables 2, 3, 4, 15.",
     )
     params.add_argument("--method", help="a method name (peftbench ls methods)")
-    params.add_argument("--model", help="a model preset (incl. gpt3-175b) or a local model folder")
+    add_model(params, "a model preset (incl. gpt3-175b) or a local model folder")
     params.add_argument("--task", help="count for this task's model class (default: 2-label classifier; GPT-2 as a language model)")
     params.add_argument("--preset", help="a named preset of the method spec")
-    params.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")
+    add_set(params, "override a hyperparameter")
     params.add_argument("--paper", action="store_true", help="every defined row of the paper's Tables 2, 3, 4 and 15 beside our count")
-    params.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json(params)
     params.set_defaults(func=cmd_params)
 
 
 def add_show_parser(sub: Any) -> None:
     show = sub.add_parser("show", help="print one run record, readable", description="Print one run record in a readable form.")
     show.add_argument("run", help="a run id, a unique prefix of one, or a path to a record")
-    show.add_argument("--results-dir", help="where records are (default: $PEFTBENCH_RESULTS or ./results)")
-    show.add_argument("--json", action="store_true", help="print the raw JSON record")
+    add_results_dir(show, "where a run id is looked up")
+    add_json(show, "print the raw JSON record")
     show.set_defaults(func=cmd_show)
 
 
@@ -59,7 +60,7 @@ def add_runs_parser(sub: Any) -> None:
     )
     runs.add_argument("--method", help="only this method")
     runs.add_argument("--task", help="only this task")
-    runs.add_argument("--model", help="only this model")
+    add_model(runs, "only this model")
     runs.add_argument(
         "--status",
         choices=["running", "finished", "failed", "interrupted", "stale", "corrupt"],
@@ -68,8 +69,8 @@ def add_runs_parser(sub: Any) -> None:
     runs.add_argument("--seed", type=int, help="only this seed")
     runs.add_argument("--key", help="only this comparability key")
     runs.add_argument("--kind", choices=["run", "latency", "profile"], default="run", help="record kind (default: run)")
-    runs.add_argument("--results-dir", help="where records are (default: $PEFTBENCH_RESULTS or ./results)")
-    runs.add_argument("--json", action="store_true", help="the records themselves, as a JSON list")
+    add_results_dir(runs)
+    add_json(runs, "the records themselves, as a JSON list")
     runs.set_defaults(func=cmd_runs)
 
 

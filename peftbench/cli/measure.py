@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from peftbench.bench.options import PROFILE_ROUNDS, LatencyOptions, MeasureOptions, ProfileOptions
-from peftbench.cli.common import EPILOG
+from peftbench.cli.common import EPILOG, add_results_dir, add_set
 
 
 def add_parser(sub: Any) -> None:
@@ -96,18 +96,14 @@ def add_shared_measure_options(parser: argparse.ArgumentParser, folder: str | No
     parser.add_argument("--cpu", action="store_true", help=f"run on the CPU even if CUDA is present{cpu_help}")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--dtype", default=d.dtype, help="fp32 (default), fp16 or bf16")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a method hyperparameter, spelt as for `peftbench run` (r=8, hyperparameters.r=8), for every listed method that "
-        "has it; METHOD.KEY=VALUE for one method's (repeatable)",
+    add_set(
+        parser,
+        "a method hyperparameter, spelt as for `peftbench run` (r=8, hyperparameters.r=8), for every listed method that "
+        "has it; METHOD.KEY=VALUE for one method's",
     )
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of the random weights and inputs")
     if folder is not None:
-        parser.add_argument("--results-dir", help=f"where records go (default: $PEFTBENCH_RESULTS or ./results); written to {folder}/")
+        add_results_dir(parser, f"where records go, under {folder}/")
 
 
 def cmd_latency(args: argparse.Namespace) -> int:

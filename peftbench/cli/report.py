@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from peftbench.cli.common import EPILOG
+from peftbench.cli.common import EPILOG, add_results_dir
 
 
 def add_parser(sub: Any) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub: Any) -> None:
         help="only these records, e.g. method=lora,bitfit,task=mrpc (fields: method, task, model, seed, key, data, preset; "
         "an item without '=' adds a value to the field before it; repeatable)",
     )
-    report.add_argument("--results-dir", help="where records are (default: $PEFTBENCH_RESULTS or ./results)")
+    add_results_dir(report)
     report.add_argument("--out", default="reports/latest", help="output folder (default: reports/latest)")
     report.add_argument("--format", help="comma-separated subset of html,md,tex,csv (default: all)")
     report.set_defaults(func=cmd_report)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from peftbench.cli.common import EPILOG, add_trust_pickle
+from peftbench.cli.common import EPILOG, add_model, add_results_dir, add_set, add_trust_pickle
 
 
 def add_parser(sub: Any) -> None:
@@ -18,24 +18,17 @@ def add_parser(sub: Any) -> None:
     )
     run.add_argument("--method", required=True, help="a method name (peftbench ls methods)")
     run.add_argument("--task", required=True, help="a task name (peftbench ls tasks)")
-    run.add_argument("--model", help="a model preset (peftbench ls models) or a local model folder; default: the task's")
+    add_model(run, "a model preset (peftbench ls models) or a local model folder; default: the task's")
     run.add_argument("--preset", help="a named preset of the method spec (e.g. repo)")
     run.add_argument("--seed", type=int, help="random seed (same as --set seed=N)")
-    run.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a hyperparameter or training setting, e.g. --set r=16 --set lr=1e-4 (repeatable)",
-    )
+    add_set(run, "override a hyperparameter or training setting, e.g. --set r=16 --set lr=1e-4")
     run.add_argument("--max-steps", type=int, help="stop after N optimizer steps (same as --set max_steps=N)")
     run.add_argument("--epochs", type=int, help="number of epochs (same as --set epochs=N)")
     run.add_argument(
         "--data-dir",
         help="the dataset's original files, or 'sample' for the bundled sample; default: the hub (tiny models default to the sample)",
     )
-    run.add_argument("--results-dir", help="where records go (default: $PEFTBENCH_RESULTS or ./results)")
+    add_results_dir(run, "where records go")
     run.add_argument("--record", action="store_true", help="a canonical run (results/runs/) rather than scratch (results/scratch/)")
     add_trust_pickle(run)
     run.set_defaults(func=cmd_run)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from peftbench.cli.common import EPILOG, add_trust_pickle
+from peftbench.cli.common import EPILOG, add_results_dir, add_set, add_trust_pickle
 
 
 def add_parser(sub: Any) -> None:
@@ -26,14 +26,14 @@ def add_parser(sub: Any) -> None:
     sweep.add_argument("--tasks", help="comma-separated task names")
     sweep.add_argument("--models", help="comma-separated models (default: each task's); pairs a model cannot serve are left out")
     sweep.add_argument("--seeds", help="comma-separated seeds (default 0)")
-    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="for every cell (repeatable)")
+    add_set(sweep, "for every cell")
     sweep.add_argument("--preset", dest="method_preset", help="a named method preset applied to every method (e.g. repo)")
     sweep.add_argument("--data-dir", help="the datasets' original files (as for run)")
     sweep.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1; one GPU each when there are GPUs)")
     sweep.add_argument("--backend", choices=["local", "ray"], default="local", help="local processes (default) or Ray tasks")
     sweep.add_argument("--address", help="a Ray cluster's address (default: a local Ray instance)")
     sweep.add_argument("--keep-checkpoints", action="store_true", help="keep the checkpoints of finished runs")
-    sweep.add_argument("--results-dir", help="where records go (default: $PEFTBENCH_RESULTS or ./results)")
+    add_results_dir(sweep, "where records go")
     sweep.add_argument(
         "--fair",
         action="store_true",

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from peftbench.cli.common import EPILOG
+from peftbench.cli.common import EPILOG, add_model, add_results_dir, add_set
 
 
 def add_parser(sub: Any) -> None:
@@ -20,16 +20,16 @@ def add_parser(sub: Any) -> None:
     )
     tune.add_argument("--method", required=True, help="a method name (peftbench ls methods)")
     tune.add_argument("--task", required=True, help="a task name (peftbench ls tasks)")
-    tune.add_argument("--model", help="a model preset or a local model folder; default: the task's")
+    add_model(tune, "a model preset or a local model folder; default: the task's")
     tune.add_argument("--trials", type=int, required=True, help="the study's total number of trials (finished + pruned)")
     tune.add_argument("--budget-steps", type=int, help="max_steps of every trial (the same for every method: the fair budget)")
     tune.add_argument("--metric", help="the score to optimise (default: the task's main metric)")
     tune.add_argument("--seeds", type=int, default=1, help="seeds per trial (0..K-1); the trial's score is their mean (default 1)")
-    tune.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="for every trial (repeatable)")
+    add_set(tune, "for every trial")
     tune.add_argument("--preset", help="a named method preset under the searched values")
     tune.add_argument("--pruner", choices=["median", "halving", "none"], default="median", help="median rule (default), successive halving")
     tune.add_argument("--data-dir", help="the dataset's original files (as for run)")
-    tune.add_argument("--results-dir", help="where records and studies go (default: $PEFTBENCH_RESULTS or ./results)")
+    add_results_dir(tune, "where records and studies go")
     tune.add_argument("--storage", help="an Optuna storage URL (default: sqlite under <results>/studies/)")
     tune.add_argument("--study", help="the study's name (default: method-task-model-<hash of the settings>)")
     tune.set_defaults(func=cmd_tune)

@@ -108,12 +108,13 @@ def resolve_declared(
     a `tuned:<study>` preset's study lives (default: $PEFTBENCH_RESULTS or ./results).
     """
 
+    config_cls = CONFIGS.get(method)  # an unknown name fails here, with suggestions
     task_spec = task_specs().get(task) if task is not None else None
     specs = method_specs()
     if method not in specs:
         raise UsageError(f"method {method!r} has no spec file in methods/")
     source = model if isinstance(model, ModelSource) else resolve_model(model)
-    classes = {"hyperparameters": CONFIGS.get(method), "training": TrainConfig, "generation": GenerationConfig}
+    classes = {"hyperparameters": config_cls, "training": TrainConfig, "generation": GenerationConfig}
     layers = layered_values(specs[method], task_spec, source, task, preset, results_dir)
     for section, values in parse_set(list(overrides), {s: set(flat_field_types(c)) for s, c in classes.items()}).items():
         layers[section].update(values)
