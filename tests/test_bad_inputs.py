@@ -270,13 +270,13 @@ def test_bad_input_exits_2_with_one_line_and_no_record(name, tmp_path, results, 
 
 @pytest.mark.parametrize("name", ["E2E folder without a train file", "GLUE folder without dev.tsv", "WebNLG folder without train"])
 def test_a_missing_split_fails_before_a_model_is_built_or_a_file_parsed(name, tmp_path, results, capsys, monkeypatch):
-    from peftbench.run import runner
+    from peftbench.run import plan as run_plan
     from peftbench.tasks import base
 
     def forbidden(*args, **kwargs):
         raise AssertionError("work started before the data folder was checked")
 
-    monkeypatch.setattr(runner, "build_model", forbidden)
+    monkeypatch.setattr(run_plan, "build_model", forbidden)
     monkeypatch.setattr(base, "read_split", forbidden)
     case = CASES[name]
     case.setup(tmp_path)

@@ -13,7 +13,7 @@ import pytest
 from peftbench.errors import UsageError
 from peftbench.records.schema import best_epoch, with_directions
 from peftbench.records.store import read_record
-from peftbench.run import runner
+from peftbench.run import loop as run_loop
 from peftbench.tasks.metrics import metric_for
 
 TINY_RUN = ("run", "--method", "lora", "--task", "mrpc", "--model", "tiny-roberta", "--max-steps", "3", "--set", "max_eval_examples=16")
@@ -91,7 +91,7 @@ def test_exception_during_training_is_recorded_as_failed(cli, results, monkeypat
     def explode(*args, **kwargs):
         raise RuntimeError("boom at step 1")
 
-    monkeypatch.setattr(runner, "training_step", explode)
+    monkeypatch.setattr(run_loop, "training_step", explode)
     res = cli(*TINY_RUN)
     assert res.code == 1 and "boom at step 1" in res.err
     record = only_record(results)
@@ -99,7 +99,7 @@ def test_exception_during_training_is_recorded_as_failed(cli, results, monkeypat
 
 
 def test_keyboard_interrupt_is_recorded_as_interrupted(cli, results, monkeypatch):
-    real_step = runner.training_step
+    real_step = run_loop.training_step
     calls = []
 
     def interrupt_on_second(*args, **kwargs):
@@ -108,7 +108,7 @@ def test_keyboard_interrupt_is_recorded_as_interrupted(cli, results, monkeypatch
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "training_step", interrupt_on_second)
+    monkeypatch.setattr(run_loop, "training_step", interrupt_on_second)
     res = cli(*TINY_RUN)
     assert res.code == 130 and "interrupted" in res.err
     assert only_record(results)["status"] == "interrupted"

@@ -23,6 +23,9 @@ from peftbench.config.resolve import resolve_run
 from peftbench.records.schema import SCHEMA_VERSION, comparability_key, effective_status, liveness, pid_alive, processes_of
 from peftbench.records.store import Store, read_record, write_record
 from peftbench.regress.compare import differences
+from peftbench.run import keeper as run_keeper
+from peftbench.run import loop as run_loop
+from peftbench.run import plan as run_plan
 from peftbench.run import runner
 from peftbench.specs import spec_content_hash
 
@@ -94,7 +97,7 @@ def test_a_cpu_launch_that_started_one_of_several_processes_is_refused(cli, resu
     """`accelerate launch --cpu --num_processes 2` runs one process with the rendezvous port set: exit 2, not half a batch."""
     monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
     monkeypatch.setenv("MASTER_PORT", "29500")
-    monkeypatch.setattr(runner, "build_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(run_plan, "build_model", lambda *a, **k: pytest.fail("the model was loaded"))
     res = cli("run", *TINY)
     assert res.code == 2 and "started one process" in res.err and "--multi_gpu --num_processes N" in res.err
     assert not results.exists() or not records_in(results)
@@ -215,7 +218,7 @@ def test_run_api_calls_callbacks_and_returns_the_record(tmp_path):
 
 
 def test_a_non_finite_loss_fails_the_run_with_its_step(cli, results, monkeypatch):
-    monkeypatch.setattr(runner, "training_step", lambda *a, **k: float("nan"))
+    monkeypatch.setattr(run_loop, "training_step", lambda *a, **k: float("nan"))
     res = cli("run", *TINY)
     assert res.code == 1 and "training loss is nan at step 1" in res.err and "Traceback" not in res.err
     (record,) = records_in(results)
@@ -226,7 +229,7 @@ def test_out_of_memory_is_recorded_as_failed_with_that_reason(cli, results, monk
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(runner, "training_step", oom)
+    monkeypatch.setattr(run_loop, "training_step", oom)
     assert cli("run", *TINY).code == 1
     (record,) = records_in(results)
     assert record["status"] == "failed" and record["error"].startswith("out of memory")
@@ -245,7 +248,7 @@ def test_a_full_disk_mid_run_keeps_the_last_good_record(cli, results, monkeypatc
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real_write(path, record)
 
-    monkeypatch.setattr(runner, "write_record", full_after_first)
+    monkeypatch.setattr(run_keeper, "write_record", full_after_first)
     res = cli("run", *TINY)
     assert res.code == 1 and "No space left on device" in res.err and "Traceback" not in res.err
     (record,) = records_in(results)
@@ -266,7 +269,7 @@ def test_an_unusable_results_directory_fails_before_any_model_loads(cli, tmp_pat
             pytest.skip("root writes into read-only folders")
         root.mkdir()
         root.chmod(0o500)
-    monkeypatch.setattr(runner, "build_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(run_plan, "build_model", lambda *a, **k: pytest.fail("the model was loaded"))
     res = cli("run", *TINY, "--results-dir", str(root))
     assert res.code == 2 and "Traceback" not in res.err and str(root) in res.err
     assert len(res.err.strip().splitlines()) == 1

@@ -227,9 +227,9 @@ def test_a_cell_claim_is_exclusive_while_its_owner_lives_and_taken_over_after(tm
 
 def test_a_full_disk_at_the_final_write_is_exit_1_and_a_failed_record(tmp_path, monkeypatch, capsys):
     """R3: the final write fails once (ENOSPC); the run says so, exits 1, and the record says failed."""
-    from peftbench.run import runner
+    from peftbench.run import keeper as run_keeper
 
-    real, calls = runner.write_record, []
+    real, calls = run_keeper.write_record, []
 
     def flaky(path, record):
         calls.append(record["status"])
@@ -237,7 +237,7 @@ def test_a_full_disk_at_the_final_write_is_exit_1_and_a_failed_record(tmp_path, 
             raise OSError(28, "No space left on device")
         real(path, record)
 
-    monkeypatch.setattr(runner, "write_record", flaky)
+    monkeypatch.setattr(run_keeper, "write_record", flaky)
     assert main(["run", *TINY, "--max-steps", "2", "--results-dir", str(tmp_path)]) == 1
     assert "No space left on device" in capsys.readouterr().err
     (path,) = (tmp_path / "scratch").glob("*.json")

@@ -15,6 +15,7 @@ from peftbench.config.resolve import resolve_run
 from peftbench.errors import RunInterrupted, UsageError
 from peftbench.grid import sweep
 from peftbench.records.store import Store, read_record
+from peftbench.run import loop as run_loop
 from peftbench.run import runner
 
 SHORT = ("max_steps=3", "max_eval_examples=16", "batch_size=32")
@@ -95,18 +96,18 @@ def test_a_second_sweep_trains_nothing_and_a_new_seed_only_its_cells(tmp_path, m
 
 
 def test_a_failing_cell_does_not_stop_the_grid_and_is_retried_next_time(tmp_path, monkeypatch):
-    real_step = runner.training_step
+    real_step = run_loop.training_step
 
     def fail_for_bitfit(loop, batch, grad_clip):
         if loop.adapted.method.name == "bitfit":
             raise RuntimeError("bitfit broke")
         return real_step(loop, batch, grad_clip)
 
-    monkeypatch.setattr(runner, "training_step", fail_for_bitfit)
+    monkeypatch.setattr(run_loop, "training_step", fail_for_bitfit)
     result = sweep.run_sweep(grid(methods=("bitfit", "lora")), Store(tmp_path))
     assert [(o.cell.method, o.status) for o in result.outcomes] == [("bitfit", "failed"), ("lora", "finished")]
     assert "bitfit broke" in result.failed[0].error
-    monkeypatch.setattr(runner, "training_step", real_step)
+    monkeypatch.setattr(run_loop, "training_step", real_step)
     retry = sweep.run_sweep(grid(methods=("bitfit", "lora")), Store(tmp_path))
     assert [(o.cell.method, o.status) for o in retry.outcomes] == [("bitfit", "finished")]
 
