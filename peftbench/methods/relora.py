@@ -21,7 +21,8 @@ q and v).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -49,6 +50,7 @@ class Relora(Lora):
 
     def callbacks(self, adapted: Adapted) -> list[Any]:
         config = getattr(adapted.config, self.name, adapted.config)  # inside a composed method: this part's config
+        assert isinstance(config, ReloraConfig)
         return [ReloraRestarts(adapted, config)]
 
 
@@ -158,7 +160,7 @@ class AccumulatedUpdate:
     def ranks(self) -> dict[str, int]:
         return {f"{path}:{name}": product_rank(*self.stacked(path, name)) for path, name in self.merged}
 
-    def checkpoint(self, head: dict[str, torch.Tensor]) -> dict[str, Any]:
+    def checkpoint(self, head: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         """Bytes of a checkpoint that reproduces the model from the base: the update per matrix (and the head), both ways."""
         from peftbench.bench import measure
 
@@ -248,7 +250,7 @@ class ReloraRestarts:
         head = {n: p for n, p in trainable.items() if self.adapted.is_head(n)}
         from peftbench.bench import measure
 
-        adapter_only = measure.checkpoint_bytes(trainable)
+        adapter_only = measure.checkpoint_bytes(cast("dict[str, torch.Tensor]", trainable))  # read only: a Mapping would do
         if self.restart_steps:
             checkpoint = self.update.checkpoint(head)
             out["checkpoint"] = {"adapter_state_reproduces_model": False, "note": CHECKPOINT_NOTE, **checkpoint}
