@@ -17,9 +17,10 @@ import yaml
 
 from peftbench.errors import terminal_safe
 from peftbench.records.schema import main_metric_name, main_value
+from peftbench.records.store import Corrupt
 
 if TYPE_CHECKING:  # the runner imports torch; `show` and `runs` must not pay for it
-    from peftbench.records.store import Corrupt, Entry
+    from peftbench.records.store import Entry
     from peftbench.run.runner import Plan, TrainState
 
 
@@ -127,7 +128,7 @@ def runs_table(entries: Sequence[Entry | Corrupt]) -> str:
     A file that is no valid record is a `corrupt` line with the reason, so a killed first write is never invisible."""
     rows = []
     for e in entries:
-        if e.status == "corrupt":
+        if isinstance(e, Corrupt):  # status "corrupt"
             rows.append({"run": e.path.name, "status": "corrupt", "method": e.reason.removeprefix(f"{e.path}: ")[:100]})
             continue
         r, cfg = e.record, e.record.get("config") or {}
@@ -165,7 +166,7 @@ def render_table(rows: Sequence[Sequence[Any] | Mapping[str, Any]], headers: Seq
     if fmt not in TABLE_FORMATS:
         raise ValueError(f"table format {fmt!r}; expected one of {', '.join(TABLE_FORMATS)}")
     if rows and isinstance(rows[0], Mapping):
-        headers = list(headers or dict.fromkeys(h for row in rows for h in row))  # type: ignore[union-attr]
+        headers = list(headers or dict.fromkeys(h for row in rows for h in row))
         rows = [[row.get(h) for h in headers] for row in rows]  # type: ignore[union-attr]
     missing = "" if fmt == "csv" else "-"
     cells = [[missing if c is None else terminal_safe(c) for c in row] for row in rows]
