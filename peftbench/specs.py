@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeGuard, overload
 
 import yaml
 
@@ -108,6 +108,10 @@ def check_keys(where: str, data: dict[str, Any], required: set[str], optional: s
 # a TypeError from deep inside the code that uses it.
 
 
+@overload
+def text(where: str, key: str, value: Any, *, optional: Literal[False] = False) -> str: ...
+@overload
+def text(where: str, key: str, value: Any, *, optional: bool) -> str | None: ...
 def text(where: str, key: str, value: Any, *, optional: bool = False) -> str | None:
     """A string field (None allowed when `optional`)."""
     if value is None and optional:
@@ -158,7 +162,7 @@ class Preset:
     training: dict[str, Any] = field(default_factory=dict)
     generation: dict[str, Any] = field(default_factory=dict)
 
-    def matches(self, model: str, task: str) -> bool:
+    def matches(self, model: str, task: str | None) -> bool:
         return (not self.models or model in self.models) and (not self.tasks or task in self.tasks)
 
 
@@ -211,6 +215,10 @@ class SearchParam:
     choices: tuple[Any, ...] = ()
 
 
+def is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def parse_search(where: str, raw: Any) -> tuple[SearchParam, ...]:
     """`{lr: {type: float, low: 1e-5, high: 1e-2, log: true}, r: {type: categorical, choices: [4, 8]}}`."""
     if raw is None:
@@ -233,8 +241,7 @@ def parse_search(where: str, raw: Any) -> tuple[SearchParam, ...]:
             params.append(SearchParam(str(name), kind, choices=tuple(choices)))
             continue
         low, high, log = entry.get("low"), entry.get("high"), bool(entry.get("log", False))
-        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
-        if not numbers or "choices" in entry or not low < high or (log and low <= 0):
+        if not (is_number(low) and is_number(high)) or "choices" in entry or not low < high or (log and low <= 0):
             raise UsageError(f"{at}: needs numbers low < high (low > 0 with log: true), and no choices")
         params.append(SearchParam(str(name), kind, float(low), float(high), log))
     return tuple(params)

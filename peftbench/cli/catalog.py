@@ -38,9 +38,9 @@ def validate_all() -> Iterator[str]:
     if missing_spec or missing_config:
         raise UsageError(f"methods without a spec: {missing_spec}; specs without a method: {missing_config}")
     yield f"{len(models._items)} model presets"
-    for name, spec in tasks.items():
-        models.get(spec.default_model)
-        yield f"task {name}: {spec.kind}, metrics {', '.join(spec.metrics)}"
+    for name, task_spec in tasks.items():
+        models.get(task_spec.default_model)
+        yield f"task {name}: {task_spec.kind}, metrics {', '.join(task_spec.metrics)}"
     absent: set[str] = set()
     for name, spec in methods.items():
         checked = 0

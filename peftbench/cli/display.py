@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from peftbench.records.schema import main_metric_name, main_value
+from peftbench.records.store import Corrupt
 from peftbench.tables import indent, render_table
 
 if TYPE_CHECKING:  # the runner imports torch; `show` and `runs` must not pay for it
-    from peftbench.records.store import Corrupt, Entry
+    from peftbench.records.store import Entry
     from peftbench.run.hooks import TrainState
     from peftbench.run.runner import Plan
 
@@ -126,7 +127,7 @@ def runs_table(entries: Sequence[Entry | Corrupt]) -> str:
     A file that is no valid record is a `corrupt` line with the reason, so a killed first write is never invisible."""
     rows = []
     for e in entries:
-        if e.status == "corrupt":
+        if isinstance(e, Corrupt):  # status "corrupt"
             rows.append({"run": e.path.name, "status": "corrupt", "method": e.reason.removeprefix(f"{e.path}: ")[:100]})
             continue
         r, cfg = e.record, e.record.get("config") or {}

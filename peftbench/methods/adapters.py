@@ -138,15 +138,13 @@ class BottleneckAdapters(Method):
             if hasattr(block, ADAPTERS_ATTR):
                 raise UsageError(f"block {i} already has adapters: apply an adapter method once, to a fresh model")
             like = next(block.parameters())
-            adapters = nn.ModuleDict(
-                {
-                    site: BottleneckAdapter(
-                        d_model, config.bottleneck, config.nonlinearity, self.placement.layer_norm, device=like.device, dtype=like.dtype
-                    )
-                    for site in self.placement.sites
-                }
-            )
-            setattr(block, ADAPTERS_ATTR, adapters)
+            adapters = {
+                site: BottleneckAdapter(
+                    d_model, config.bottleneck, config.nonlinearity, self.placement.layer_norm, device=like.device, dtype=like.dtype
+                )
+                for site in self.placement.sites
+            }
+            setattr(block, ADAPTERS_ATTR, nn.ModuleDict(adapters))
             for site, adapter in adapters.items():
                 attach(arch, block, site, adapter)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,10 +30,12 @@ class Capabilities:
 
 
 class Method(ABC):
-    name: ClassVar[str]
-    description: ClassVar[str]
-    config_cls: ClassVar[type[MethodConfig]]  # from `config.CONFIGS`, set by `register`
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    # class attributes of each method (`config_cls` from `config.CONFIGS`, set by `register`); a `Composed`
+    # method sets them on its instance, so they are not ClassVars
+    name: str
+    description: str
+    config_cls: type[MethodConfig]
+    capabilities: Capabilities = Capabilities()
 
     def apply(self, model: nn.Module, config: MethodConfig) -> Adapted:
         """Freeze everything, let the method add/unfreeze its part, keep the task head trainable."""
@@ -98,7 +100,7 @@ class Adapted:
         self._detached: dict[str, nn.Parameter] = {}  # the method's parameters while merged (no longer in the model)
         self.forward_module: nn.Module = model  # what calls go through: the model, or its DDP wrapper after `accelerator.prepare`
         backbone = arch.backbone(model)
-        self._backbone_prefix = "" if backbone is model else model.base_model_prefix + "."
+        self._backbone_prefix = "" if backbone is model else f"{model.base_model_prefix}."  # a transformers model's str
         self._lm_head = lm_head_names(model)
 
     def __call__(self, *args: Any, prompt_lengths: torch.Tensor | None = None, **kwargs: Any) -> Any:
@@ -109,7 +111,7 @@ class Adapted:
     def generate(self, *args: Any, prompt_lengths: torch.Tensor | None = None, **kwargs: Any) -> Any:
         """`model.generate` with the method told where each prompt ends, as in `__call__`."""
         self.method.before_forward(self.model, prompt_lengths)
-        return self.model.generate(*args, **kwargs)
+        return self.model.generate(*args, **kwargs)  # type: ignore[operator]  # a transformers model's method
 
     def callbacks(self) -> list[Any]:
         return self.method.callbacks(self)

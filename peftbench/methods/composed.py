@@ -59,7 +59,8 @@ class Composed(Method):
     def formula(self, config: ComposedConfig, dims: ModelDims) -> int | None:
         """The sum of the parts' formulas (the paper counts LoRA+PE and LoRA+PL so), if every part has one."""
         counts = [part.formula(c, dims) for part, c in self.part_configs(config)]
-        return None if any(c is None for c in counts) else sum(counts)
+        known = [c for c in counts if c is not None]
+        return None if len(known) < len(counts) else sum(known)
 
     def callbacks(self, adapted: Adapted) -> list[Any]:
         return [hook for part in self.parts for hook in part.callbacks(adapted)]

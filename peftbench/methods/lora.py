@@ -18,11 +18,18 @@ from peftbench.methods.config import LoraConfig
 from peftbench.models.arch import ArchSpec, ModelDims, arch_for_type
 
 
+def base_weight(module: nn.Module) -> torch.Tensor:
+    """The weight of an nn.Linear or of GPT-2's Conv1D: a Parameter either way."""
+    weight = module.weight
+    assert isinstance(weight, torch.Tensor)
+    return weight
+
+
 def weight_shape(module: nn.Module) -> tuple[int, int]:
     """(in_features, out_features) of an nn.Linear or of GPT-2's Conv1D (weight stored in x out)."""
     if isinstance(module, nn.Linear):
         return module.in_features, module.out_features
-    d_in, d_out = module.weight.shape
+    d_in, d_out = base_weight(module).shape
     return d_in, d_out
 
 
@@ -36,9 +43,11 @@ class LoraLayer(nn.Module):
         self.scaling = {name: alpha / ranks[name] for name in slices}
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         d_in, self.d_out = weight_shape(base)
-        like = {"device": base.weight.device, "dtype": base.weight.dtype}
-        self.lora_A = nn.ParameterDict({n: nn.Parameter(torch.empty(ranks[n], d_in, **like)) for n in slices})
-        self.lora_B = nn.ParameterDict({n: nn.Parameter(torch.zeros(hi - lo, ranks[n], **like)) for n, (lo, hi) in slices.items()})
+        device, dtype = base_weight(base).device, base_weight(base).dtype
+        self.lora_A = nn.ParameterDict({n: nn.Parameter(torch.empty(ranks[n], d_in, device=device, dtype=dtype)) for n in slices})
+        self.lora_B = nn.ParameterDict(
+            {n: nn.Parameter(torch.zeros(hi - lo, ranks[n], device=device, dtype=dtype)) for n, (lo, hi) in slices.items()}
+        )
         for a in self.lora_A.values():
             nn.init.kaiming_uniform_(a, a=math.sqrt(5))
 
@@ -56,7 +65,7 @@ class LoraLayer(nn.Module):
     @torch.no_grad()
     def fold(self, sign: float) -> None:
         """Add (sign=+1) or remove (sign=-1) B A into the base weight."""
-        weight = self.base.weight
+        weight = base_weight(self.base)
         for name, (lo, hi) in self.slices.items():
             delta = sign * self.scaling[name] * (self.lora_B[name] @ self.lora_A[name])  # (out, in)
             if isinstance(self.base, nn.Linear):
@@ -108,14 +117,14 @@ class _AddIntoColumns(torch.autograd.Function):
     """`add_into_columns` as one autograd node; `out` modified in place, not `mark_dirty`: that rebases the view `out`."""
 
     @staticmethod
-    def forward(ctx, out: torch.Tensor, down: torch.Tensor, b: torch.Tensor, scale: float, lo: int, hi: int) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, out: torch.Tensor, down: torch.Tensor, b: torch.Tensor, scale: float, lo: int, hi: int) -> torch.Tensor:
         out.view(-1, out.shape[-1])[:, lo:hi].addmm_(down.reshape(-1, down.shape[-1]), b.T, alpha=scale)
         ctx.save_for_backward(down, b)
         ctx.scale, ctx.lo, ctx.hi = scale, lo, hi
         return out
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         down, b = ctx.saved_tensors
         g = grad.reshape(-1, grad.shape[-1])[:, ctx.lo : ctx.hi]  # a view where `grad` is contiguous
         d_down = (g @ b).mul_(ctx.scale).view(down.shape) if ctx.needs_input_grad[1] else None

@@ -118,6 +118,9 @@ class PrefixTuning(nn.Module):
     `prefix`: (l_p, d) for prefix_embed, (L, l_p, d) for prefix_layer; `infix` likewise with l_i.
     """
 
+    prefix: nn.Parameter | None  # registered in __init__ (None when its length is 0)
+    infix: nn.Parameter | None
+
     def __init__(self, arch: ArchSpec, backbone: nn.Module, prefix_len: int, infix_len: int, layers: int, init_std: float):
         super().__init__()
         self.arch = arch

@@ -21,6 +21,7 @@ q and v).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -50,6 +51,7 @@ class Relora(Lora):
 
     def callbacks(self, adapted: Adapted) -> list[Any]:
         config = getattr(adapted.config, self.name, adapted.config)  # inside a composed method: this part's config
+        assert isinstance(config, ReloraConfig)
         return [ReloraRestarts(adapted, config)]
 
 
@@ -159,7 +161,7 @@ class AccumulatedUpdate:
     def ranks(self) -> dict[str, int]:
         return {f"{path}:{name}": product_rank(*self.stacked(path, name)) for path, name in self.merged}
 
-    def checkpoint(self, head: dict[str, torch.Tensor]) -> dict[str, Any]:
+    def checkpoint(self, head: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         """Bytes of a checkpoint that reproduces the model from the base: the update per matrix (and the head), both ways."""
         stacked: dict[str, torch.Tensor] = {}
         dense: dict[str, torch.Tensor] = {}

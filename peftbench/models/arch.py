@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from peftbench.errors import UsageError
 
@@ -120,17 +120,17 @@ class ArchSpec:
         return getattr(model, "base_model", model)
 
     def block_list(self, model: nn.Module) -> nn.ModuleList:
-        return self.backbone(model).get_submodule(self.blocks)
+        return cast("nn.ModuleList", self.backbone(model).get_submodule(self.blocks))  # what `blocks` names
 
     def embeddings(self, model: nn.Module) -> nn.Embedding:
-        return self.backbone(model).get_submodule(self.word_embeddings)
+        return cast("nn.Embedding", self.backbone(model).get_submodule(self.word_embeddings))  # what `word_embeddings` names
 
-    def block_hidden(self, output: object) -> torch.Tensor:
+    def block_hidden(self, output: Any) -> torch.Tensor:
         """The hidden states a block returns (DeBERTa-v2 returns a tuple, the others a tensor)."""
-        return output[0] if self.block_returns_tuple else output  # type: ignore[index]
+        return output[0] if self.block_returns_tuple else output
 
-    def with_block_hidden(self, output: object, hidden: torch.Tensor) -> object:
-        return (hidden, *output[1:]) if self.block_returns_tuple else hidden  # type: ignore[index]
+    def with_block_hidden(self, output: Any, hidden: torch.Tensor) -> Any:
+        return (hidden, *output[1:]) if self.block_returns_tuple else hidden
 
 
 GPT2_QKV = "attn.c_attn"
@@ -244,7 +244,7 @@ def arch_serving(model_type: str, name: str, kind: str) -> ArchSpec:
 
 
 def arch_for(model: nn.Module) -> ArchSpec:
-    return arch_for_type(model.config.model_type)
+    return arch_for_type(config_model_type(model.config))
 
 
 def config_model_type(config: Any) -> str:

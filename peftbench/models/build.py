@@ -79,8 +79,8 @@ def weights_format(folder: Path) -> dict[str, Any]:
 def base_config(source: ModelSource) -> PretrainedConfig:
     if source.local_dir:
         return from_local_dir(AutoConfig.from_pretrained, "config", source.local_dir)
-    config = dict(source.config)
-    config = AutoConfig.for_model(config.pop("model_type"), **config)
+    data = dict(source.config)
+    config = AutoConfig.for_model(data.pop("model_type"), **data)
     if source.is_tiny:
         tok = tiny_tokenizer(config.model_type, source.tokenizer)
         config.vocab_size = len(tok)
@@ -116,7 +116,7 @@ def specialise(config: PretrainedConfig, name: str, kind: str, num_labels: int, 
     return config
 
 
-def model_class(kind: str) -> type:
+def model_class(kind: str) -> type[AutoModelForCausalLM] | type[AutoModelForSequenceClassification]:
     return AutoModelForCausalLM if kind == "generation" else AutoModelForSequenceClassification
 
 

@@ -7,7 +7,7 @@ and the runner and the benchmarks report the same figures.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 
@@ -17,7 +17,7 @@ SAFETENSORS_DTYPES = {
 }
 
 
-def checkpoint_bytes(state: dict[str, torch.Tensor]) -> int:
+def checkpoint_bytes(state: Mapping[str, torch.Tensor]) -> int:
     """Bytes of these tensors saved as one safetensors file (what a user would ship), from shapes and dtypes alone.
 
     No tensor is copied or serialised (for `ft` on a large model that would be gigabytes per epoch):

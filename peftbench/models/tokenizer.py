@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 from functools import cache
 
-from transformers import GPT2TokenizerFast, PreTrainedTokenizerBase, RobertaTokenizerFast
+# transformers 5's GPT2Tokenizer and RobertaTokenizer are the fast (tokenizers-backed) ones; the *Fast names are aliases
+from transformers import GPT2Tokenizer, PreTrainedTokenizerBase, RobertaTokenizer
 
 from peftbench.models.arch import arch_for_type
 from peftbench.specs import PACKAGE_DIR
@@ -33,12 +34,20 @@ def tiny_tokenizer(model_type: str, name: str = "tiny") -> PreTrainedTokenizerBa
     eot = "<|endoftext|>"
     if name == "gpt2-bpe":
         vocab, merges = gpt2_bpe()
+        # `merges` goes as is to tokenizers' BPE, which takes (a, b) pairs; transformers annotates it list[str]
         if causal:
-            return GPT2TokenizerFast(vocab=vocab, merges=merges, bos_token=eot, eos_token=eot, unk_token=eot, pad_token=eot)
-        return RobertaTokenizerFast(vocab=with_encoder_specials(vocab), merges=merges)
+            return GPT2Tokenizer(
+                vocab=vocab,
+                merges=merges,  # type: ignore[arg-type]
+                bos_token=eot,
+                eos_token=eot,
+                unk_token=eot,
+                pad_token=eot,
+            )
+        return RobertaTokenizer(vocab=with_encoder_specials(vocab), merges=merges)  # type: ignore[arg-type]
     if causal:
-        return GPT2TokenizerFast.from_pretrained(TINY_BPE_DIR, bos_token=eot, eos_token=eot, unk_token=eot, pad_token=eot)
-    return RobertaTokenizerFast.from_pretrained(TINY_BPE_DIR)
+        return GPT2Tokenizer.from_pretrained(TINY_BPE_DIR, bos_token=eot, eos_token=eot, unk_token=eot, pad_token=eot)
+    return RobertaTokenizer.from_pretrained(TINY_BPE_DIR)
 
 
 def with_encoder_specials(vocab: dict[str, int]) -> dict[str, int]:

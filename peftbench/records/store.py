@@ -281,7 +281,8 @@ class CellClaims:
     """
 
     def __init__(self, store: Store):
-        self.store, self.held = store, {}  # type: dict[tuple[str, int], Path]
+        self.store = store
+        self.held: dict[tuple[str, int], Path] = {}
 
     def path(self, key: str, seed: int) -> Path:
         return self.store.inside(CLAIMS, f"{key}-{seed}", ".json")

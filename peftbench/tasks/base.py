@@ -178,6 +178,6 @@ def content_hash(examples: list[Any]) -> str:
     """A hash of the examples themselves, so two records can tell whether they saw the same data."""
     digest = hashlib.sha256()
     for example in examples:
-        plain = asdict(example) if is_dataclass(example) else example
+        plain = asdict(example) if is_dataclass(example) and not isinstance(example, type) else example
         digest.update(json.dumps(plain, sort_keys=True, ensure_ascii=False).encode())
     return digest.hexdigest()

@@ -25,7 +25,13 @@ class ClassificationPipeline(Pipeline):
     @torch.no_grad()
     def predict(self, model: Any, examples: list[dict[str, Any]], device: torch.device) -> np.ndarray:
         """Predictions in example order; with several processes each scores its shard and all are gathered."""
-        loader = DataLoader(self.encode(examples), batch_size=self.training.eval_batch_size, collate_fn=self.collate)
+        features = self.encode(examples)
+        # a list serves as a map-style dataset; torch annotates the argument as Dataset
+        loader: DataLoader[dict[str, Any]] = DataLoader(
+            features,  # type: ignore[arg-type]
+            batch_size=self.training.eval_batch_size,
+            collate_fn=self.collate,
+        )
         if self.accelerator is not None:
             loader = self.accelerator.prepare_data_loader(loader)
         outputs = []

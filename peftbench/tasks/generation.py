@@ -142,6 +142,7 @@ class GenerationPipeline(Pipeline):
                 new_tokens = new_tokens[:i]
                 break
         text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
+        assert isinstance(text, str)  # one sequence of ids decodes to one string
         return " ".join(text.split("\n", 1)[0].split())
 
     def generate_kwargs(self, prompt_length: int) -> dict[str, Any]:
@@ -260,7 +261,10 @@ class GenerationPipeline(Pipeline):
             suffix = split_suffix(split, self.spec.eval_splits)
             groups = GROUPS if seen is not None else ("",)
             for group in tqdm(groups, desc=f"score {self.spec.name}/{split}", unit="group", leave=False):
-                picked = [i for i, e in enumerate(examples) if not group or (e.category in seen) == (group == "_seen")]
+                # a group other than "" only when `seen` is known
+                picked = [
+                    i for i, e in enumerate(examples) if not group or (seen is not None and (e.category in seen) == (group == "_seen"))
+                ]
                 if not picked:
                     log.warning("%s/%s: no %s inputs to score", self.spec.name, split, group.lstrip("_"))
                     continue

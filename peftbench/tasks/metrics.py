@@ -213,12 +213,13 @@ def generation_metrics(predictions: list[str], references: list[list[str]], name
     if "bleu" in names or "ter" in names:
         from sacrebleu.metrics import BLEU, TER
 
-        # sacrebleu wants one stream per reference position; None marks a missing reference
+        # sacrebleu wants one stream per reference position; None marks a missing reference (which sacrebleu
+        # skips, though it annotates the streams Sequence[Sequence[str]]: hence the ignores)
         streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(max(map(len, references)))]
         if "bleu" in names:
-            scores["bleu"] = float(BLEU(lowercase=True, tokenize="13a").corpus_score(predictions, streams).score)
+            scores["bleu"] = float(BLEU(lowercase=True, tokenize="13a").corpus_score(predictions, streams).score)  # type: ignore[arg-type]
         if "ter" in names:
-            scores["ter"] = float(TER().corpus_score(predictions, streams).score) / 100
+            scores["ter"] = float(TER().corpus_score(predictions, streams).score) / 100  # type: ignore[arg-type]
     if "nist" in names:
         from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
