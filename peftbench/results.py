@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from peftbench.records.schema import main_value
+from peftbench.records.schema import main_value, metric_values
 from peftbench.records.store import Entry, Store
 
 CONFIG_COLUMNS = ("method", "task", "model", "data", "preset")
@@ -42,7 +42,7 @@ def row(entry: Entry) -> dict[str, Any]:
         "key": r.get("key"),
         "main_metric": r.get("main_metric"),
         "main_value": main_value(r),
-        **{name: v.get("value") for name, v in (r.get("metrics") or {}).items()},
+        **metric_values(r),
         **{f"params_{k}": params.get(k) for k in ("method", "head", "trainable", "total", "formula")},
         "train_tokens_per_s": train_tp.get("tokens_per_s"),
         "train_samples_per_s": train_tp.get("samples_per_s"),

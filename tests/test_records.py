@@ -19,6 +19,7 @@ from safetensors.torch import save
 
 import peftbench.results as results_api
 from peftbench.bench.measure import checkpoint_bytes
+from peftbench.cli import main
 from peftbench.config.resolve import resolve_run
 from peftbench.records.schema import SCHEMA_VERSION, comparability_key, effective_status, liveness, pid_alive, processes_of
 from peftbench.records.store import Store, read_record, write_record
@@ -476,3 +477,53 @@ def test_a_pool_worker_is_tied_to_its_pool_even_when_started_detached(monkeypatc
     assert stop.outlives_parent()
     stop.tie_workers_to_parent()
     assert not stop.outlives_parent()
+
+
+# ---------------------------------------------------------------- the schema on write, and the accessors
+
+
+def declared_run() -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "run",
+        "run_id": "r1",
+        "status": "finished",
+        "config": {"method": "lora", "task": "mrpc", "model": "tiny-roberta"},
+        "params": {"method": 4096, "trainable": 8386},
+        "metrics": {"f1": {"value": 0.5, "higher_is_better": True}, "pearson": {"value": None, "higher_is_better": True}},
+        "main_metric": "f1",
+    }
+
+
+def test_a_writer_may_write_declared_fields_only_while_a_reader_accepts_more():
+    from peftbench.records.schema import check_written, schema_problem
+
+    assert schema_problem(declared_run(), strict=True) is None
+    for where, record in (("record", {**declared_run(), "surprise": 1}), ("params", {**declared_run(), "params": {"method": 1, "x": 2}})):
+        assert schema_problem(record) is None  # a newer peftbench may have added the field: readers take it
+        assert f"{where}: undeclared field" in schema_problem(record, strict=True)
+        with pytest.raises(ValueError, match="peftbench bug"):
+            check_written(record)
+
+
+def test_records_of_schema_1_still_load_and_show(capsys):
+    paths = sorted(FIXTURES.rglob("*.json"))
+    assert {p.parent.name for p in paths} == {"scratch", "profile"}
+    for path in paths:
+        record = read_record(path)  # migrated and checked against today's schema
+        assert record["schema_version"] == SCHEMA_VERSION and record["kind"] in ("run", "latency", "profile")
+        assert main(["show", str(path)]) == 0, path.name
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_metric_value_is_the_number_or_none():
+    from peftbench.records.schema import higher_is_better, metric_value, metric_values
+
+    record = declared_run()
+    assert metric_value(record, "f1") == 0.5 and higher_is_better(record, "f1") is True
+    assert metric_value(record, "pearson") is None  # NaN is stored as null
+    assert metric_value(record, "accuracy") is None and higher_is_better(record, "accuracy") is None
+    assert metric_value({"metrics": {"f1": {"value": True}}}, "f1") is None  # a boolean is not a score
+    assert metric_value({"metrics": {"f1": [1]}}, "f1") is None
+    assert metric_value(record, "f1", {"metrics": {"f1": {"value": 0.25}}}) == 0.25  # one epoch's entry
+    assert metric_values(record) == {"f1": 0.5, "pearson": None}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from peftbench.records.schema import main_metric_name, main_value
+from peftbench.records.schema import main_metric_name, main_value, metric_value
 from peftbench.records.store import Corrupt
 from peftbench.tables import indent, render_table
 
@@ -114,7 +114,7 @@ def show_record(record: dict[str, Any], path: Path, status: str | None = None) -
 def epochs_table(epochs: list[dict[str, Any]]) -> str:
     """One row per epoch: epoch, step, train loss, then every metric any epoch has (`-` where one lacks it)."""
     names = list(dict.fromkeys(name for e in epochs for name in e.get("metrics") or {}))
-    scores = [{n: m.get("value") for n, m in (e.get("metrics") or {}).items()} for e in epochs]
+    scores = [{n: metric_value({}, n, e) for n in e.get("metrics") or {}} for e in epochs]
     rows = [
         [e.get("epoch"), e.get("step"), fmt(e.get("train_loss")), *(fmt(s.get(n)) for n in names)]
         for e, s in zip(epochs, scores, strict=True)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from peftbench.errors import RunFailed, RunInterrupted, UsageError
-from peftbench.records.schema import pid_alive
+from peftbench.records.schema import main_metric_name, metric_value, pid_alive
 
 SAMPLER_SEED = 0
 TPE_STARTUP = 5  # random trials before TPE models the space (Optuna's default is 10: too many for small budgets)
@@ -165,27 +165,23 @@ class TrialCallback:
         self.tag(state.record)
 
     def on_epoch_end(self, state: Any, entry: dict[str, Any]) -> None:
-        from peftbench.records.schema import main_metric_name
-
         self.tag(state.record)
-        name = main_metric_name(entry.get("metrics") or {}, self.metric)
-        value = entry["metrics"][name]["value"] if name else None
-        if not self.report or value is None or not math.isfinite(value):
+        value = study_value(state.record, self.metric, entry)
+        if not self.report or value is None:
             return
         self.trial.report(value, entry["epoch"])
         if self.trial.should_prune():
             import optuna
 
             self.tag(state.record).update(pruned=True, pruned_at_epoch=entry["epoch"])
-            raise optuna.TrialPruned(f"pruned at epoch {entry['epoch']} ({name} {value:.4g})")
+            raise optuna.TrialPruned(f"pruned at epoch {entry['epoch']} ({self.metric} {value:.4g})")
 
 
-def metric_value(record: dict[str, Any], metric: str) -> float | None:
-    from peftbench.records.schema import main_metric_name
-
-    metrics = record.get("metrics") or {}
-    name = main_metric_name(metrics, metric)
-    value = metrics[name]["value"] if name else None
+def study_value(record: dict[str, Any], metric: str, epoch: dict[str, Any] | None = None) -> float | None:
+    """The study's metric of a run (its best epoch, or one `epoch` entry), the name resolved as the main metric's
+    (MNLI's suffixes); None unless finite: a trial without a finite score is a failed trial."""
+    name = main_metric_name((epoch if epoch is not None else record).get("metrics") or {}, metric)
+    value = metric_value(record, name, epoch) if name else None
     return value if value is not None and math.isfinite(value) else None
 
 
@@ -320,7 +316,7 @@ def trial_values(trial: Any, params: dict[str, Any], ctx: TrialContext) -> list[
         record = runner.run(resolved, store=ctx.store, callbacks=[callback], cache=ctx.cache)
         run_ids.append(record["run_id"])
         trial.set_user_attr("run_ids", run_ids)
-        values.append(metric_value(record, ctx.metric))
+        values.append(study_value(record, ctx.metric))
     return values
 
 

@@ -166,10 +166,28 @@ class MeasurementRecord(TypedDict, total=False):
     methods: list[str]
     env: Env
     settings: dict[str, Any]
-    # ...then the protocol's own fields (latency: `cells`, `variants`; profile: `rows`, `timing`), documented in peftbench/bench/
+    protocol: dict[str, Any]  # how the numbers were taken, in words, stored with them
 
 
-SCHEMAS: dict[str, type] = {"run": RunRecord, "latency": MeasurementRecord, "profile": MeasurementRecord}
+class LatencyRecord(MeasurementRecord, total=False):
+    """`kind: latency` (`peftbench latency`, peftbench/bench/latency.py): forward-pass times of methods vs the base."""
+
+    note: str
+    variants: list[dict[str, Any]]  # base, A/A control and each method: role, params, hyperparameters, merged
+    output_max_abs_diff_vs_base: dict[str, float]
+    cells: list[dict[str, Any]]  # per (batch, seq): rounds, orders, per-variant times, paired ratios and verdicts
+
+
+class ProfileRecord(MeasurementRecord, total=False):
+    """`kind: profile` (`peftbench profile`, peftbench/bench/profile.py): paired step times and peak memory."""
+
+    hyperparameters: dict[str, dict[str, Any]]
+    timing: dict[str, Any]  # rounds, warm-up, orders, errors
+    forward: dict[str, Any]  # the forward pass alone, for scale
+    rows: list[dict[str, Any]]  # per variant: step times, paired ratios, memory, parameters
+
+
+SCHEMAS: dict[str, type] = {"run": RunRecord, "latency": LatencyRecord, "profile": ProfileRecord}
 REQUIRED = {kind: ("kind", "run_id", "status") for kind in KINDS}  # readers take every other field with .get
 STATUSES = ("running", "finished", "failed", "interrupted")
 # Fields a nested object must hold when present (a run's config names what ran: every grouping keys on these).
@@ -197,11 +215,13 @@ def id_part(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_+-]", "_", text)[:60] or "_"
 
 
-def schema_problem(record: Any) -> str | None:
+def schema_problem(record: Any, *, strict: bool = False) -> str | None:
     """What makes `record` (migrated) not a record of the typed schema, or None: the first wrong field, named.
 
     Every reader relies on this: a record that passes has the declared type in every field it holds (and
-    the fields REQUIRED for its kind), so no command meets a list where a mapping belongs.
+    the fields REQUIRED for its kind), so no command meets a list where a mapping belongs. Readers accept
+    fields the schema does not declare (a newer peftbench may add some); writers are `strict`: every field
+    they write is declared here (`check_written`).
     """
     if not isinstance(record, dict):
         return f"not a JSON object but {type(record).__name__}"
@@ -215,16 +235,26 @@ def schema_problem(record: Any) -> str | None:
         return f"run_id {str(record['run_id'])[:60]!r} is not a valid id"
     if not isinstance(record.get("status"), str) or record["status"] not in STATUSES:
         return f"unknown status {str(record.get('status'))[:40]!r}"
-    return type_problem(record, SCHEMAS[kind], "")
+    return type_problem(record, SCHEMAS[kind], "", strict)
 
 
-def type_problem(value: Any, hint: Any, where: str) -> str | None:
+def check_written(record: dict[str, Any]) -> None:
+    """A record about to be written follows its schema, every field declared: a failure is a peftbench bug."""
+    problem = schema_problem(record, strict=True)
+    if problem:
+        raise ValueError(f"peftbench bug: a {record.get('kind')} record breaks its schema ({problem}); see peftbench/records/schema.py")
+
+
+def type_problem(value: Any, hint: Any, where: str, strict: bool = False) -> str | None:
     """Whether `value` is of type `hint` (TypedDicts, dict/list/tuple, unions, Literal, Any and scalars)."""
     origin, args = get_origin(hint), get_args(hint)
     if hint is Any:
         return None
     if origin in (Union, UnionType):
-        ok = any(type_problem(value, a, where) is None for a in args)
+        options = [a for a in args if a is not type(None)] if value is not None else list(args)
+        if len(options) == 1:  # `X | None` holding a value: X's own problem, named where it is
+            return type_problem(value, options[0], where, strict)
+        ok = any(type_problem(value, a, where, strict) is None for a in options)
         return None if ok else f"{where or 'record'}: {_shape(value)} is not {_name(hint)}"
     if origin is Literal:
         return None if value in args else f"{where}: {str(value)[:40]!r} is not one of {args}"
@@ -235,16 +265,19 @@ def type_problem(value: Any, hint: Any, where: str) -> str | None:
         if missing:
             return f"{where or 'record'}: missing {', '.join(missing)}"
         fields = get_type_hints(hint)
-        problems = (type_problem(v, fields[name], f"{where}.{name}".lstrip(".")) for name, v in value.items() if name in fields)
+        undeclared = [name for name in value if name not in fields] if strict else []
+        if undeclared:
+            return f"{where or 'record'}: undeclared field {undeclared[0]!r}"
+        problems = (type_problem(v, fields[name], f"{where}.{name}".lstrip("."), strict) for name, v in value.items() if name in fields)
         return next((p for p in problems if p), None)
     if origin is dict:
         if not isinstance(value, dict):
             return f"{where}: {_shape(value)} is not an object"
-        return next((p for k, v in value.items() for p in [type_problem(v, args[1], f"{where}.{k}")] if p), None)
+        return next((p for k, v in value.items() for p in [type_problem(v, args[1], f"{where}.{k}", strict)] if p), None)
     if origin is list:
         if not isinstance(value, list):
             return f"{where}: {_shape(value)} is not a list"
-        return next((p for i, v in enumerate(value) for p in [type_problem(v, args[0], f"{where}[{i}]")] if p), None)
+        return next((p for i, v in enumerate(value) for p in [type_problem(v, args[0], f"{where}[{i}]", strict)] if p), None)
     if hint is type(None):
         return None if value is None else f"{where}: {_shape(value)} is not null"
     if hint is float:
@@ -431,6 +464,25 @@ def main_value(record: dict[str, Any]) -> float | None:
     metrics = record.get("metrics") or {}
     name = main_metric_name(metrics, record.get("main_metric") or "")
     return metrics[name]["value"] if name else None
+
+
+def metric_value(record: dict[str, Any], name: str, epoch: dict[str, Any] | None = None) -> float | None:
+    """The value of metric `name` in a run record (its best epoch's scores), or in one `epoch` entry; None when absent
+    or not a number (NaN is stored as null). The one place every reader takes a score from."""
+    entry = ((epoch if epoch is not None else record).get("metrics") or {}).get(name) or {}
+    value = entry.get("value") if isinstance(entry, dict) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def metric_values(record: dict[str, Any]) -> dict[str, float | None]:
+    """Every metric of a run record's best epoch: name -> value."""
+    return {name: metric_value(record, name) for name in record.get("metrics") or {}}
+
+
+def higher_is_better(record: dict[str, Any], name: str) -> bool | None:
+    """The direction stored with metric `name` (from the metric registry when the run was scored)."""
+    entry = (record.get("metrics") or {}).get(name) or {}
+    return entry.get("higher_is_better") if isinstance(entry, dict) else None
 
 
 # ---------------------------------------------------------------- migrations

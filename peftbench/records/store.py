@@ -28,6 +28,7 @@ from peftbench.errors import UsageError, terminal_safe
 from peftbench.records.schema import (
     SCHEMA_VERSION,
     check_id,
+    check_written,
     effective_status,
     id_part,
     liveness,
@@ -341,6 +342,7 @@ def save_measurement(record: dict[str, Any], root: Path) -> Path:
             path = store.claim(record["kind"], record["run_id"])
         except FileExistsError:
             continue
+        check_written(record)
         write_record(path, record)
         return path
 

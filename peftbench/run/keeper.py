@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from peftbench.records.schema import SCHEMA_VERSION, liveness, utc_now
+from peftbench.records.schema import SCHEMA_VERSION, check_written, liveness, utc_now
 from peftbench.records.store import write_record
 from peftbench.run.plan import Plan
 
@@ -103,6 +103,7 @@ class RecordKeeper:
         if self.path is None:
             return
         self.record["heartbeat_at"] = utc_now().isoformat()
+        check_written(self.record)
         write_record(self.path, self.record)
 
 
