@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from peftbench.report import latex, markdown
+from peftbench.report.latex import table as latex_table
+from peftbench.report.markdown import table as markdown_table
 
 SECTIONS = {
     "main": "Summary: scores beside the paper's",
@@ -69,13 +70,13 @@ class Table:
         return list(groups.values())
 
     def to_markdown(self) -> str:
-        return markdown.table([str(c) for c in self.frame.columns], self.cells())
+        return markdown_table([str(c) for c in self.frame.columns], self.cells())
 
     def to_text(self) -> str:
         return self.frame.to_markdown(index=False, tablefmt="simple", disable_numparse=True)
 
     def to_latex(self) -> str:
-        return latex.table(
+        return latex_table(
             self.name, self.title, self.caption, [str(c) for c in self.frame.columns], self.cells(), self.notes, self.row_group
         )
 

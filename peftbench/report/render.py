@@ -13,7 +13,8 @@ from pathlib import Path
 
 import jinja2
 
-from peftbench.report import latex, markdown
+from peftbench.report.latex import escape as tex_escape
+from peftbench.report.markdown import escape as md_escape
 from peftbench.report.model import SECTIONS, Table
 from peftbench.report.svg import Chart
 
@@ -73,8 +74,8 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["md"] = markdown.escape
-    env.filters["tex"] = latex.escape
+    env.filters["md"] = md_escape
+    env.filters["tex"] = tex_escape
     return env
 
 
