@@ -133,3 +133,34 @@ def test_the_protocol_check_lists_every_difference_from_the_papers_table():
     run = gpt2_e2e(model="roberta-base", eval_split="validation", eval_total=408, epochs=30, decoding=None, params=294_912.0)
     assert differences(glue, "roberta-base", "mrpc", run) == []  # Table 9: 30 epochs on MRPC
     assert differences(glue, "roberta-base", "rte", run) == ["30 epochs (paper: 80)"]
+
+
+def imported_packages(folder: Path) -> set[str]:
+    """The peftbench modules a package's files import (at the top or inside functions)."""
+    import ast
+
+    found: set[str] = set()
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("peftbench"):
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("peftbench")}
+    return found
+
+
+def test_the_paper_package_sits_below_the_report_and_figures_never_import_tuning():
+    """paper/ is the one place that knows the paper: it imports no part above it, and the report's
+    figures and tuning modules draw through svg.py instead of importing each other."""
+    above = ("peftbench.report", "peftbench.cli", "peftbench.grid", "peftbench.run", "peftbench.bench", "peftbench.regress")
+    assert not [m for m in imported_packages(ROOT / "peftbench" / "paper") if m.startswith(above)]
+    report = ROOT / "peftbench" / "report"
+    assert "tuning" not in (report / "figures.py").read_text() and "report.figures" not in (report / "tuning.py").read_text()
+
+
+def test_a_sweep_header_counts_its_configurations_instead_of_listing_keys():
+    from peftbench.report.collect import describe_where
+
+    keys = [f"{i:08x}" * 2 for i in range(20)]
+    assert describe_where({"key": keys}) == "20 configurations"
+    assert describe_where({"method": ["lora", "bitfit"], "task": ["mrpc"]}) == "method=lora, bitfit; task=mrpc"
