@@ -1,5 +1,6 @@
 // Injected into a report by tests/test_report.py: measures the page, clicks every header, filters, and reports as JSON.
-var out = {width: document.documentElement.scrollWidth, unsorted: [], figures: 0, blank: 0};
+var out = {width: document.documentElement.scrollWidth, unsorted: [], figures: 0, blank: 0, cut: []};
+document.querySelectorAll("div.scroll").forEach(function (d) { if (d.scrollWidth > d.clientWidth + 1) out.cut.push(d.parentNode.id); });
 function lead(t) { var m = /^\s*([+-]?[\d,]*\.?\d+)\s*([KM]?)/.exec(t); return m ? parseFloat(m[1].replace(/,/g, "")) * ({K: 1e3, M: 1e6}[m[2]] || 1) : null; }
 document.querySelectorAll("table.report").forEach(function (table) {
   table.querySelectorAll("th").forEach(function (th, col) {

@@ -83,8 +83,9 @@ def tuning_lines(sel: Selection) -> list[str]:
     ]
 
 
-def build(sel: Selection, diff_anyway: bool = False, label: str | None = None) -> Report:
-    """Every table and figure the records allow, in reading order; a table or figure without records is left out."""
+def build(sel: Selection, diff_anyway: bool = False, label: str | None = None, figures: bool = True) -> Report:
+    """Every table and figure the records allow, in reading order; a table or figure without records is left out.
+    `figures=False` skips drawing (a tex- or csv-only report has no place for them, and drawing is the slow part)."""
     score, tidy = scores.score_tables(sel.groups, diff_anyway)
     tables: list[Table] = [*score]
     if sel.groups:
@@ -98,10 +99,10 @@ def build(sel: Selection, diff_anyway: bool = False, label: str | None = None) -
         tables.append(tuning.studies_table(sel.studies))
     tables.append(costs.todo_table(sel.groups, sel.where))
     tables = [t for t in tables if not t.empty]
-    figures, figure_notes = charts(sel.groups, sel.latency, sel.profile)
-    figures += tuning.best_so_far_charts(list(sel.studies))
+    drawn, figure_notes = charts(sel.groups, sel.latency, sel.profile) if figures else ([], [])
+    drawn += tuning.best_so_far_charts(list(sel.studies)) if figures else []
     header = label or describe_where(sel.where)
-    return Report("peftbench report", header, summary(sel), tables, figures, figure_notes)
+    return Report("peftbench report", header, summary(sel), tables, drawn, figure_notes)
 
 
 def make_report(
@@ -118,5 +119,5 @@ def make_report(
     not its list of keys); `diff_anyway` shows ours - paper for runs off the paper's protocol, still marked.
     """
     sel = select(Path(results), where)
-    report = build(sel, diff_anyway, label)
+    report = build(sel, diff_anyway, label, figures=bool({"html", "md"} & set(formats)))
     return ReportResult(report, sel, write(report, out, formats))
