@@ -18,6 +18,7 @@ TEXT_WIDTH_PT = 345.0  # the article class's text width: the page the estimate i
 CHAR_PT = {"scriptsize": 3.7, "tiny": 2.9}  # a generous average glyph width at each size
 TABCOLSEP_PT = 3.0
 LONG_ROWS = 30  # more rows than this do not fit one page at \scriptsize: longtable
+SCALE_LIMIT = 1.4  # a short table up to this much wider than the page is scaled; wider ones wrap (scaled further, unreadable)
 
 SIGNS = {
     "\\": r"\textbackslash{}",
@@ -66,13 +67,15 @@ def escape(text: object) -> str:
 
 
 def widths(header: list[str], rows: list[list[tuple[str, bool]]], size: str) -> tuple[list[float], list[float]]:
-    """Per column: natural width (longest cell on one line) and minimum width (longest unbreakable token), in pt."""
+    """Per column: natural width (longest cell on one line; a header may wrap, so only its longest word counts)
+    and minimum width (longest unbreakable token), in pt."""
     natural, minimum = [], []
     for j, h in enumerate(header):
-        texts = [h, *(row[j][0] for row in rows)]
-        natural.append(max(len(t) for t in texts) * CHAR_PT[size] + 2 * TABCOLSEP_PT)
-        tokens = [tok for t in texts for tok in re.split(r"[\s_/,=+|-]", t)]
-        minimum.append(max((len(t) for t in tokens), default=1) * CHAR_PT[size] + 2 * TABCOLSEP_PT)
+        cells = [row[j][0] for row in rows]
+        word = max((len(t) for t in h.split()), default=1)
+        tokens = [tok for t in cells for tok in re.split(r"[\s_/,=+|-]", t)]
+        natural.append(max([word, *(len(t) for t in cells)]) * CHAR_PT[size] + 2 * TABCOLSEP_PT)
+        minimum.append(max([word, *(len(t) for t in tokens)]) * CHAR_PT[size] + 2 * TABCOLSEP_PT)
     return natural, minimum
 
 
@@ -98,38 +101,43 @@ def body(header: list[str], rows: list[list[tuple[str, bool]]], groups: list[int
     return lines
 
 
-def table(
-    name: str, title: str, caption: str, header: list[str], rows: list[list[tuple[str, bool]]], notes: list[str], groups: list[int] = ()
-) -> str:  # type: ignore[assignment]
-    """One table: a float scaled to the text width, or a longtable with wrapping columns when it is long."""
+def column_spec(header: list[str], rows: list[list[tuple[str, bool]]]) -> tuple[str, str, bool]:
+    """(font size, column spec, scale to the width?): natural `l` columns when they fit, a mild overshoot of a short
+    table scaled down (still readable), anything wider wrapped in `p` columns sized from the content (whose rows
+    grow to several lines, so the caller sets them as a longtable that may run over pages)."""
     size = "scriptsize"
     natural, minimum = widths(header, rows, size)
-    if len(rows) > LONG_ROWS and sum(minimum) > TEXT_WIDTH_PT * 0.97:
+    if sum(natural) <= TEXT_WIDTH_PT:
+        return size, "l" * len(header), False
+    if len(rows) <= LONG_ROWS and sum(natural) <= SCALE_LIMIT * TEXT_WIDTH_PT:
+        return size, "l" * len(header), True
+    if sum(minimum) > TEXT_WIDTH_PT * 0.97:
         size = "tiny"
         natural, minimum = widths(header, rows, size)
-    fits = sum(natural) <= TEXT_WIDTH_PT
-    text = " ".join(escape(x) for x in [caption, *notes] if x)
+    return size, wrapped_columns(natural, minimum), False
+
+
+def table(
+    name: str,
+    title: str,
+    caption: str,
+    header: list[str],
+    rows: list[list[tuple[str, bool]]],
+    notes: list[str],
+    groups: list[int] = (),  # type: ignore[assignment]
+) -> str:
+    """One table: a float when it fits a page, a longtable across pages when it is long or wraps; notes under it, left-aligned."""
+    size, cols, scale = column_spec(header, rows)
+    wrapped = cols.startswith(">")
+    text = r"\par ".join(escape(x) for x in [caption, *notes] if x)
     lines = body(header, list(rows), list(groups))
-    if len(rows) > LONG_ROWS:
-        cols = "l" * len(header) if fits else wrapped_columns(natural, minimum)
-        return "\n".join(
-            [
-                rf"\begin{{{size}}}\setlength{{\tabcolsep}}{{{TABCOLSEP_PT:g}pt}}",
-                rf"\begin{{longtable}}{{{cols}}}",
-                rf"\caption{{{escape(title)}}}\label{{tab:{name}}}\\",
-                r"\toprule",
-                *lines[:2],
-                r"\endhead",
-                r"\bottomrule",
-                r"\endfoot",
-                *lines[2:],
-                r"\end{longtable}",
-                rf"\par{{\sloppy {text}\par}}",
-                rf"\end{{{size}}}",
-            ]
-        )
-    tabular = [rf"\begin{{tabular}}{{{'l' * len(header)}}}", r"\toprule", *lines, r"\bottomrule", r"\end{tabular}"]
-    if not fits:
+    below = rf"{{\raggedright\sloppy {text}\par}}"
+    if len(rows) > LONG_ROWS or wrapped:
+        head = [rf"\caption{{{escape(title)}}}\label{{tab:{name}}}\\", r"\toprule", *lines[:2], r"\endhead", r"\bottomrule", r"\endfoot"]
+        long = [rf"\begin{{longtable}}{{{cols}}}", *head, *lines[2:], r"\end{longtable}"]
+        return "\n".join([rf"\begin{{{size}}}\setlength{{\tabcolsep}}{{{TABCOLSEP_PT:g}pt}}", *long, below, rf"\end{{{size}}}"])
+    tabular = [rf"\begin{{tabular}}{{{cols}}}", r"\toprule", *lines, r"\bottomrule", r"\end{tabular}"]
+    if scale:
         tabular = [r"\resizebox{\linewidth}{!}{%", *tabular, "}"]
     return "\n".join(
         [
@@ -138,7 +146,8 @@ def table(
             rf"\caption{{{escape(title)}}}\label{{tab:{name}}}",
             rf"\{size}\setlength{{\tabcolsep}}{{{TABCOLSEP_PT:g}pt}}",
             *tabular,
-            rf"\par\smallskip{{\sloppy {text}\par}}",
+            r"\par\smallskip",
+            below,
             r"\end{table}",
         ]
     )
