@@ -37,7 +37,7 @@ def test_latex_escapes_every_special_character():
     )
 
 
-def test_a_long_wide_table_becomes_a_longtable_with_wrapping_columns():
+def test_a_table_that_does_not_fit_is_scaled_when_mildly_wide_and_wrapped_when_wider():
     header = ["model & method", *(f"column {i}" for i in range(10))]
     rows = [
         [(f"model-{i} lora+prefix_layer (r=8, alpha=16)", i == 0), *((f"{i}.5 [1.0, 2.0]R n=3", False) for _ in range(10))]
@@ -45,8 +45,12 @@ def test_a_long_wide_table_becomes_a_longtable_with_wrapping_columns():
     ]
     tex = latex.table("t", "A_title with 50%", "caption #1", header, rows, ["note & more"])
     assert r"\begin{longtable}" in tex and r"p{0." in tex and r"\caption{A\_\allowbreak{}title with 50\%}" in tex
-    short = latex.table("t", "T", "", header, rows[:5], [])
-    assert r"\resizebox{\linewidth}{!}" in short and r"\begin{table}" in short and r"\textbf{model-0" in short
+    wide = latex.table("t", "T", "", header, rows[:5], [])  # five rows, but three pages wide: wrapped, across pages if need be
+    assert r"\begin{longtable}" in wide and r"p{0." in wide and r"\textbf{model-0" in wide
+    mild = latex.table("t", "T", "", header[:5], rows[:5], [])  # 1.2 pages wide: a float, scaled to the text width
+    assert r"\resizebox{\linewidth}{!}" in mild and r"\begin{table}" in mild
+    fits = latex.table("t", "T", "", header[:2], rows[:5], [])
+    assert r"\resizebox" not in fits and r"\begin{tabular}{ll}" in fits
 
 
 PDFLATEX = shutil.which("pdflatex")
