@@ -68,7 +68,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if out and not args.no_report and result.keys:
         from peftbench.report import make_report
 
-        written = make_report(store.root, {"key": list(result.keys)}, Path(out)).written
+        label = f"sweep {spec.name}, {len(result.keys)} configuration{'' if len(result.keys) == 1 else 's'}"
+        written = make_report(store.root, {"key": list(result.keys)}, Path(out), label=label).written
         page = next((p for p in written if p.name == "index.html"), None)
         print(f"report: {page or out} ({len(written)} files)")
     ran = sum(o.status != "skipped" for o in result.outcomes)

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from peftbench.errors import UsageError
+from peftbench.paper.protocol import Decoding, RunProtocol
 from peftbench.records.schema import comparable_config, main_metric_name
 from peftbench.records.store import STUDIES, Entry, Store
+from peftbench.report.uncertainty import NONE, Interval, seed_interval
 
 WHERE_KEYS = ("method", "task", "model", "seed", "key", "data", "preset")
 MEASUREMENT_KEYS = {"method", "model"}  # latency/profile records have a model and methods, no task
@@ -50,7 +52,14 @@ def parse_where(texts: list[str] | None) -> dict[str, list[str]]:
 
 
 def describe_where(where: dict[str, list[str]]) -> str:
-    return ",".join(f"{k}={'|'.join(v)}" for k, v in where.items()) or "(no filter)"
+    """The filter in words a reader can scan: a long list of values (a sweep's keys) is counted, not spelled out."""
+    parts = []
+    for k, v in where.items():
+        if k == "key" and len(v) > 3:
+            parts.append(f"{len(v)} configurations")
+        else:
+            parts.append(f"{k}={', '.join(v)}")
+    return "; ".join(parts) or "(no filter)"
 
 
 @dataclass
@@ -92,6 +101,41 @@ class Group:
                 out.append(float(value))
         return out
 
+    def eval_examples(self) -> int | None:
+        """Examples the runs were scored on (the first evaluation split, capped by max_eval_examples)."""
+        record = self.records[0]
+        total = split_size(record, eval_split_of(self.task))
+        cap = ((record.get("config") or {}).get("training") or {}).get("max_eval_examples") or 0
+        return min(cap, total) if cap and total else (cap or total or None)
+
+    def run_protocol(self) -> RunProtocol:
+        """What these runs did, in the terms of the paper's protocols (all seeds of a key share it)."""
+        record = self.records[0]
+        config = record.get("config") or {}
+        training, gen = config.get("training") or {}, config.get("generation") or {}
+        split = eval_split_of(self.task)
+        decoding = None
+        if gen:
+            decoding = Decoding(
+                int(gen.get("num_beams") or 1),
+                float(gen.get("length_penalty") or 1.0),
+                int(gen.get("no_repeat_ngram_size") or 0),
+                int(gen.get("max_new_tokens") or 0),
+            )
+        return RunProtocol(
+            model=self.model,
+            data=str(config.get("data") or ""),
+            train_split=str(training.get("train_split") or "train"),
+            train_examples=training.get("max_train_examples") or None,
+            eval_split=split.removesuffix("_matched"),
+            eval_examples=training.get("max_eval_examples") or None,
+            eval_total=split_size(record, split),
+            epochs=training.get("epochs"),
+            max_steps=training.get("max_steps") or None,
+            params=self.params,
+            decoding=decoding,
+        )
+
     def measurement(self, path: tuple[str, ...]) -> list[float]:
         out = []
         for r in self.records:
@@ -103,13 +147,28 @@ class Group:
         return out
 
 
+def eval_split_of(task: str) -> str:
+    """The split a task's main score comes from (its spec's first evaluation split)."""
+    from peftbench.tasks.base import task_specs  # the spec files, read once per process
+
+    specs = task_specs()
+    return specs.get(task).eval_splits[0] if task in specs else "validation"
+
+
+def split_size(record: dict[str, Any], split: str) -> int | None:
+    size = (((record.get("data") or {}).get("splits") or {}).get(split) or {}).get("examples")
+    return int(size) if isinstance(size, (int, float)) else None
+
+
 @dataclass(frozen=True)
 class Cell:
-    """One aggregated number: `value` (median or mean), `spread` (standard deviation over seeds), `n` seeds."""
+    """One aggregated number: `value` (median or mean), `spread` (standard deviation over seeds), `n` seeds,
+    and the `interval` that says how far to trust it (see report/uncertainty.py)."""
 
     value: float | None
     spread: float | None
     n: int
+    interval: Interval = NONE
 
 
 def aggregate(values: list[float], rule: str, scale: float = 1.0) -> Cell:
@@ -118,7 +177,7 @@ def aggregate(values: list[float], rule: str, scale: float = 1.0) -> Cell:
     scaled = [v * scale for v in values]
     centre = statistics.median(scaled) if rule == "median" else statistics.fmean(scaled)
     spread = statistics.stdev(scaled) if len(scaled) > 1 else None
-    return Cell(centre, spread, len(scaled))
+    return Cell(centre, spread, len(scaled), seed_interval(scaled, rule))
 
 
 @dataclass

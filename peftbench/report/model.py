@@ -1,17 +1,30 @@
 """The one table model every output format renders, and the number formats the tables share.
 
-A `Table` is a pandas DataFrame of display text (what every format shows, so Markdown, LaTeX, CSV
-and HTML never disagree) plus, per row, the model and task it concerns (the HTML filters) and the
-row group it belongs to (ours / paper / difference rows sort together). `data`, when set, holds the
-same content as numbers for the CSV, where display text such as `75.0 ±2.1 (n=3)` would lose them.
+A `Table` is a pandas DataFrame of display text (what every format shows, so Markdown, LaTeX and
+HTML never disagree) plus, per row, the model and task it concerns (the HTML filters) and the
+row group it belongs to (ours / paper / difference rows sort together). `data` holds the same
+content as numbers (value, sd, n, interval...) for the CSV, where display text such as
+`75.0 [70.0, 80.0]R n=3` would lose them. `section` places the table in the page: the summary
+first, then costs, then every score, then the paper rows not run yet.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
+
+from peftbench.report.latex import table as latex_table
+from peftbench.report.markdown import table as markdown_table
+
+SECTIONS = {
+    "main": "Summary: scores beside the paper's",
+    "cost": "Cost: time, memory, size",
+    "scores": "All scores and tuning",
+    "todo": "Paper rows not run yet",
+}
 
 
 @dataclass
@@ -25,9 +38,12 @@ class Table:
     row_task: list[str] = field(default_factory=list)  # space-separated tasks of the row ('' for task-free rows)
     row_group: list[int] = field(default_factory=list)
     row_kind: list[str] = field(default_factory=list)  # "ours", "paper", "diff" in score tables (the HTML styles them)
-    data: pd.DataFrame | None = None
+    data: pd.DataFrame | None = None  # the numbers behind the display text, for the CSV
+    bold: set[tuple[int, str]] = field(default_factory=set)  # (row, column) of the best value per column, as the paper bolds
+    section: str = "main"  # a key of SECTIONS
 
     def __post_init__(self) -> None:
+        self.name = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)  # a file stem and an anchor, whatever a record's task is called
         n = len(self.frame)
         self.row_model = self.row_model or [""] * n
         self.row_task = self.row_task or [""] * n
@@ -38,23 +54,30 @@ class Table:
     def empty(self) -> bool:
         return self.frame.empty
 
-    def tbodies(self) -> list[list[tuple[str, str, str, list[str]]]]:
+    def cells(self) -> list[list[tuple[str, bool]]]:
+        """Each row's cells as (text, bold)."""
+        columns = list(self.frame.columns)
+        return [
+            [(str(v), (i, c) in self.bold) for v, c in zip(row, columns, strict=True)]
+            for i, row in enumerate(self.frame.itertuples(index=False))
+        ]
+
+    def tbodies(self) -> list[list[tuple[str, str, str, list[tuple[str, bool]]]]]:
         """Rows grouped for the HTML (one <tbody> per group, so sorting keeps a group's rows together)."""
-        groups: dict[int, list[tuple[str, str, str, list[str]]]] = {}
-        for i, values in enumerate(self.frame.itertuples(index=False)):
-            row = (self.row_model[i], self.row_task[i], self.row_kind[i], [str(v) for v in values])
-            groups.setdefault(self.row_group[i], []).append(row)
+        groups: dict[int, list[tuple[str, str, str, list[tuple[str, bool]]]]] = {}
+        for i, cells in enumerate(self.cells()):
+            groups.setdefault(self.row_group[i], []).append((self.row_model[i], self.row_task[i], self.row_kind[i], cells))
         return list(groups.values())
 
     def to_markdown(self) -> str:
-        return self.frame.to_markdown(index=False, disable_numparse=True)
+        return markdown_table([str(c) for c in self.frame.columns], self.cells())
 
     def to_text(self) -> str:
         return self.frame.to_markdown(index=False, tablefmt="simple", disable_numparse=True)
 
     def to_latex(self) -> str:
-        return self.frame.to_latex(
-            index=False, escape=True, caption=self.title, label=f"tab:{self.name}", column_format="l" * len(self.frame.columns)
+        return latex_table(
+            self.name, self.title, self.caption, [str(c) for c in self.frame.columns], self.cells(), self.notes, self.row_group
         )
 
     def to_csv(self) -> str:

@@ -13,9 +13,9 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from peftbench.report.figures import Chart, to_svg
+from peftbench.paper import method_rank
 from peftbench.report.model import Table, fmt_num
-from peftbench.report.scores import method_rank
+from peftbench.report.svg import Chart, to_svg
 
 
 def trial_states(summary: dict[str, Any]) -> dict[str, int]:
@@ -71,7 +71,7 @@ def studies_table(studies: list[dict[str, Any]]) -> Table:
         "Hyperparameter search per method (peftbench tune): the same number of trials and the same budget per trial make "
         "the comparison fair; rows run with `--preset tuned:<study>` say so in the score tables' preset column."
     )
-    return Table("tuning", "Tuning studies", caption, pd.DataFrame(rows, columns=header), [], models, tasks)
+    return Table("tuning", "Tuning studies", caption, pd.DataFrame(rows, columns=header), [], models, tasks, section="scores")
 
 
 def best_so_far_charts(studies: list[dict[str, Any]]) -> list[Chart]:
@@ -99,5 +99,6 @@ def best_so_far_charts(studies: list[dict[str, Any]]) -> list[Chart]:
         ax.set_title(f"{task}, {model}: best-so-far against trials")
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best", fontsize=8)
-        charts.append(Chart(f"tuning-{model}-{task}", f"Best score so far against trials: {task}, {model}", to_svg(fig)))
+        title = f"Best score so far against trials: {task}, {model}"
+        charts.append(Chart(f"tuning-{model}-{task}", title, to_svg(fig), model, task, "scores"))
     return charts

@@ -1,41 +1,31 @@
-"""The LoRA paper's published numbers, read once from the shipped `peftbench/paper/paper_tables.json`.
+"""The LoRA paper's published numbers, read once from `paper_tables.json` beside this module.
 
-This is the one reader of that file for reports: every row of Tables 2 (GLUE), 3 (E2E), 13 (DART)
-and 14 (WebNLG) becomes a `PaperRow` in *our* vocabulary (method names from the method specs'
-`paper_labels`, task and metric column ids the report's tables use), so matching a row of ours to
-the paper is a dictionary lookup, not string juggling spread over the report. Values stay in the
-paper's printed scale (GLUE x100; Table 3's METEOR and ROUGE-L x100; Tables 13-14 as 0-1).
+The one reader of that file: every row of Tables 2 (GLUE), 3 (E2E), 13 (DART) and 14 (WebNLG)
+becomes a `PaperRow` in *our* vocabulary (method names from the method specs' `paper_labels`,
+the column ids of `layout.SPECS`), so matching a run to the paper is a lookup, not string juggling
+spread over the consumers. Values stay in the paper's printed scale (GLUE x100; Table 3's METEOR
+and ROUGE-L x100; Tables 13-14 as 0-1).
 
 Tiny models have no counterpart in the paper; their preset's `reference` (models.yaml) names the
-paper model whose rows are shown beside them *as a reference only*, clearly labelled as a different
-model, never diffed.
+paper model whose rows are shown beside them *as a reference only*, never diffed.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from peftbench.specs import PACKAGE_DIR, method_specs
+from peftbench.paper.layout import SPECS, ScoreSpec, table_tasks
+from peftbench.specs import method_specs
 
-PAPER_JSON = PACKAGE_DIR / "paper" / "paper_tables.json"
-
-GLUE_COLUMNS = {
-    "MNLI": "mnli",
-    "SST-2": "sst2",
-    "MRPC": "mrpc",
-    "CoLA": "cola",
-    "QNLI": "qnli",
-    "QQP": "qqp",
-    "RTE": "rte",
-    "STS-B": "stsb",
-}
-E2E_COLUMNS = {"BLEU": "bleu", "NIST": "nist", "MET": "meteor", "ROUGE-L": "rouge_l", "CIDEr": "cider"}
-SPLIT_SUFFIX = {"U": "_unseen", "S": "_seen", "A": ""}  # WebNLG's unseen / seen / all categories -> our metric names
-DTT_METRICS = {"BLEU": "bleu", "MET": "meteor", "TER": "ter"}
+PAPER_DIR = Path(__file__).resolve().parent
+PAPER_JSON = PAPER_DIR / "paper_tables.json"
+PARAM_ROWS = PAPER_DIR / "param_rows.yaml"  # the parameter rows `peftbench params --paper` counts
 
 
 @dataclass(frozen=True)
@@ -51,14 +41,13 @@ class PaperRow:
     values: dict[str, float] = field(default_factory=dict)
     spread: dict[str, float] = field(default_factory=dict)
     houlsby_setup: bool = False  # the † rows of Table 2 (start from the pre-trained model, seq len 128)
+    prior_work: bool = False  # the * rows: numbers of other papers, under their own protocols
 
     @property
     def tasks(self) -> list[str]:
         """The tasks this row has numbers for (GLUE columns are tasks; the other tables are one task each)."""
-        return [c for c in self.values if c in GLUE_COLUMNS.values()] if self.table == "table2" else [TABLE_TASK[self.table]]
-
-
-TABLE_TASK = {"table3": "e2e", "table13": "dart", "table14": "webnlg"}
+        tasks = table_tasks(self.table)
+        return [t for t in tasks if t in self.values] if self.table == "table2" else tasks
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,6 +59,11 @@ def raw_tables() -> dict[str, Any]:
 def label_map() -> dict[str, str]:
     """The paper's method labels -> our method names, from the method specs (one source of truth)."""
     return {label: name for name, spec in method_specs().items() for label in spec.paper_labels}
+
+
+def method_of(label: str) -> str | None:
+    """Our method name for a paper label (`AdapterL`, `FT`...); None for a label no spec claims."""
+    return label_map().get(label)
 
 
 def parse_params(text: str | float | None) -> float | None:
@@ -84,22 +78,25 @@ def parse_params(text: str | float | None) -> float | None:
     return float(m.group(1)) * {"": 1e6, "M": 1e6, "K": 1e3, "B": 1e9}[m.group(2)]
 
 
-def _row(table: str, raw: dict[str, Any], columns: dict[str, str]) -> PaperRow:
+def _row(spec: ScoreSpec, raw: dict[str, Any]) -> PaperRow:
+    table = spec.paper_table
     mark = raw.get("mark") or ("*" if raw.get("prior_work") and table == "table3" else "")
     params = raw.get("trainable_params_M", raw.get("trainable_params"))
+    columns = spec.paper_columns
     values = {ours: raw[theirs] for theirs, ours in columns.items() if raw.get(theirs) is not None}
     spread = {ours: raw[f"{theirs}_pm"] for theirs, ours in columns.items() if raw.get(f"{theirs}_pm") is not None}
     printed = raw.get("trainable_params_printed") or (f"{params}M" if isinstance(params, float) else str(params))
     return PaperRow(
         table=table,
         model=raw["model"],
-        method=label_map().get(raw["method"]),
+        method=method_of(raw["method"]),
         label=f"{raw['method']}{mark}",
         params=parse_params(params),
         params_text=printed,
         values=values,
         spread=spread,
         houlsby_setup=bool(raw.get("houlsby_setup")),
+        prior_work=bool(raw.get("prior_work")) or "*" in mark,
     )
 
 
@@ -107,17 +104,13 @@ def _row(table: str, raw: dict[str, Any], columns: dict[str, str]) -> PaperRow:
 def paper_rows() -> tuple[PaperRow, ...]:
     """Every row of Tables 2, 3, 13 and 14, in the paper's order."""
     t = raw_tables()
-    split_columns = {f"{m}_{s}": f"{ours}{suffix}" for m, ours in DTT_METRICS.items() for s, suffix in SPLIT_SUFFIX.items()}
-    rows = [_row("table2", r, GLUE_COLUMNS) for r in t["table2"]["rows"]]
-    rows += [_row("table3", r, E2E_COLUMNS) for r in t["table3"]["rows"]]
-    rows += [_row("table13", r, DTT_METRICS) for r in t["dart"]["rows"]]
-    rows += [_row("table14", r, split_columns) for r in t["webnlg"]["rows"]]
-    return tuple(rows)
+    in_order = sorted(SPECS, key=lambda s: int(s.paper_table.removeprefix("table")))
+    return tuple(_row(spec, r) for spec in in_order for r in t[spec.json_key]["rows"])
 
 
 def paper_model_for(model: str) -> tuple[str, bool]:
     """The paper model to show beside `model`, and whether it is the same model (False: a reference only)."""
-    from peftbench.models.presets import model_presets
+    from peftbench.models.presets import model_presets  # reads models.yaml: only when a report asks
 
     presets = model_presets()
     reference = presets.get(model).reference if model in presets else None
@@ -139,8 +132,6 @@ def match(table: str, model: str, method: str, params: float | None) -> tuple[Pa
     if not same or params is None or params <= 0:
         return candidates[0], same
 
-    import math
-
     def distance(row: PaperRow) -> tuple[float, int]:
         gap = abs(math.log(row.params / params)) if row.params else math.inf
         return (round(gap, 6), 0 if row.houlsby_setup else 1)
@@ -154,5 +145,11 @@ def table1() -> dict[str, Any]:
 
 
 def source(table: str) -> str:
-    key = {"table13": "dart", "table14": "webnlg"}.get(table, table)
+    """The citation line of one paper table."""
+    key = next((s.json_key for s in SPECS if s.paper_table == table), table)
     return raw_tables()[key]["source"]
+
+
+def hyperparams() -> dict[str, Any]:
+    """Appendix D as printed (Tables 9-11): the protocols behind the score tables."""
+    return raw_tables()["hyperparams"]
