@@ -29,7 +29,7 @@ FORBIDDEN = {
     "regress": {"grid", "run", "bench", "report", "cli"},
     "report": {"grid", "run", "bench", "regress", "cli"},
     "grid": {"regress", "report", "cli"},
-    "paper": {"config", "models", "methods", "tasks", "run", "records", "bench", "grid", "regress", "report", "cli"},
+    "paper": {"config", "methods", "tasks", "run", "records", "bench", "grid", "regress", "report", "cli"},  # models: a preset names the paper model it stands for
 }
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from peftbench import paper
 from peftbench.bench import common, measure
 from peftbench.bench.common import FEW_ROUNDS, check_methods, parse_dtype, pick_device, random_batch, shaped_model
 from peftbench.bench.options import LatencyOptions
@@ -191,15 +192,10 @@ def paper_overheads(model: str) -> dict[tuple[str, int, int], float]:
     """The paper's Table 1 % increases keyed by (method, batch, seq), for GPT-2 medium only."""
     if model != "gpt2-medium":
         return {}
-    import json
-
-    from peftbench.specs import PACKAGE_DIR, method_specs
-
-    table = json.loads((PACKAGE_DIR / "paper" / "paper_tables.json").read_text(encoding="utf-8"))["table1"]
-    labels = {label: name for name, spec in method_specs().items() for label in spec.paper_labels}
+    table = paper.table1()
     out = {}
     for row in table["rows"]:
-        name = labels.get(row["method"])
+        name = paper.method_of(row["method"])
         for setting, pct in zip(table["settings"], row.get("pct_increase") or (), strict=False):
             if name and pct is not None:
                 out[(name, setting["batch_size"], setting["seq_len"])] = pct

@@ -15,10 +15,9 @@ from typing import Any
 from peftbench.config.resolve import resolve_sections
 from peftbench.methods import METHODS
 from peftbench.models.build import build_model
-from peftbench.specs import PACKAGE_DIR, check_keys, check_version, read_yaml
+from peftbench.paper import PARAM_ROWS
+from peftbench.specs import check_keys, check_version, read_yaml
 from peftbench.tables import indent, render_table
-
-PARAM_ROWS = PACKAGE_DIR / "paper" / "param_rows.yaml"
 
 
 @dataclass(frozen=True)

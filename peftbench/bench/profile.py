@@ -43,6 +43,7 @@ from peftbench.bench.options import PROFILE_ROUNDS, ProfileOptions
 from peftbench.bench.variants import FLOOR, TrainVariant, Workload, build_variant, workload
 from peftbench.config.resolve import resolve_measurement
 from peftbench.errors import UsageError
+from peftbench.paper import REFERENCE_METHOD
 from peftbench.records.env import environment
 from peftbench.records.schema import measurement_header
 from peftbench.records.store import save_measurement
@@ -289,7 +290,7 @@ def time_variants(
         {name: v.step for name, v in variants.items()}, device, rounds=rounds, warmup=warmup, desc="profile rounds", catch=True
     )
     errors.update(timing["errors"])
-    paired = {ref: common.paired_ratios(timing["times_s"], ref) for ref in ("ft", FLOOR) if ref in timing["times_s"]}
+    paired = {ref: common.paired_ratios(timing["times_s"], ref) for ref in (REFERENCE_METHOD, FLOOR) if ref in timing["times_s"]}
     rows = [
         {"method": name, "error": errors[name]} if name in errors else variant_row(name, variants[name], work.kind, timing, paired)
         for name in [FLOOR, *methods]
@@ -313,7 +314,7 @@ def memory_protocol(device: torch.device) -> str:
 def add_ratios(rows: list[dict[str, Any]]) -> None:
     """Medians of the paired step ratios vs ft and vs the floor; peak memory and optimizer state vs ft (where those rows exist)."""
     ok = {r["method"]: r for r in rows if "error" not in r}
-    ft = ok.get("ft")
+    ft = ok.get(REFERENCE_METHOD)
     for r in ok.values():
         ratios: dict[str, float] = {f"step_{key}": p["median"] for key, p in r["paired"].items()}
         if ft:

@@ -14,7 +14,18 @@ paper model a tiny preset stands in for).
 from __future__ import annotations
 
 from peftbench.paper.layout import METHOD_ORDER, REFERENCE_METHOD, SPECS, Column, ScoreSpec, method_rank, spec_of
-from peftbench.paper.tables import PAPER_JSON, PARAM_ROWS, PaperRow, match, paper_model_for, paper_rows, raw_tables, source, table1
+from peftbench.paper.tables import (
+    PAPER_JSON,
+    PARAM_ROWS,
+    PaperRow,
+    match,
+    method_of,
+    paper_model_for,
+    paper_rows,
+    raw_tables,
+    source,
+    table1,
+)
 
 __all__ = [
     "METHOD_ORDER",
@@ -26,6 +37,7 @@ __all__ = [
     "PaperRow",
     "ScoreSpec",
     "match",
+    "method_of",
     "method_rank",
     "paper_model_for",
     "paper_rows",
