@@ -28,7 +28,7 @@ def render_table(rows: Sequence[Sequence[Any] | Mapping[str, Any]], headers: Seq
     if fmt not in TABLE_FORMATS:
         raise ValueError(f"table format {fmt!r}; expected one of {', '.join(TABLE_FORMATS)}")
     if rows and isinstance(rows[0], Mapping):
-        headers = list(headers or dict.fromkeys(h for row in rows for h in row))  # type: ignore[union-attr]
+        headers = list(headers or dict.fromkeys(h for row in rows for h in row))
         rows = [[row.get(h) for h in headers] for row in rows]  # type: ignore[union-attr]
     missing = "" if fmt == "csv" else "-"
     cells = [[missing if c is None else terminal_safe(c) for c in row] for row in rows]

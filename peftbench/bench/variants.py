@@ -160,7 +160,7 @@ def build_variant(model: nn.Module, method: str | None, hp: Any, work: Workload,
     seen: dict[str, int] = {}
     if method is None:
         model.requires_grad_(False)
-        embed = model.get_input_embeddings()
+        embed: nn.Module = model.get_input_embeddings()  # type: ignore[operator]  # nn.Module attributes read as Tensor
         total = sum(p.numel() for p in model.parameters())
 
         def floor_step() -> None:

@@ -33,10 +33,13 @@ import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from peftbench.errors import RunFailed, RunInterrupted, UsageError
 from peftbench.records.schema import main_metric_name, metric_value, pid_alive
+
+if TYPE_CHECKING:
+    from peftbench.run.hooks import Callback
 
 SAMPLER_SEED = 0
 TPE_STARTUP = 5  # random trials before TPE models the space (Optuna's default is 10: too many for small budgets)
@@ -313,7 +316,8 @@ def trial_values(trial: Any, params: dict[str, Any], ctx: TrialContext) -> list[
             results_dir=str(ctx.store.root),
         )
         callback = TrialCallback(trial, ctx.study, ctx.metric, report=seed == 0, trials=ctx.spec.trials)
-        record = runner.run(resolved, store=ctx.store, callbacks=[callback], cache=ctx.cache)
+        hooks = [cast("Callback", callback)]  # duck-typed: importing run.hooks at the top would load torch for every CLI call
+        record = runner.run(resolved, store=ctx.store, callbacks=hooks, cache=ctx.cache)
         run_ids.append(record["run_id"])
         trial.set_user_attr("run_ids", run_ids)
         values.append(study_value(record, ctx.metric))

@@ -310,7 +310,7 @@ def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def comparability_key(
-    config: dict[str, Any], spec_hashes: dict[str, str] | None, data_hashes: dict[str, str], processes: int = 1
+    config: dict[str, Any], spec_hashes: dict[str, str | None] | None, data_hashes: dict[str, str], processes: int = 1
 ) -> tuple[str, dict[str, Any]]:
     """Runs with equal keys are the same experiment and may be grouped over seeds or paired across commits.
 

@@ -203,7 +203,7 @@ class Selection:
 def select(root: Path, where: dict[str, list[str]]) -> Selection:
     """Read the store once; raise `UsageError` (exit 2) naming the filter when nothing matches."""
     store = Store(root)
-    entries = list(store.entries("run", **where))
+    entries = list(store.entries("run", **where))  # type: ignore[arg-type]  # field -> accepted values, as `entries` takes them
     finished = [e for e in entries if e.status == "finished" and not tune_tag(e.record)]
     trials = sum(1 for e in entries if e.status == "finished" and tune_tag(e.record))
     unfinished: dict[str, int] = defaultdict(int)
@@ -271,7 +271,7 @@ def measurements(store: Store, kind: str, where: dict[str, list[str]]) -> list[d
 
 def group(entries: list[Entry]) -> list[Group]:
     """One group per (model, task, method, key); one run per seed, the newest (by creation time)."""
-    by_key: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    by_key: dict[tuple[Any, Any, Any, Any], list[dict[str, Any]]] = defaultdict(list)  # schema-checked strings
     for e in entries:
         cfg = e.record.get("config") or {}
         by_key[(cfg.get("model"), cfg.get("task"), cfg.get("method"), e.record.get("key"))].append(e.record)

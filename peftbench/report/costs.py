@@ -181,7 +181,7 @@ def profile_table(record: dict[str, Any], index: int) -> Table:
     heads = {(r.get("params") or {}).get("head") for r in record.get("rows") or [] if "error" not in r} - {None}
     notes = [
         "floor = the frozen model with gradients w.r.t. the input embeddings only: no method training its first layer can be faster.",
-        TRAINABLE_NOTE + (f" Head here: {', '.join(fmt_count(h) for h in sorted(heads))}." if heads else ""),
+        TRAINABLE_NOTE + (f" Head here: {', '.join(fmt_count(h) for h in sorted(h for h in heads if h is not None))}." if heads else ""),
         f"Record {record.get('run_id')}, key {str(record.get('key'))[:8]}; {(record.get('timing') or {}).get('rounds', '-')} rounds.",
     ]
     frame = pd.DataFrame(rows, columns=PROFILE_HEADER)

@@ -160,13 +160,12 @@ def axis_value(point: Point, axis: Axis) -> float | None:
 
 def front_chart(model: str, task: str, points: list[Point], axis: Axis) -> Chart | None:
     """The main score against one cost, with the Pareto front (cheaper and at least as good) drawn."""
-    kept = [(axis_value(p, axis), p) for p in points if p.value is not None]
-    kept = [(x, p) for x, p in kept if x is not None]
+    kept = [(x, v, p) for p in points if (x := axis_value(p, axis)) is not None and (v := p.value) is not None]
     if not kept:
         return None
-    xy = [(x, p.value) for x, p in kept]
-    higher = metric_for(kept[0][1].group.records[0].get("main_metric") or "accuracy").higher_is_better
-    front = pareto(xy, higher)  # type: ignore[arg-type]
+    xy = [(x, v) for x, v, _ in kept]
+    higher = metric_for(kept[0][2].group.records[0].get("main_metric") or "accuracy").higher_is_better
+    front = pareto(xy, higher)
     fig = Figure(figsize=(6.4, 3.8))
     ax = fig.add_subplot()
     ax.scatter([x for x, _ in xy], [y for _, y in xy], color="#888", zorder=2, label="configuration")
@@ -176,9 +175,9 @@ def front_chart(model: str, task: str, points: list[Point], axis: Axis) -> Chart
         log_ticks(ax, [x for x, _ in xy], fmt_count if axis.key == "params" else lambda v: f"{v:g}")
     ax.margins(x=0.15, y=0.15)
     fig.canvas.draw()
-    keys = place_labels(fig, ax, xy, [label(p.group) for _, p in kept])  # type: ignore[misc]
+    keys = place_labels(fig, ax, xy, [label(p.group) for _, _, p in kept])
     ax.set_xlabel(axis.label + ("; log scale" if axis.log else "") + ("\n" + "; ".join(keys) if keys else ""), fontsize=8)
-    ax.set_ylabel(y_label(task, kept[0][1].group), fontsize=8)
+    ax.set_ylabel(y_label(task, kept[0][2].group), fontsize=8)
     ax.set_title(f"{task}, {model}: score vs {axis.key}", fontsize=9)
     ax.legend(loc="best", fontsize=7)
     ax.grid(True, which="major", alpha=0.3)

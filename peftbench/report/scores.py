@@ -216,7 +216,7 @@ def best_cells(frame: pd.DataFrame, kinds: list[str], columns: list[Column], row
         if len(scored) < 2:
             continue
         higher = metric_for(metric_of(c, scored[0][2].by_task[c.task])).higher_is_better
-        best = (max if higher else min)(v for v, _, _ in scored)
+        best = (max if higher else min)(v for v, _, _ in scored if v is not None)
         bold |= {(i, c.header) for v, i, _ in scored if v == best}
     return bold
 

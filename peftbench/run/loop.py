@@ -22,7 +22,7 @@ from transformers import get_linear_schedule_with_warmup
 from peftbench.bench import measure
 from peftbench.methods import METHODS, Adapted
 from peftbench.records.env import environment
-from peftbench.records.schema import update_scores, with_directions
+from peftbench.records.schema import MetricValue, update_scores, with_directions
 from peftbench.run import checkpoint
 from peftbench.run.hooks import Callback, TrainState
 from peftbench.run.keeper import RecordKeeper
@@ -66,7 +66,10 @@ def setup(plan: Plan, record: dict[str, Any], callbacks: Sequence[Callback], tim
         features = pipeline.encode(plan.splits[train.train_split][: train.max_train_examples or None])
     record["params"] = {**adapted.param_counts(), "formula": adapted.formula_count()}
     generator = torch.Generator().manual_seed(train.seed)
-    loader = DataLoader(features, batch_size=train.batch_size, shuffle=True, collate_fn=pipeline.collate, generator=generator)
+    dataset: Any = features  # a list is a map-style dataset (torch's stubs ask for a Dataset)
+    loader: DataLoader[Any] = DataLoader(
+        dataset, batch_size=train.batch_size, shuffle=True, collate_fn=pipeline.collate, generator=generator
+    )
     optimizer = torch.optim.AdamW(adapted.trainable_parameters().values(), lr=train.lr, weight_decay=train.weight_decay)
     prepared_model, prepared_optimizer, loader = accelerator.prepare(adapted.model, optimizer, loader)
     adapted.forward_module = prepared_model
@@ -250,7 +253,7 @@ def evaluate(
     times: dict[str, float],
     peaks: dict[str, dict[str, int]],
     counter: measure.ForwardCounter,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, MetricValue]:
     adapted, device = loop.adapted, loop.accelerator.device
     adapted.model.eval()
     with measure.Phase(times, "eval", device, peaks), counter.attach(adapted.model):
