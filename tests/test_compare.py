@@ -204,7 +204,7 @@ def test_bless_rerun_check_end_to_end(cli, results, tmp_path, monkeypatch):
     bad = cli("check", "--results-dir", str(zero), "--against", str(base))
     assert bad.code == 1 and "not comparable" in bad.out and "training.lr: 0.002 -> 0.0" in bad.out
     assert " ft " in bad.out and f"accuracy {first['metrics']['accuracy']['value']:.4g} -> 0.5 (" in bad.out
-    monkeypatch.setattr("peftbench.run.run_loop.training_step", lambda *a, **k: float("nan"))
+    monkeypatch.setattr("peftbench.run.loop.training_step", lambda *a, **k: float("nan"))
     broken = tmp_path / "broken"
     assert cli(*run, "--results-dir", str(broken)).code == 1
     failed = cli("check", "--results-dir", str(broken), "--against", str(base))
