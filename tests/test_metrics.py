@@ -225,3 +225,15 @@ def test_e2e_bleu_nist_match_the_official_scorer():
 def test_e2e_meteor_rouge_cider_match_the_official_scorer():
     got = M.generation_metrics(*_e2e_fixture(), list(E2E_OFFICIAL_JAVA))
     assert got == {name: pytest.approx(value, abs=1e-9) for name, value in E2E_OFFICIAL_JAVA.items()}
+
+
+def test_the_registry_pools_seeds_as_each_paper_table_does():
+    """One vocabulary: the metric registry's pooling rule is the one of every paper table whose columns use it."""
+    from peftbench.paper import SPECS
+    from peftbench.tasks.base import task_specs
+
+    for spec in SPECS:
+        for column in spec.columns:
+            name = column.metric or task_specs().get(column.task).main_metric
+            assert M.metric_for(name).pooling == spec.rule, (spec.paper_table, column.id)
+    assert {m.pooling for _, m in M.METRICS.items()} == {"median", "mean"}

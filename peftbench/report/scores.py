@@ -317,12 +317,12 @@ def score_tables(groups: list[Group], diff_anyway: bool = False) -> tuple[list[T
 
 def own_spec(task: str) -> ScoreSpec:
     """The table of a task no paper table holds (rotten-tomatoes...): its metrics in the registry's scale, seeds
-    pooled by the paper's rule for the task's kind (classification and regression: median, as GLUE; generation: mean)."""
+    pooled by the metric registry's rule for its main metric (label metrics: median, as GLUE; generation: mean)."""
     from peftbench.tasks.base import task_specs
 
     if task not in task_specs():  # records of a task whose spec is gone: its main metric, mean over seeds
         return ScoreSpec(task, f"{task} (no task spec)", "", "mean", (Column("main", "main", task, None, 2),))
     spec = task_specs().get(task)
-    rule = "mean" if spec.kind == "generation" else "median"
+    rule = metric_for(spec.main_metric).pooling
     columns = tuple(Column(m, m, task, m, 1) for m in (spec.main_metric, *(m for m in spec.metrics if m != spec.main_metric)))
     return ScoreSpec(task, f"{task}: {spec.description} (not in the paper)", "", rule, columns)

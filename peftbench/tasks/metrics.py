@@ -62,8 +62,10 @@ class Metric:
     """What every consumer of a score needs to know about its metric, in one place.
 
     The runner stores `higher_is_better` beside each value; reports multiply by `paper_scale` to
-    print the number the way the paper's tables do (GLUE as percentages, data-to-text as computed);
-    regression checks call a change within `tolerance` (raw units) noise unless seeds say otherwise.
+    print the number the way the paper's tables do (GLUE as percentages, data-to-text as computed)
+    and pool seeds by `pooling` as the paper does (GLUE: the median over seeds, data-to-text: the
+    mean); regression checks call a change within `tolerance` (raw units) noise unless seeds say
+    otherwise. The compute functions: `LABEL_METRICS` (from labels) and `generation_metrics` (text).
     """
 
     name: str
@@ -71,6 +73,7 @@ class Metric:
     paper_scale: float
     tolerance: float
     description: str
+    pooling: str = "median"  # how seeds of one configuration pool into one number: "median" or "mean"
 
 
 METRICS: Registry[Metric] = Registry("metric")
@@ -80,12 +83,12 @@ for _metric in (
     Metric("matthews", True, 100.0, 0.01, "Matthews correlation (CoLA; paper: x100)"),
     Metric("pearson", True, 100.0, 0.005, "Pearson correlation (STS-B; paper: x100)"),
     Metric("spearman", True, 100.0, 0.005, "Spearman correlation (STS-B; paper: x100)"),
-    Metric("bleu", True, 1.0, 0.5, "corpus BLEU, 0-100 (sacrebleu, 13a, lowercased)"),
-    Metric("nist", True, 1.0, 0.05, "NIST (mteval-v13a definition)"),
-    Metric("meteor", True, 1.0, 0.005, "METEOR 1.5, 0-1"),
-    Metric("rouge_l", True, 1.0, 0.005, "ROUGE-L F, 0-1"),
-    Metric("cider", True, 1.0, 0.02, "CIDEr (IDF from the scored corpus)"),
-    Metric("ter", False, 1.0, 0.005, "translation edit rate, 0-1 (lower is better)"),
+    Metric("bleu", True, 1.0, 0.5, "corpus BLEU, 0-100 (sacrebleu, 13a, lowercased)", "mean"),
+    Metric("nist", True, 1.0, 0.05, "NIST (mteval-v13a definition)", "mean"),
+    Metric("meteor", True, 1.0, 0.005, "METEOR 1.5, 0-1", "mean"),
+    Metric("rouge_l", True, 1.0, 0.005, "ROUGE-L F, 0-1", "mean"),
+    Metric("cider", True, 1.0, 0.02, "CIDEr (IDF from the scored corpus)", "mean"),
+    Metric("ter", False, 1.0, 0.005, "translation edit rate, 0-1 (lower is better)", "mean"),
 ):
     METRICS.add(_metric.name, _metric)
 
