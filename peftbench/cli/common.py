@@ -32,3 +32,14 @@ def add_set(parser: Any, what: str) -> None:
 
 def add_model(parser: Any, what: str = "a model preset (peftbench ls models) or a local model folder", **kwargs: Any) -> None:
     parser.add_argument("--model", help=what, **kwargs)
+
+
+WHERE_HELP = (
+    "only records with FIELD=VALUE[,VALUE...] (repeatable; an item without '=' adds a value to the field before it): "
+    "method, task, model, seed, key, status, commit (a prefix), a config path (training.lr) or a short name (lr, r)"
+)
+
+
+def add_where(parser: Any, what: str = WHERE_HELP) -> None:
+    """`--where`, the one record filter grammar (`records.query.parse_where`)."""
+    parser.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE", help=what)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from peftbench.cli.common import add_json, add_model, add_results_dir, add_set
+from peftbench.cli.common import add_json, add_model, add_results_dir, add_set, add_where
 from peftbench.errors import terminal_safe
 
 
@@ -69,6 +69,7 @@ def add_runs_parser(sub: Any) -> None:
     runs.add_argument("--seed", type=int, help="only this seed")
     runs.add_argument("--key", help="only this comparability key")
     runs.add_argument("--kind", choices=["run", "latency", "profile"], default="run", help="record kind (default: run)")
+    add_where(runs)
     add_results_dir(runs)
     add_json(runs, "the records themselves, as a JSON list")
     runs.set_defaults(func=cmd_runs)
@@ -128,12 +129,21 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from peftbench.cli.display import runs_table
-    from peftbench.records.store import Corrupt, Store, matches
+    from peftbench.records.query import as_where, matches, parse_where
+    from peftbench.records.store import Corrupt, Store
 
-    where = {"method": args.method, "task": args.task, "model": args.model, "status": args.status, "seed": args.seed, "key": args.key}
+    flags = {"method": args.method, "task": args.task, "model": args.model, "seed": args.seed, "key": args.key}
+    where = {**as_where(flags), **parse_where(args.where)}
+    if args.status not in (None, "corrupt"):
+        where["status"] = [args.status]
     found = list(Store(args.results_dir and Path(args.results_dir)).scan(args.kind))
-    unfiltered = not any(v is not None for k, v in where.items() if k != "status") and args.status in (None, "corrupt")
-    entries = [f for f in found if (isinstance(f, Corrupt) and unfiltered) or (not isinstance(f, Corrupt) and matches(f, where))]
+    corrupt_too = not where and args.status in (None, "corrupt")
+    only_corrupt = args.status == "corrupt"
+    entries = [
+        f
+        for f in found
+        if (corrupt_too if isinstance(f, Corrupt) else not only_corrupt and matches(f.record, where, f.status))
+    ]
     if args.json:
         print(json.dumps([as_json(e) for e in entries], indent=2, default=str))
     else:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from peftbench.cli.common import EPILOG, add_results_dir
+from peftbench.cli.common import EPILOG, add_results_dir, add_where
 
 
 def add_parser(sub: Any) -> None:
@@ -20,13 +20,7 @@ def add_parser(sub: Any) -> None:
         "under --out. Paper rows not run yet come last.",
         epilog=EPILOG,
     )
-    report.add_argument(
-        "--where",
-        action="append",
-        metavar="FIELD=VALUE[,...]",
-        help="only these records, e.g. method=lora,bitfit,task=mrpc (fields: method, task, model, seed, key, data, preset; "
-        "an item without '=' adds a value to the field before it; repeatable)",
-    )
+    add_where(report)
     add_results_dir(report)
     report.add_argument("--out", default="reports/latest", help="output folder (default: reports/latest)")
     report.add_argument("--format", help="comma-separated subset of html,md,tex,csv (default: all)")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from peftbench.errors import UsageError, terminal_safe
+from peftbench.records import query
 from peftbench.records.schema import (
     SCHEMA_VERSION,
     check_id,
@@ -226,15 +227,16 @@ class Store:
     def entries(self, kind: str | None = None, warn: bool = True, **where: Any) -> Iterator[Entry]:
         """Records of `kind` (all kinds by default) matching every `where` filter, oldest first.
 
-        Filters match top-level fields, then config fields (`method`, `task`, `model`); a list or tuple
-        value matches any of its items; `status` matches the effective status (`stale` included).
+        Filters are keyword fields as `records.query` reads them (`method`, `task`, `seed`, `training.lr`, `commit`...);
+        a list or tuple value matches any of its items; `status` matches the effective status (`stale` included).
         A file that cannot be read is reported on stderr with its path and skipped.
         """
+        wanted = query.as_where(where)
         for found in self.scan(kind):
             if isinstance(found, Corrupt):
                 if warn:
                     print(f"peftbench: skipping {terminal_safe(found.reason)}", file=sys.stderr)
-            elif matches(found, where):
+            elif query.matches(found.record, wanted, found.status):
                 yield found
 
     def scan(self, kind: str | None = None) -> Iterator[Entry | Corrupt]:
@@ -347,20 +349,3 @@ def save_measurement(record: dict[str, Any], root: Path) -> Path:
         return path
 
 
-def field_of(entry: Entry, name: str) -> Any:
-    if name == "status":
-        return entry.status
-    if name in entry.record:
-        return entry.record[name]
-    return (entry.record.get("config") or {}).get(name)
-
-
-def matches(entry: Entry, where: dict[str, Any]) -> bool:
-    for name, wanted in where.items():
-        if wanted is None:
-            continue
-        value = field_of(entry, name)
-        options = wanted if isinstance(wanted, (list, tuple, set)) else [wanted]
-        if value not in options and str(value) not in {str(o) for o in options}:
-            return False
-    return True

@@ -18,37 +18,12 @@ from typing import Any
 
 from peftbench.errors import UsageError
 from peftbench.paper.protocol import Decoding, RunProtocol
+from peftbench.records.query import parse_where as parse_where  # re-exported: the one --where grammar
 from peftbench.records.schema import comparable_config, main_metric_name
 from peftbench.records.store import STUDIES, Entry, Store
 from peftbench.report.uncertainty import NONE, Interval, seed_interval
 
-WHERE_KEYS = ("method", "task", "model", "seed", "key", "data", "preset")
 MEASUREMENT_KEYS = {"method", "model"}  # latency/profile records have a model and methods, no task
-
-
-def parse_where(texts: list[str] | None) -> dict[str, list[str]]:
-    """`method=lora,bitfit,task=mrpc` -> {'method': ['lora', 'bitfit'], 'task': ['mrpc']}.
-
-    Pairs are comma-separated; a item without `=` adds a value to the key before it. Repeatable.
-    """
-    where: dict[str, list[str]] = {}
-    last: str | None = None
-    for text in texts or []:
-        for item in (x.strip() for x in text.split(",")):
-            if not item:
-                continue
-            key, sep, value = item.partition("=")
-            if sep:
-                key = key.strip()
-                if key not in WHERE_KEYS:
-                    raise UsageError(f"--where: unknown field {key!r}; use {', '.join(WHERE_KEYS)}")
-                last = key
-                where.setdefault(key, []).append(value.strip())
-            elif last is None:
-                raise UsageError(f"--where expects field=value[,value...], got {item!r}")
-            else:
-                where[last].append(item)
-    return where
 
 
 def describe_where(where: dict[str, list[str]]) -> str:
