@@ -16,10 +16,16 @@ DEFAULT_MODEL, DEFAULT_TASK = "tiny-roberta", "mrpc"  # where `validate` checks 
 def catalog(what: str) -> list[tuple[str, str, str]]:
     """(name, one-line description, the spec it comes from)."""
     if what == "methods":  # every method has a spec (validate checks it): listing them needs no torch
-        return [(name, spec.description, str(spec.source)) for name, spec in method_specs().items()]
+        return [(name, spec.description + runs_on(spec.peft), str(spec.source)) for name, spec in method_specs().items()]
     if what == "tasks":
         return [(name, spec.description, str(spec.source)) for name, spec in task_specs().items()]
     return [(name, src.description, str(PACKAGE_DIR / "models.yaml")) for name, src in model_presets().items()]
+
+
+def runs_on(bridge: dict[str, object]) -> str:
+    """A peft type's families, as its spec declares them (measured by tools/peft_specs.py); empty for our own methods."""
+    families = bridge.get("runs_on")
+    return f" [runs on {', '.join(map(str, families))}]" if isinstance(families, list) else ""
 
 
 def validate_all() -> Iterator[str]:
