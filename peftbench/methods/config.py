@@ -94,6 +94,32 @@ class ReloraConfig(LoraConfig):
             )
 
 
+QUANT_TYPES = ("nf4", "fp4")
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+QLORA_BACKENDS = {"bitsandbytes": "pip install -e '.[qlora]' (or: pip install 'bitsandbytes>=0.49,<0.51')"}
+
+
+@dataclass(frozen=True)
+class QloraConfig(LoraConfig):
+    """LoRA's hyperparameters plus how the frozen base is quantised (Dettmers et al. 2023: NF4, double quantisation)."""
+
+    quant_type: str = "nf4"  # bitsandbytes' 4-bit data type: NF4 (the paper's) or FP4
+    compute_dtype: str = "float32"  # what the 4-bit weights are dequantised to for each matmul (bf16 on GPUs in the paper)
+    double_quant: bool = True  # the quantisation constants themselves quantised (8-bit), as in the paper
+    backend: str = "bitsandbytes"
+
+    def validate(self, dims: ModelDims) -> None:
+        super().validate(dims)
+        if self.quant_type not in QUANT_TYPES:
+            raise UsageError(f"quant_type must be one of {', '.join(QUANT_TYPES)}, got {self.quant_type!r}")
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise UsageError(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {self.compute_dtype!r}")
+        if self.backend not in QLORA_BACKENDS:
+            raise UsageError(f"qlora backend must be one of {', '.join(QLORA_BACKENDS)}, got {self.backend!r}")
+        if importlib.util.find_spec(self.backend) is None:
+            raise UsageError(f"qlora needs {self.backend}, which is not installed: {QLORA_BACKENDS[self.backend]}")
+
+
 # ---------------------------------------------------------------- adapters
 
 # An adapter's nonlinearity by name -> the `torch.nn` class that computes it (adapters.py builds it).
@@ -307,6 +333,7 @@ for _name, _cls in {
     "bitfit": BitFitConfig,
     "lora": LoraConfig,
     "relora": ReloraConfig,
+    "qlora": QloraConfig,
     "prefix_embed": PrefixConfig,
     "prefix_layer": PrefixConfig,
     "adapter_h": AdapterConfig,
