@@ -97,7 +97,15 @@ class PeftTuner(Method):
         tuner_cls = peft.mapping.PEFT_TYPE_TO_TUNER_MAPPING[built.peft_type]
         with warnings.catch_warnings():  # fan_in_fan_out and target-module notices
             warnings.simplefilter("ignore")
-            tuner = tuner_cls(model, built, adapter_name=ADAPTER)
+            try:
+                tuner = tuner_cls(model, built, adapter_name=ADAPTER)
+            except (NotImplementedError, RuntimeError) as exc:
+                if not any(p.is_meta for p in model.parameters()):
+                    raise
+                raise UsageError(
+                    f"{self.name} initialises from the base weights (an SVD or a mask of W), which a model on the meta device "
+                    "does not have: count it on a model with weights (a run's record has its counts)"
+                ) from exc
         object.__setattr__(model, TUNER, tuner)  # kept alive with the model, not a submodule (it holds the model)
 
     def callbacks(self, adapted: Adapted) -> list[Any]:
