@@ -86,10 +86,12 @@ class PeftTuner(Method):
     """One peft tuner type: peft builds and injects its layers; the rest is the one interface."""
 
     def __init__(self, name: str, config_cls: type[PeftTypeConfig], description: str = ""):
-        self.name = name
-        self.description = f"{description} (peft; runs on {', '.join(config_cls.bridge.runs_on)})"
-        self.config_cls = config_cls
-        self.capabilities = Capabilities(mergeable=config_cls.bridge.mergeable, adds_latency=not config_cls.bridge.mergeable)
+        # one instance per type, as `Composed` is one per composition: the class variables become per-instance
+        self.name = name  # type: ignore[misc]
+        self.description = f"{description} (peft; runs on {', '.join(config_cls.bridge.runs_on)})"  # type: ignore[misc]
+        self.config_cls = config_cls  # type: ignore[misc]
+        mergeable = config_cls.bridge.mergeable
+        self.capabilities = Capabilities(mergeable=mergeable, adds_latency=not mergeable)  # type: ignore[misc]
 
     def adapt(self, model: nn.Module, config: PeftTypeConfig, arch: ArchSpec) -> None:
         peft = import_peft(self.name)

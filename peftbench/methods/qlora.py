@@ -32,7 +32,7 @@ def quantised(base: nn.Module, config: QloraConfig, transposed: bool) -> nn.Modu
     """`base` (an nn.Linear, or GPT-2's Conv1D whose weight is (in, out)) as a frozen bitsandbytes `Linear4bit`."""
     import bitsandbytes as bnb
 
-    weight = base.weight.detach()
+    weight: torch.Tensor = base.get_parameter("weight").detach()
     weight = weight.T.contiguous() if transposed else weight
     out_features, in_features = weight.shape
     layer = bnb.nn.Linear4bit(
@@ -48,7 +48,7 @@ def quantised(base: nn.Module, config: QloraConfig, transposed: bool) -> nn.Modu
         weight.to(torch.float32), requires_grad=False, compress_statistics=config.double_quant, quant_type=config.quant_type
     )
     if base.bias is not None:
-        layer.bias = nn.Parameter(base.bias.detach().clone(), requires_grad=False)
+        layer.bias = nn.Parameter(base.get_parameter("bias").detach().clone(), requires_grad=False)
     return layer.to(weight.device)  # bitsandbytes quantises when the weight moves to its device
 
 
@@ -91,7 +91,7 @@ class Qlora(Lora):
     description = "LoRA on a frozen 4-bit NF4 base (bitsandbytes, double quantisation); LoRA's count; not mergeable"
     capabilities = Capabilities(mergeable=False, adds_latency=True)
 
-    def adapt(self, model: nn.Module, config: QloraConfig, arch: ArchSpec) -> None:
+    def adapt(self, model: nn.Module, config: QloraConfig, arch: ArchSpec) -> None:  # type: ignore[override]
         super().adapt(model, config, arch)
         maps = quantise_blocks(model, arch, config)
         object.__setattr__(model, "peftbench_quantised_maps", maps)
@@ -109,7 +109,7 @@ class Qlora(Lora):
 def describe(adapted: Adapted) -> dict[str, Any]:
     import bitsandbytes as bnb
 
-    config = adapted.config
+    config: QloraConfig = adapted.config  # type: ignore[assignment]
     return {
         "backend": f"bitsandbytes {bnb.__version__}",
         "quant_type": config.quant_type,
