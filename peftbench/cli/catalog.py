@@ -48,7 +48,10 @@ def validate_all() -> Iterator[str]:
         models.get(spec.default_model)
         yield f"task {name}: {spec.kind}, metrics {', '.join(spec.metrics)}"
     absent: set[str] = set()
+    unchecked = {name: CONFIGS.get(name).missing_library() for name in methods}
     for name, spec in methods.items():
+        if unchecked[name]:
+            continue
         checked = 0
         for preset in spec.presets or ():
             if any(models.get(m).counting_only for m in preset.models):
@@ -67,6 +70,8 @@ def validate_all() -> Iterator[str]:
         yield f"method {name}: {checked + 1} configurations resolve"
     if absent:
         yield f"not checked (model not installed or not yet converted): presets of {', '.join(sorted(absent))}"
+    for library in sorted({why for why in unchecked.values() if why}):
+        yield f"not checked (library not installed, {library}): {', '.join(n for n, why in unchecked.items() if why == library)}"
 
 
 def readable_without_loading(source: ModelSource) -> ModelSource | None:

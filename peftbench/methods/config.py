@@ -32,6 +32,14 @@ class MethodConfig:
         """Positions the method inserts into every sequence (prefix methods); they count against the model's maximum."""
         return 0
 
+    @classmethod
+    def missing_library(cls) -> str | None:
+        """The install command of an optional library the method needs and does not find (peft, bitsandbytes); else None.
+
+        `validate` raises with it; `peftbench validate` reports such methods as not checked instead of failing.
+        """
+        return None
+
 
 # ---------------------------------------------------------------- LoRA and ReLoRA
 
@@ -118,6 +126,11 @@ class QloraConfig(LoraConfig):
             raise UsageError(f"qlora backend must be one of {', '.join(QLORA_BACKENDS)}, got {self.backend!r}")
         if importlib.util.find_spec(self.backend) is None:
             raise UsageError(f"qlora needs {self.backend}, which is not installed: {QLORA_BACKENDS[self.backend]}")
+
+    @classmethod
+    def missing_library(cls) -> str | None:
+        backend = cls.backend
+        return None if importlib.util.find_spec(backend) else f"{backend}: {QLORA_BACKENDS[backend]}"
 
 
 # ---------------------------------------------------------------- adapters
@@ -264,6 +277,10 @@ class PeftTypeConfig(MethodConfig):
     """
 
     bridge: ClassVar[PeftBridge]
+
+    @classmethod
+    def missing_library(cls) -> str | None:
+        return None if peft_installed() else f"peft: {PEFT_INSTALL}"
 
     def validate(self, dims: ModelDims) -> None:
         bridge = self.bridge
