@@ -274,3 +274,17 @@ def test_every_type_finishes_a_run_on_each_pair_it_applies_to(name, pair, tmp_pa
     record = runner.run(resolve_run(name, pair[1], pair[0], overrides=PAIRS[pair]), store=Store(tmp_path))
     assert record["status"] == "finished" and record["hooks"]["peft"]["source"] == f"peft {peft.__version__}"
     assert record["params"]["method"] > 0 and record["metrics"]
+
+
+def test_latency_variants_merge_what_peft_can_merge_and_start_at_the_base():
+    """What `latency` builds (no timing here): each type on its copy of the base, a merged twin where peft merges."""
+    from peftbench.bench.variants import build_variants, output_gaps
+
+    names = ["peft:dora", "peft:vera", "peft:lily"]
+    base = build_model(resolve_model("tiny-roberta"), "classification", seed=0)
+    hyperparameters = {n: METHODS.get(n).config_cls() for n in names}
+    variants = build_variants(base, names, hyperparameters, torch.device("cpu"), torch.float32)
+    assert [v.name for v in variants if v.merged] == ["peft:dora merged", "peft:vera merged"]  # Lily: peft cannot merge it
+    x = batch()
+    gaps = output_gaps(variants, {**x, "prompt_lengths": x["attention_mask"].sum(dim=1)})
+    assert gaps["peft:dora"] < 1e-6 and gaps["peft:dora merged"] < 1e-5 and gaps["peft:vera merged"] < 1e-5
