@@ -195,7 +195,7 @@ def parse_presets(where: str, raw: Any) -> tuple[Preset, ...]:
 
 
 METHOD_KEYS_REQUIRED = {"version", "name", "description"}
-METHOD_KEYS_OPTIONAL = {"hyperparameters", "training", "presets", "paper_labels", "search"}
+METHOD_KEYS_OPTIONAL = {"hyperparameters", "training", "presets", "paper_labels", "search", "peft"}
 SEARCH_TYPES = ("float", "int", "categorical")
 
 
@@ -259,6 +259,9 @@ class MethodSpec:
     paper_labels: tuple[str, ...] = ()
     search: tuple[SearchParam, ...] = ()  # the tuning space (`peftbench tune`)
     source: Path | None = None
+    # `peft:<type>` methods only: how the bridge builds peft's config (its class, what it targets) and where the type
+    # runs (families, the reason for each refused one); checked in `methods/config.py`, read without importing peft
+    peft: dict[str, Any] = field(default_factory=dict)
 
     def preset_names(self) -> list[str]:
         return [p.name for p in self.presets if p.name]
@@ -269,8 +272,8 @@ def parse_method_spec(path: Path) -> MethodSpec:
     where = str(path)
     check_keys(where, data, METHOD_KEYS_REQUIRED, METHOD_KEYS_OPTIONAL)
     check_version(where, data)
-    if data["name"] != path.stem:
-        raise UsageError(f"{where}: name {data['name']!r} must match the file name {path.stem!r}")
+    if data["name"] != spec_name(path):
+        raise UsageError(f"{where}: name {data['name']!r} must match the file name {spec_name(path)!r}")
     return MethodSpec(
         name=data["name"],
         description=text(where, "description", data["description"]) or "",
@@ -280,9 +283,21 @@ def parse_method_spec(path: Path) -> MethodSpec:
         paper_labels=names(where, "paper_labels", data.get("paper_labels")),
         search=parse_search(where, data.get("search")),
         source=path,
+        peft=mapping(where, "peft", data.get("peft")),
     )
+
+
+def spec_name(path: Path) -> str:
+    """A spec's method name: its file name, prefixed by its folder inside methods/ (`peft/dora.yaml` -> `peft:dora`).
+
+    A family of methods from one source (the peft bridge) keeps its specs in one folder; a colon in a
+    file name would not survive every file system or wheel, a folder does.
+    """
+    return path.stem if path.parent.name == "methods" or path.parent.parent.name != "methods" else f"{path.parent.name}:{path.stem}"
 
 
 @lru_cache(maxsize=1)
 def method_specs() -> dict[str, MethodSpec]:
-    return {p.stem: parse_method_spec(p) for p in sorted(spec_dir("methods").glob("*.yaml"))}
+    folder = spec_dir("methods")
+    paths = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*/*.yaml"))
+    return {spec_name(p): parse_method_spec(p) for p in paths}

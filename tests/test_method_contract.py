@@ -14,7 +14,9 @@ from peftbench.methods import METHODS
 from peftbench.models.build import build_model
 from peftbench.models.presets import resolve_model
 
-ALL = [(m, model, kind) for m in METHODS for model, kind in CASES if (m, model) not in REFUSED]
+# peft's types (`peft:<type>`) keep this contract in test_peft_bridge.py, on the families their specs name
+OURS = [m for m in METHODS if not m.startswith("peft:")]
+ALL = [(m, model, kind) for m in OURS for model, kind in CASES if (m, model) not in REFUSED]
 IDS = [f"{m}-{model}-{kind}" for m, model, kind in ALL]
 
 
@@ -67,6 +69,8 @@ def test_count_equals_the_paper_formula(method, model_name, kind):
 def test_methods_that_keep_the_sequence_start_at_the_base_model(method, model_name, kind):
     if METHODS.get(method).capabilities.changes_seq_len:
         pytest.skip("inserted positions change the output by design")
+    if method == "qlora":
+        pytest.skip("a 4-bit base moves the outputs by design (test_qlora.py bounds how far)")
     base = build_model(resolve_model(model_name), kind, seed=0).eval()
     _, adapted = adapted_model(method, model_name, kind)
     x = batch()

@@ -16,10 +16,16 @@ DEFAULT_MODEL, DEFAULT_TASK = "tiny-roberta", "mrpc"  # where `validate` checks 
 def catalog(what: str) -> list[tuple[str, str, str]]:
     """(name, one-line description, the spec it comes from)."""
     if what == "methods":  # every method has a spec (validate checks it): listing them needs no torch
-        return [(name, spec.description, str(spec.source)) for name, spec in method_specs().items()]
+        return [(name, spec.description + runs_on(spec.peft), str(spec.source)) for name, spec in method_specs().items()]
     if what == "tasks":
         return [(name, spec.description, str(spec.source)) for name, spec in task_specs().items()]
     return [(name, src.description, str(PACKAGE_DIR / "models.yaml")) for name, src in model_presets().items()]
+
+
+def runs_on(bridge: dict[str, object]) -> str:
+    """A peft type's families, as its spec declares them (measured by tools/peft_specs.py); empty for our own methods."""
+    families = bridge.get("runs_on")
+    return f" [runs on {', '.join(map(str, families))}]" if isinstance(families, list) else ""
 
 
 def validate_all() -> Iterator[str]:
@@ -42,7 +48,10 @@ def validate_all() -> Iterator[str]:
         models.get(task_spec.default_model)
         yield f"task {name}: {task_spec.kind}, metrics {', '.join(task_spec.metrics)}"
     absent: set[str] = set()
+    unchecked = {name: CONFIGS.get(name).missing_library() for name in methods}
     for name, spec in methods.items():
+        if unchecked[name]:
+            continue
         checked = 0
         for preset in spec.presets or ():
             if any(models.get(m).counting_only for m in preset.models):
@@ -61,6 +70,8 @@ def validate_all() -> Iterator[str]:
         yield f"method {name}: {checked + 1} configurations resolve"
     if absent:
         yield f"not checked (model not installed or not yet converted): presets of {', '.join(sorted(absent))}"
+    for library in sorted({why for why in unchecked.values() if why}):
+        yield f"not checked (library not installed, {library}): {', '.join(n for n, why in unchecked.items() if why == library)}"
 
 
 def readable_without_loading(source: ModelSource) -> ModelSource | None:

@@ -112,7 +112,7 @@ def resolve_declared(
     task_spec = task_specs().get(task) if task is not None else None
     specs = method_specs()
     if method not in specs:
-        raise UsageError(f"method {method!r} has no spec file in methods/")
+        raise UsageError(unknown_name_message("method", method, specs) + " (no spec file in methods/)")
     source = model if isinstance(model, ModelSource) else resolve_model(model)
     classes = {"hyperparameters": config_cls, "training": TrainConfig, "generation": GenerationConfig}
     layers = layered_values(specs[method], task_spec, source, task, preset, results_dir)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-IMPLEMENTATIONS = ("adapters", "bitfit", "composed", "full", "lora", "prefix", "relora")
+IMPLEMENTATIONS = ("adapters", "bitfit", "bridge", "composed", "full", "lora", "prefix", "qlora", "relora")
 __all__ = ["METHODS", "Adapted", "Capabilities", "Method", "MethodConfig"]
 
 

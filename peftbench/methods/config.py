@@ -11,11 +11,14 @@ import their config from here, and `CONFIGS` is the one table of method name -> 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from peftbench.errors import UsageError
-from peftbench.models.arch import ModelDims
+from peftbench.models.arch import ModelDims, arch_for_type
 from peftbench.registry import Registry
+from peftbench.specs import MethodSpec, check_keys, mapping, method_specs, names, text
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,14 @@ class MethodConfig:
     def extra_positions(self) -> int:
         """Positions the method inserts into every sequence (prefix methods); they count against the model's maximum."""
         return 0
+
+    @classmethod
+    def missing_library(cls) -> str | None:
+        """The install command of an optional library the method needs and does not find (peft, bitsandbytes); else None.
+
+        `validate` raises with it; `peftbench validate` reports such methods as not checked instead of failing.
+        """
+        return None
 
 
 # ---------------------------------------------------------------- LoRA and ReLoRA
@@ -89,6 +100,37 @@ class ReloraConfig(LoraConfig):
                 f"restart_warmup ({self.restart_warmup}) must be below restart_every ({self.restart_every}): "
                 "the learning rate would never get back to the base schedule"
             )
+
+
+QUANT_TYPES = ("nf4", "fp4")
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+QLORA_BACKENDS = {"bitsandbytes": "pip install -e '.[qlora]' (or: pip install 'bitsandbytes>=0.49,<0.51')"}
+
+
+@dataclass(frozen=True)
+class QloraConfig(LoraConfig):
+    """LoRA's hyperparameters plus how the frozen base is quantised (Dettmers et al. 2023: NF4, double quantisation)."""
+
+    quant_type: str = "nf4"  # bitsandbytes' 4-bit data type: NF4 (the paper's) or FP4
+    compute_dtype: str = "float32"  # what the 4-bit weights are dequantised to for each matmul (bf16 on GPUs in the paper)
+    double_quant: bool = True  # the quantisation constants themselves quantised (8-bit), as in the paper
+    backend: str = "bitsandbytes"
+
+    def validate(self, dims: ModelDims) -> None:
+        super().validate(dims)
+        if self.quant_type not in QUANT_TYPES:
+            raise UsageError(f"quant_type must be one of {', '.join(QUANT_TYPES)}, got {self.quant_type!r}")
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise UsageError(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {self.compute_dtype!r}")
+        if self.backend not in QLORA_BACKENDS:
+            raise UsageError(f"qlora backend must be one of {', '.join(QLORA_BACKENDS)}, got {self.backend!r}")
+        if importlib.util.find_spec(self.backend) is None:
+            raise UsageError(f"qlora needs {self.backend}, which is not installed: {QLORA_BACKENDS[self.backend]}")
+
+    @classmethod
+    def missing_library(cls) -> str | None:
+        backend = cls.backend
+        return None if importlib.util.find_spec(backend) else f"{backend}: {QLORA_BACKENDS[backend]}"
 
 
 # ---------------------------------------------------------------- adapters
@@ -196,6 +238,109 @@ def composed_config_class(parts: tuple[str, ...]) -> type[ComposedConfig]:
     return cls
 
 
+# ---------------------------------------------------------------- the peft bridge (peft:<type>)
+
+PEFT_PREFIX = "peft:"
+PEFT_INSTALL = "pip install -e '.[peft]' (or: pip install 'peft>=0.21.2,<0.22')"
+PEFT_KEYS = {"config", "runs_on", "refused", "targets", "mergeable"}
+PEFT_TARGETS = ("norms",)  # fixed targets a type may declare instead of a `targets` hyperparameter
+
+
+def peft_installed() -> bool:
+    """Whether peft can be imported, found without importing it (that would import torch)."""
+    return importlib.util.find_spec("peft") is not None
+
+
+def require_peft(method: str) -> None:
+    if not peft_installed():
+        raise UsageError(f"{method} needs the peft library, which is not installed: {PEFT_INSTALL}")
+
+
+@dataclass(frozen=True)
+class PeftBridge:
+    """What a `peft:<type>` spec declares about building peft's config, read without importing peft."""
+
+    method: str
+    config: str  # the name of peft's config class (`LoraConfig`)
+    runs_on: tuple[str, ...]  # ArchSpec names the type was run on
+    refused: dict[str, str] = field(default_factory=dict)  # ArchSpec name -> why peft refuses the type there
+    targets: str | None = None  # "norms": the blocks' norms; None: the `targets` hyperparameter, or peft's own defaults
+    mergeable: bool = False  # peft can fold it into the base weights (merge_and_unload)
+
+
+@dataclass(frozen=True)
+class PeftTypeConfig(MethodConfig):
+    """Base of each `peft:<type>`'s hyperparameters: peft's own names and defaults, as its spec lists them.
+
+    The fields come from the spec (`peft_config_class`), so a new type is a spec file; `targets` (q, k,
+    v, o, ffn) is ours, turned into module names through the family's ArchSpec when the config is built.
+    """
+
+    bridge: ClassVar[PeftBridge]
+
+    @classmethod
+    def missing_library(cls) -> str | None:
+        return None if peft_installed() else f"peft: {PEFT_INSTALL}"
+
+    def validate(self, dims: ModelDims) -> None:
+        bridge = self.bridge
+        require_peft(bridge.method)
+        family = arch_for_type(dims.model_type).name
+        if family in bridge.refused:
+            raise UsageError(f"{bridge.method} does not run on {family} models: {bridge.refused[family]}")
+        if family not in bridge.runs_on:
+            raise UsageError(f"{bridge.method} has not been checked on {family} models (it runs on {', '.join(bridge.runs_on)})")
+        targets = getattr(self, "targets", None)
+        if targets is not None and (not targets or any(t not in LORA_TARGETS for t in targets)):
+            allowed, got = ", ".join(LORA_TARGETS), ", ".join(targets) or "none"
+            raise UsageError(f"{bridge.method} targets must be a non-empty subset of {allowed}; got {got}")
+
+    def peft_kwargs(self) -> dict[str, Any]:
+        """The values peft's config class takes, by its own names (everything but our `targets`)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "targets"}
+
+
+def spec_value_type(where: str, value: Any) -> Any:
+    """The field type a spec default stands for: a peft setting is a bool, int, float, string or list of strings."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple[str, ...]
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind
+    raise UsageError(f"{where}: a peft setting must be a bool, number, string or list of strings, got {value!r}")
+
+
+def parse_bridge(spec: MethodSpec) -> PeftBridge:
+    where = f"{spec.source}: peft"
+    check_keys(where, spec.peft, {"config", "runs_on"}, PEFT_KEYS - {"config", "runs_on"})
+    targets = text(where, "targets", spec.peft.get("targets"), optional=True)
+    if targets is not None and targets not in PEFT_TARGETS:
+        raise UsageError(f"{where}: targets must be one of {', '.join(PEFT_TARGETS)}, got {targets!r}")
+    return PeftBridge(
+        method=spec.name,
+        config=text(where, "config", spec.peft["config"]) or "",
+        runs_on=names(where, "runs_on", spec.peft["runs_on"]),
+        refused={k: str(v) for k, v in mapping(where, "refused", spec.peft.get("refused")).items()},
+        targets=targets,
+        mergeable=bool(spec.peft.get("mergeable", False)),
+    )
+
+
+def peft_config_class(spec: MethodSpec) -> type[PeftTypeConfig]:
+    """A frozen dataclass with a field per hyperparameter of the spec (its value the default), importable by name."""
+    where = f"{spec.source}: hyperparameters"
+    fields = []
+    for key, value in spec.hyperparameters.items():
+        default = tuple(value) if isinstance(value, list) else value
+        fields.append((key, spec_value_type(f"{where}.{key}", value), dataclasses.field(default=default)))
+    kind = spec.name.removeprefix(PEFT_PREFIX)
+    name = "Peft" + "".join(p.title() for p in kind.split("_")) + "Config"
+    cls = dataclasses.make_dataclass(name, fields, bases=(PeftTypeConfig,), frozen=True, namespace={"bridge": parse_bridge(spec)})
+    cls.__module__ = __name__
+    globals()[name] = cls  # so a config pickles (sweeps send configs to worker processes)
+    return cls
+
+
 # ---------------------------------------------------------------- the table
 
 CONFIGS: Registry[type[MethodConfig]] = Registry("method")
@@ -205,6 +350,7 @@ for _name, _cls in {
     "bitfit": BitFitConfig,
     "lora": LoraConfig,
     "relora": ReloraConfig,
+    "qlora": QloraConfig,
     "prefix_embed": PrefixConfig,
     "prefix_layer": PrefixConfig,
     "adapter_h": AdapterConfig,
@@ -215,3 +361,6 @@ for _name, _cls in {
     CONFIGS.add(_name, _cls)
 for _parts in COMPOSITIONS:
     CONFIGS.add(SEPARATOR.join(_parts), composed_config_class(_parts))
+for _name, _spec in method_specs().items():
+    if _spec.peft:
+        CONFIGS.add(_name, peft_config_class(_spec))
