@@ -87,11 +87,11 @@ class PeftTuner(Method):
 
     def __init__(self, name: str, config_cls: type[PeftTypeConfig], description: str = ""):
         # one instance per type, as `Composed` is one per composition: the class variables become per-instance
-        self.name = name  # type: ignore[misc]
-        self.description = f"{description} (peft; runs on {', '.join(config_cls.bridge.runs_on)})"  # type: ignore[misc]
-        self.config_cls = config_cls  # type: ignore[misc]
+        self.name = name
+        self.description = f"{description} (peft; runs on {', '.join(config_cls.bridge.runs_on)})"
+        self.config_cls = config_cls
         mergeable = config_cls.bridge.mergeable
-        self.capabilities = Capabilities(mergeable=mergeable, adds_latency=not mergeable)  # type: ignore[misc]
+        self.capabilities = Capabilities(mergeable=mergeable, adds_latency=not mergeable)
 
     def adapt(self, model: nn.Module, config: PeftTypeConfig, arch: ArchSpec) -> None:
         peft = import_peft(self.name)
