@@ -179,3 +179,17 @@ def test_workers_and_ray_give_the_records_of_one_process(tmp_path):
     finally:
         ray.shutdown()
     assert comparable(tmp_path / "ray") == expected
+
+
+def test_the_command_lines_data_dir_wins_over_a_specs(tmp_path):
+    """A spec names no machine's folders: `--data-dir` points it at yours (real-cpu-nlg names none at all)."""
+    from types import SimpleNamespace
+
+    from peftbench.grid.sweep import grid_from_flags, load_spec
+
+    assert load_spec("real-cpu-nlg").data_dir is None
+    spec = tmp_path / "s.yaml"
+    spec.write_text("version: 1\nname: s\nmethods: [lora]\ntasks: [mrpc]\ndata_dir: somewhere\n")
+    args = SimpleNamespace(spec=str(spec), overrides=[], seeds=None, data_dir=None)
+    assert grid_from_flags(args).data_dir == "somewhere"
+    assert grid_from_flags(SimpleNamespace(**{**vars(args), "data_dir": str(tmp_path)})).data_dir == str(tmp_path)

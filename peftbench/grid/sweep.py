@@ -542,6 +542,7 @@ def grid_from_flags(args: Any) -> SweepSpec:
     """`--methods a,b --tasks c --models x,y --seeds 0,1 --set k=v --preset P` (a method preset for every method)."""
     if args.spec:
         spec = load_spec(args.spec)
+        spec = replace(spec, data_dir=args.data_dir or spec.data_dir)  # the command line's folder wins over the spec's
         return replace(spec, overrides=(*spec.overrides, *args.overrides), seeds=seeds(args.seeds) if args.seeds else spec.seeds)
     if not (args.methods and args.tasks):
         raise UsageError("sweep needs --methods and --tasks (or a preset: peftbench sweep smoke, or a spec file)")
