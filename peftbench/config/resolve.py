@@ -89,7 +89,6 @@ class Resolved(Declared):
 
 def default_kind(model_type: str) -> tuple[str, int]:
     """Without a task, the paper's model class: decoders (GPT-2, Llama) as language models, encoders as 2-label classifiers."""
-
     return ("generation", 1) if arch_for_type(model_type).causal else ("classification", 2)
 
 
