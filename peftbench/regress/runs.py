@@ -1,0 +1,122 @@
+"""The run records a comparison works on: one typed view of a record (`Run`) and the one `--where` grammar of
+`compare`, `check`, `bless` and `history` (repeatable `k=v1,v2`, commit prefixes, dotted paths, short names, numbers).
+
+It sits below `compare` and `baselines`, which both select runs, so neither imports the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from peftbench.errors import UsageError
+from peftbench.records.schema import effective_status
+from peftbench.records.store import Entry, Store, read_record
+
+
+@dataclass(frozen=True)
+class Run:
+    """One record with the status it effectively has (stale included) and where it came from."""
+
+    record: dict[str, Any]
+    status: str
+    origin: str
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.record.get("config") or {}
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        c = self.config
+        return (str(c.get("method", "-")), str(c.get("task", "-")), str(c.get("model", "-")))
+
+    @property
+    def key(self) -> str:
+        return str(self.record.get("key"))
+
+    @property
+    def seed(self) -> Any:
+        return self.record.get("seed")
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "finished"
+
+
+def parse_where(items: Iterable[str]) -> dict[str, list[str]]:
+    """`--where k=v` (repeatable; `k=v1,v2` matches either) -> {k: [v, ...]}."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--where expects KEY=VALUE (e.g. method=lora, seed=0, commit=abc123, training.lr=0.002), got {item!r}")
+        out.setdefault(name.strip(), []).extend(v.strip() for v in value.split(","))
+    return out
+
+
+def field_of(record: dict[str, Any], name: str) -> Any:
+    """A filterable field: `commit`, a dotted path (`config.training.lr`, `training.lr`), a top-level or config field,
+    or a short hyperparameter or training name (`lr`, `r`)."""
+    if name in ("commit", "dirty", "host", "device"):
+        return (record.get("env") or {}).get(name) if name != "host" else record.get("host")
+    config = record.get("config") or {}
+    for root in (config, record) if name in ("method", "task", "model", "data", "preset") else (record, config):
+        value: Any = root
+        for part in name.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            return value
+    for section in ("training", "hyperparameters", "generation"):
+        if name in (config.get(section) or {}):
+            return config[section][name]
+    return None
+
+
+def matches(record: dict[str, Any], status: str, where: dict[str, list[str]]) -> bool:
+    for name, wanted in where.items():
+        value = status if name == "status" else field_of(record, name)
+        if name == "commit":
+            if not any(value and str(value).startswith(w) for w in wanted):
+                return False
+        elif str(value) not in wanted and not _numeric_match(value, wanted):
+            return False
+    return True
+
+
+def _numeric_match(value: Any, wanted: list[str]) -> bool:
+    try:
+        return any(float(value) == float(w) for w in wanted)
+    except (TypeError, ValueError):
+        return False
+
+
+def runs_in(root: Path, where: dict[str, list[str]] | None = None) -> list[Run]:
+    """The run records under a results directory matching `where` (oldest first); `running` ones are left out."""
+    entries = list(Store(root).entries("run")) + loose_entries(Path(root))
+    return [Run(e.record, e.status, str(e.path)) for e in entries if e.status != "running" and matches(e.record, e.status, where or {})]
+
+
+def loose_entries(folder: Path) -> list[Entry]:
+    """Run records lying directly in a folder (records copied together by hand, test fixtures), oldest first."""
+    out = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            record = read_record(path)
+        except UsageError:
+            continue  # a baseline or another file: not a record
+        if record.get("kind") == "run":
+            out.append(Entry(path, record, effective_status(record)))
+    return out
+
+
+def latest(runs: Iterable[Run]) -> list[Run]:
+    """The latest record of every (key, seed): a re-run replaces what it re-ran."""
+    best: dict[tuple[str, Any], Run] = {}
+    for run in runs:
+        slot = (run.key, run.seed)
+        if slot not in best or str(run.record.get("created_at") or "") >= str(best[slot].record.get("created_at") or ""):
+            best[slot] = run
+    return list(best.values())
