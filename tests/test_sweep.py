@@ -56,6 +56,15 @@ def test_a_spec_file_with_overrides_presets_and_method_at_preset(tmp_path):
         ("version: 1\nname: x\nmethods: [lora]\ntasks: [mrpc]\nseed: [0]\n", "unknown key(s) seed"),
         ("version: 1\nname: x\nmethods: [lora]\ntasks: [mrpc]\nseeds: [a]\n", "seeds must be integers"),
         ("version: 2\nname: x\nmethods: [lora]\ntasks: [mrpc]\n", "version must be 1"),
+        (
+            "version: 1\nname: x\nmethods: [lora]\ntasks: [mrpc]\nper_method: {lorra: [r=4]}\n",
+            "per_method: unknown method of this sweep 'lorra'; did you mean 'lora'?",
+        ),
+        ("version: 1\nname: x\nmethods: [lora]\ntasks: [mrpc]\nper_task: {sst2: [r=4]}\n", "per_task: unknown task of this sweep 'sst2'"),
+        (
+            "version: 1\nname: x\nmethods: [bitfit]\ntasks: [mrpc]\npresets: {bitfitt: repo}\n",
+            "presets: unknown method of this sweep 'bitfitt'; did you mean 'bitfit'?",
+        ),
     ],
 )
 def test_a_bad_spec_file_is_one_clear_error(tmp_path, text, message):

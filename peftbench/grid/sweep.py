@@ -128,7 +128,7 @@ def parse_spec(path: Path) -> SweepSpec:
         seeds = tuple(int(s) for s in strings(f"{where}: seeds", data.get("seeds", [0])))
     except ValueError:
         raise UsageError(f"{where}: seeds must be integers, got {data.get('seeds')!r}") from None
-    return SweepSpec(
+    spec = SweepSpec(
         name=str(data["name"]),
         description=str(data.get("description", "")),
         methods=strings(f"{where}: methods", data["methods"]),
@@ -142,6 +142,29 @@ def parse_spec(path: Path) -> SweepSpec:
         data_dir=text(where, "data_dir", data.get("data_dir"), optional=True),
         report=report_section(where, data.get("report")),
     )
+    check_sections(where, spec)
+    return spec
+
+
+def check_sections(where: str, spec: SweepSpec) -> None:
+    """Every key of `per_method`, `per_task` and `presets` names a method or task of the grid.
+
+    Why: a key that names nothing (`per_method: {lorra: [r=4]}`) would be ignored, and the grid would run with
+    defaults that nobody asked for; all such keys are reported at once, each with a suggestion.
+    """
+    from peftbench.registry import unknown_name_message
+
+    methods = {m.partition("@")[0] for m in spec.methods}
+    grid = {"per_method": methods | set(spec.methods), "per_task": set(spec.tasks), "presets": methods}
+    kinds = {"per_method": "method of this sweep", "per_task": "task of this sweep", "presets": "method of this sweep"}
+    problems = [
+        f"{section}: {unknown_name_message(kinds[section], key, grid[section])}"
+        for section, keys in (("per_method", spec.per_method), ("per_task", spec.per_task), ("presets", spec.presets))
+        for key in keys
+        if key not in grid[section]
+    ]
+    if problems:
+        raise UsageError(f"{where}: " + "; ".join(problems))
 
 
 def report_section(where: str, value: Any) -> dict[str, str] | None:
