@@ -251,9 +251,18 @@ def plan(cells: list[Cell], store: Any, cache: Any) -> tuple[list[Planned], list
     return planned, sorted(set(left_out))
 
 
+def is_trial(record: dict[str, Any]) -> bool:
+    """A tuning trial's run (`hooks.tune`): it was chosen for scoring well, so it never counts as a grid's result."""
+    return bool((record.get("hooks") or {}).get("tune"))
+
+
 def index_by_key_and_seed(store: Any) -> dict[tuple[str, int], list[Any]]:
+    """The store's run records by key and seed, tuning trials left out: `sweep --fair` trains its final seeds as
+    fresh runs, even the seed whose trial won (reusing it biased the reported median upward)."""
     out: dict[tuple[str, int], list[Any]] = {}
     for entry in store.entries("run"):
+        if is_trial(entry.record):
+            continue
         out.setdefault((entry.record.get("key"), entry.record.get("seed")), []).append(entry)
     return out
 
@@ -597,6 +606,8 @@ def summary_table(result: SweepResult, store: Any) -> str:
     from peftbench.results import load
 
     frame = load(store.root, key=result.keys, status="finished")
+    trials = {e.record.get("run_id") for e in store.entries("run") if is_trial(e.record)}
+    frame = frame[~frame["run_id"].isin(trials)]
     if frame.empty:
         return "no finished runs"
     frame["where"] = frame["task"] + " / " + frame["model"] + " (" + frame["main_metric"] + ")"

@@ -94,9 +94,14 @@ def _numeric_match(value: Any, wanted: list[str]) -> bool:
 
 
 def runs_in(root: Path, where: dict[str, list[str]] | None = None) -> list[Run]:
-    """The run records under a results directory matching `where` (oldest first); `running` ones are left out."""
+    """The run records under a results directory matching `where` (oldest first). Left out: `running` ones (not
+    finished yet) and tuning trials (`hooks.tune`: chosen for scoring well, they are never a result to gate on)."""
     entries = list(Store(root).entries("run")) + loose_entries(Path(root))
-    return [Run(e.record, e.status, str(e.path)) for e in entries if e.status != "running" and matches(e.record, e.status, where or {})]
+    return [
+        Run(e.record, e.status, str(e.path))
+        for e in entries
+        if e.status != "running" and not (e.record.get("hooks") or {}).get("tune") and matches(e.record, e.status, where or {})
+    ]
 
 
 def loose_entries(folder: Path) -> list[Entry]:
