@@ -131,6 +131,11 @@ def test_verdict_rules():
     assert V.median_ratio("t", "speed", [1.0, 1.0], [1.2, 1.25], 0.3).verdict == V.WITHIN
     assert V.median_ratio("t", "speed", [1.0, 1.0, 1.0], [2.0, 1.1, 2.1], 0.3).verdict == V.REGRESSED  # median x2
     assert V.median_ratio("t", "speed", [2.0], [1.0], 0.3).verdict == V.IMPROVED
+    steady = {"n": 20, "median": 4.0, "q1": 3.9, "q3": 4.1}
+    twice, spread = {"n": 20, "median": 8.0, "q1": 7.8, "q3": 8.3}, {"n": 20, "median": 8.0, "q1": 2.0, "q3": 12.0}
+    assert V.relative_speed("s", [steady], [twice]).verdict == V.REGRESSED
+    assert V.relative_speed("s", [steady], [spread]).verdict == V.WITHIN  # quartiles overlap: threads fighting for cores
+    assert V.relative_speed("s", [steady], [{**twice, "n": 1}]).verdict == V.UNJUDGED  # one steady step tells nothing
     mib = 2**20
     assert V.median_ratio("m", "memory", [100 * mib], [120 * mib], 0.1, 32 * mib).verdict == V.WITHIN  # +20 MiB: below the floor
     assert V.median_ratio("m", "memory", [400 * mib], [656 * mib], 0.1, 32 * mib).verdict == V.REGRESSED  # a 256 MiB leak

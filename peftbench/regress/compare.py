@@ -280,7 +280,7 @@ def speed_memory_verdicts(a: list[Run], b: list[Run]) -> list[V.Verdict]:
         why = "no relative step time in a record (older peftbench): raw step times are not judged, load moves them 6x"
         speed = V.unjudged("speed: seconds/step", "speed", [_seconds_per_step(r) for r in a], [_seconds_per_step(r) for r in b], why)
     else:
-        speed = V.median_ratio("speed: step time / reference step", "speed", rel_a, rel_b, V.SPEED_TOLERANCE)
+        speed = V.relative_speed("speed: step time / reference step", rel_a, rel_b)  # type: ignore[arg-type]
     if None in mem_a or None in mem_b:
         memory = V.unjudged(f"memory: {mem_name}", "memory", mem_a, mem_b, "missing on one side")
     else:
@@ -288,9 +288,10 @@ def speed_memory_verdicts(a: list[Run], b: list[Run]) -> list[V.Verdict]:
     return [speed, memory]
 
 
-def _relative_step(run: Run) -> float | None:
+def _relative_step(run: Run) -> dict[str, Any] | None:
     throughput = (run.record.get("measurements") or {}).get("train_throughput") or {}
-    return (throughput.get("relative_step") or {}).get("median")
+    summary = throughput.get("relative_step") or {}
+    return summary if summary.get("median") else None
 
 
 def _seconds_per_step(run: Run) -> float | None:

@@ -14,8 +14,9 @@ because random-init seeds differ by more than that). More seeds only add chances
   shows though each stays inside the tolerance. Any regressed seed makes the metric regressed.
 - Speed: each run's `relative_step` (its step time over a fixed reference step timed beside it in the same
   process: `peftbench.bench.measure.ReferenceStep`), so load on the machine cancels out; the median over seeds of
-  current/baseline must stay inside [1/(1+SPEED_TOLERANCE), 1+SPEED_TOLERANCE]. Records without the figure (older
-  peftbench) are shown, not judged: raw step times differ 6x between unchanged runs on a busy machine.
+  current/baseline must stay inside [1/(1+SPEED_TOLERANCE), 1+SPEED_TOLERANCE] unless most seeds' quartiles
+  overlap (`relative_speed`). Runs with fewer than SPEED_MIN_STEPS steady steps, and records without the figure
+  (older peftbench), are shown, not judged: raw step times differ 6x between unchanged runs on a busy machine.
 - Memory (peak RSS on CPU, peak allocated on CUDA): the median over seeds of current/baseline beyond
   MEMORY_TOLERANCE and MEMORY_FLOOR_BYTES.
 - Exact quantities (parameter counts, checkpoint bytes, the analytic memory breakdown): any change is `changed`.
@@ -34,6 +35,7 @@ PAIRED_ALPHA = 0.01  # one-sided paired t-test over seeds: the chance that uncha
 PAIRED_MIN_SEEDS = 3  # fewer seeds: each seed against the tolerance only
 FLOAT_REL, FLOAT_ABS = 1e-9, 1e-12  # exact mode: what float rounding may move a stored score by
 SPEED_TOLERANCE = 0.3  # relative step time: unchanged runs under load moved <= 8% on the 2-core machine; 2x code is x1.6+
+SPEED_MIN_STEPS = 8  # steady steps (each with its reference) a run needs before its speed is judged
 MEMORY_TOLERANCE, MEMORY_FLOOR_BYTES = 0.10, 32 * 2**20  # peak RSS of unchanged reruns moved <= 1%
 REGRESSED, IMPROVED, WITHIN, CHANGED, UNJUDGED = "regressed", "improved", "within tolerance", "changed", "not judged"
 
@@ -160,6 +162,34 @@ def median_ratio(quantity: str, kind: str, a: list[float], b: list[float], toler
     if r < 1 / (1 + tolerance) and big:
         return Verdict(quantity, kind, _mean(a), _mean(b), change, IMPROVED, rule)
     return Verdict(quantity, kind, _mean(a), _mean(b), change, WITHIN, rule + (f", and beyond {floor / 2**20:.0f} MiB" if floor else ""))
+
+
+def relative_speed(quantity: str, a: list[dict[str, Any]], b: list[dict[str, Any]]) -> Verdict:
+    """Speed from each run's `relative_step` summary (step time over the reference step beside it), seed by seed.
+
+    A change counts when the median over seeds of current/baseline lies beyond SPEED_TOLERANCE *and* most seeds'
+    interquartile ranges do not overlap. Why both: with several intra-op threads on CPU cores that other processes
+    also use, threads spin while waiting for each other, and the step and the reference suffer unequally; the
+    quartiles then spread, and a verdict becomes cautious (not judged as slower) rather than a false alarm.
+    """
+    medians_a, medians_b = [x.get("median") for x in a], [x.get("median") for x in b]
+    steps = min(int(x.get("n") or 0) for x in a + b)
+    if steps < SPEED_MIN_STEPS:
+        return unjudged(quantity, "speed", medians_a, medians_b, f"only {steps} steady step(s) in a run: needs {SPEED_MIN_STEPS}")
+    ratios = [mb / ma for ma, mb in zip(medians_a, medians_b, strict=True)]
+    r = statistics.median(ratios)
+    slower = sum(y["q1"] > x["q3"] for x, y in zip(a, b, strict=True))
+    faster = sum(y["q3"] < x["q1"] for x, y in zip(a, b, strict=True))
+    rule = (
+        f"median over {len(ratios)} seed(s) of current/baseline outside [{1 / (1 + SPEED_TOLERANCE):.3f}, {1 + SPEED_TOLERANCE:.3f}], "
+        f"and quartiles apart in most seeds ({max(slower, faster)} of {len(ratios)})"
+    )
+    verdict = WITHIN
+    if r > 1 + SPEED_TOLERANCE and 2 * slower > len(ratios):
+        verdict = REGRESSED
+    elif r < 1 / (1 + SPEED_TOLERANCE) and 2 * faster > len(ratios):
+        verdict = IMPROVED
+    return Verdict(quantity, "speed", _mean(medians_a), _mean(medians_b), f"x{r:.3f}", verdict, rule)
 
 
 def unjudged(quantity: str, kind: str, a: list[float], b: list[float], why: str) -> Verdict:
