@@ -187,3 +187,36 @@ def test_workers_and_ray_give_the_records_of_one_process(tmp_path):
     finally:
         ray.shutdown()
     assert comparable(tmp_path / "ray") == expected
+
+
+def test_an_unreachable_ray_address_is_one_line_and_exit_2_in_seconds(cli, tmp_path):
+    import socket
+
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    args = ("sweep", "--methods", "lora", "--tasks", "mrpc", "--models", "tiny-roberta", "--results-dir", str(tmp_path), "--no-report")
+    out = cli(*args, "--backend", "ray", "--address", f"127.0.0.1:{port}")
+    assert out.code == 2 and len(out.err.strip().splitlines()) == 1 and "no Ray cluster reachable" in out.err, out.err
+    assert not list(Store(tmp_path).paths("run"))
+    alone = cli(*args, "--address", f"127.0.0.1:{port}")
+    assert alone.code == 2 and "needs --backend ray" in alone.err
+
+
+def test_a_ray_worker_continues_an_interrupted_cell_in_its_own_record(tmp_path):
+    """What Ray carries (record and checkpoint to the worker, the continued record back) without a cluster: the
+    cell ends in the record it started in, exactly as an uninterrupted run, and its checkpoint is gone."""
+    resolved = resolve_run("ft", "mrpc", "tiny-roberta", overrides=["epochs=2", "batch_size=32", "max_eval_examples=16"])
+    whole = runner.run(resolved, store=Store(tmp_path / "whole"))
+    store = Store(tmp_path / "cut")
+    with pytest.raises(RunInterrupted) as stopped:
+        runner.run(resolved, store=store, checkpoints=True, callbacks=[StopAt(3)])
+    path = Path(str(stopped.value))
+    (planned,), _ = sweep.plan([sweep.Cell("ft", "mrpc", "tiny-roberta", 0, ("epochs=2", "batch_size=32", "max_eval_examples=16"))],
+                               store, runner.LoadCache())  # fmt: skip
+    assert planned.action == "resume" and planned.resume == path
+    got = sweep.ray_cell(planned.resolved, sweep.resume_payload(planned, store))
+    sweep.store_ray_result(got, planned, store)
+    (record,) = [e.record for e in store.entries("run")]
+    assert record["run_id"] == path.stem and record["status"] == "finished" and record["resumed"][0]["from_step"] == 3
+    assert record["metrics"] == whole["metrics"] and not store.checkpoint_path(path.stem).exists()
