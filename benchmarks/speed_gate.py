@@ -1,6 +1,6 @@
 """Does `peftbench check` catch a 2x slower training step, and pass unchanged code under load? On this machine.
 
-    python benchmarks/speed_gate.py [--threads 1] [--steps 40] [--seeds 0,1] [--rounds 1]
+    python benchmarks/speed_gate.py [--threads 1] [--steps 40] [--seeds 0,1] [--rounds 1] 2>/dev/null
 
 A baseline of lora on STS-B (tiny-roberta, `--steps` steps per seed) is blessed, then three current sides are run
 and checked against it, each in this process like a sweep:
@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ["TQDM_DISABLE"] = "1"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 LOAD = "import torch,time\ntorch.set_num_threads(2)\na=torch.randn(300,300)\nwhile True: a=torch.tanh(a@a)\n"
@@ -89,21 +89,18 @@ def check(results: Path, baseline: Path) -> tuple[int, dict]:
     return code, json.loads(out.getvalue())
 
 
-def speed_of(report: dict) -> tuple[str, str, str]:
-    """The raw and relative step ratios and the speed verdict of the (only) pair."""
-    pair = report["pairs"][0]
-    verdict = next(v for v in pair["verdicts"] if v["kind"] == "speed")
-    raw = [r["median"] for side in ("a", "b") for r in [steps_of(pair[side])]]
-    return f"x{raw[1] / raw[0]:.2f}", verdict["change"], verdict["verdict"]
-
-
-def steps_of(runs: list[dict]) -> dict:
+def speed_of(report: dict, baseline: Path, current: Path) -> tuple[str, str, str]:
+    """The raw and relative step ratios (medians over seeds) and the speed verdict of the (only) pair."""
     from statistics import median
 
-    from peftbench.records.store import read_record
+    from peftbench.regress.baselines import load_baseline
+    from peftbench.regress.runs import runs_in
 
-    values = [read_record(Path(r["origin"]))["measurements"]["train_throughput"]["step_seconds"]["median"] for r in runs]
-    return {"median": median(values)}
+    def raw(runs: list) -> float:
+        return median(r.record["measurements"]["train_throughput"]["step_seconds"]["median"] for r in runs)
+
+    verdict = next(v for v in report["pairs"][0]["verdicts"] if v["kind"] == "speed")
+    return f"x{raw(runs_in(current)) / raw(load_baseline(baseline).runs):.2f}", verdict["change"], verdict["verdict"]
 
 
 def main() -> None:
@@ -133,7 +130,7 @@ def main() -> None:
             with context():
                 run_side(folder, seeds, args.steps)
             code, report = check(folder, baseline)
-            raw, relative, verdict = speed_of(report)
+            raw, relative, verdict = speed_of(report, baseline, folder)
             print(f"{name:18} {raw:>9} {relative:>9} {verdict:>17} {code:>5}", flush=True)
 
 
