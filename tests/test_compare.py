@@ -321,3 +321,17 @@ def test_the_reference_step_draws_nothing_from_the_global_generator():
     reference = ReferenceStep()
     assert reference() > 0 and reference() > 0
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_a_record_says_when_a_rerun_must_reproduce_it(monkeypatch):
+    import torch
+
+    from peftbench.records.env import determinism
+
+    assert determinism(torch.device("cpu"), 1)[0] is True
+    assert determinism(torch.device("cpu"), 2) == (False, "2 processes: gradient reduction order may vary")
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    assert determinism(torch.device("cuda"), 1)[0] is False
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    monkeypatch.setattr(torch, "are_deterministic_algorithms_enabled", lambda: True)
+    assert determinism(torch.device("cuda"), 1)[0] is True
