@@ -305,31 +305,12 @@ def run_trial(study: Any, space: list[dict[str, Any]], ctx: TrialContext, outcom
     import optuna
     from optuna.trial import TrialState
 
-    from peftbench.config.resolve import resolve_run
-    from peftbench.run import runner
-
     trial = study.ask()
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("pid", os.getpid())
     params = suggest(trial, space)
-    ctx.cache = ctx.cache or runner.LoadCache()
-    values, run_ids = [], []
     try:
-        for seed in range(ctx.spec.seeds):
-            resolved = resolve_run(
-                ctx.spec.method,
-                ctx.spec.task,
-                ctx.spec.model,
-                preset=ctx.spec.preset,
-                overrides=[*ctx.spec.fixed_overrides(), *as_overrides(params), f"seed={seed}"],
-                data_dir=ctx.spec.data_dir,
-                results_dir=str(ctx.store.root),
-            )
-            callback = TrialCallback(trial, ctx.study, ctx.metric, report=seed == 0, trials=ctx.spec.trials)
-            record = runner.run(resolved, store=ctx.store, callbacks=[callback], cache=ctx.cache)
-            run_ids.append(record["run_id"])
-            trial.set_user_attr("run_ids", run_ids)
-            values.append(metric_value(record, ctx.metric))
+        values = trial_values(trial, params, ctx)
     except UsageError as exc:  # a sampled point the model cannot take (a prefix too long): the space is wrong for it
         study.tell(trial, state=TrialState.FAIL)
         outcome.failed.append(f"trial {trial.number} {params}: {exc}")
@@ -355,6 +336,31 @@ def run_trial(study: Any, space: list[dict[str, Any]], ctx: TrialContext, outcom
     study.tell(trial, value)
     print(f"  trial {trial.number}: {fmt(params)} -> {ctx.metric} {value:.4f}", file=ctx.out, flush=True)
     return 1
+
+
+def trial_values(trial: Any, params: dict[str, Any], ctx: TrialContext) -> list[float | None]:
+    """Run one trial's seeds (each an ordinary run record, tagged by `TrialCallback`); their scores, in seed order."""
+    from peftbench.config.resolve import resolve_run
+    from peftbench.run import runner
+
+    ctx.cache = ctx.cache or runner.LoadCache()
+    values, run_ids = [], []
+    for seed in range(ctx.spec.seeds):
+        resolved = resolve_run(
+            ctx.spec.method,
+            ctx.spec.task,
+            ctx.spec.model,
+            preset=ctx.spec.preset,
+            overrides=[*ctx.spec.fixed_overrides(), *as_overrides(params), f"seed={seed}"],
+            data_dir=ctx.spec.data_dir,
+            results_dir=str(ctx.store.root),
+        )
+        callback = TrialCallback(trial, ctx.study, ctx.metric, report=seed == 0, trials=ctx.spec.trials)
+        record = runner.run(resolved, store=ctx.store, callbacks=[callback], cache=ctx.cache)
+        run_ids.append(record["run_id"])
+        trial.set_user_attr("run_ids", run_ids)
+        values.append(metric_value(record, ctx.metric))
+    return values
 
 
 def budget_text(train: Any) -> str:
