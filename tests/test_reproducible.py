@@ -79,3 +79,4 @@ def test_a_seed_reproduces_every_method_on_a_pretrained_folder(pretrained_folder
     second = runner.run(resolve_run(method, "mrpc", pretrained_folder, overrides=overrides, data_dir="sample"), store=Store(tmp_path / "b"))
     assert first["key"] == second["key"]
     assert outcome(first) == outcome(second)
+    assert first["env"]["deterministic"] is True and second["env"]["deterministic"] is True  # what `check`'s exact mode relies on

@@ -57,6 +57,15 @@ def test_a_spec_file_with_overrides_presets_and_method_at_preset(tmp_path):
         ("version: 1\nname: x\nmethods: [lora]\ntasks: [mrpc]\nseed: [0]\n", "unknown key(s) seed"),
         ("version: 1\nname: x\nmethods: [lora]\ntasks: [mrpc]\nseeds: [a]\n", "seeds must be integers"),
         ("version: 2\nname: x\nmethods: [lora]\ntasks: [mrpc]\n", "version must be 1"),
+        (
+            "version: 1\nname: x\nmethods: [lora]\ntasks: [mrpc]\nper_method: {lorra: [r=4]}\n",
+            "per_method: unknown method of this sweep 'lorra'; did you mean 'lora'?",
+        ),
+        ("version: 1\nname: x\nmethods: [lora]\ntasks: [mrpc]\nper_task: {sst2: [r=4]}\n", "per_task: unknown task of this sweep 'sst2'"),
+        (
+            "version: 1\nname: x\nmethods: [bitfit]\ntasks: [mrpc]\npresets: {bitfitt: repo}\n",
+            "presets: unknown method of this sweep 'bitfitt'; did you mean 'bitfit'?",
+        ),
     ],
 )
 def test_a_bad_spec_file_is_one_clear_error(tmp_path, text, message):
@@ -193,3 +202,36 @@ def test_the_command_lines_data_dir_wins_over_a_specs(tmp_path):
     args = SimpleNamespace(spec=str(spec), overrides=[], seeds=None, data_dir=None)
     assert grid_from_flags(args).data_dir == "somewhere"
     assert grid_from_flags(SimpleNamespace(**{**vars(args), "data_dir": str(tmp_path)})).data_dir == str(tmp_path)
+
+
+def test_an_unreachable_ray_address_is_one_line_and_exit_2_in_seconds(cli, tmp_path):
+    import socket
+
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    args = ("sweep", "--methods", "lora", "--tasks", "mrpc", "--models", "tiny-roberta", "--results-dir", str(tmp_path), "--no-report")
+    out = cli(*args, "--backend", "ray", "--address", f"127.0.0.1:{port}")
+    assert out.code == 2 and len(out.err.strip().splitlines()) == 1 and "no Ray cluster reachable" in out.err, out.err
+    assert not list(Store(tmp_path).paths("run"))
+    alone = cli(*args, "--address", f"127.0.0.1:{port}")
+    assert alone.code == 2 and "needs --backend ray" in alone.err
+
+
+def test_a_ray_worker_continues_an_interrupted_cell_in_its_own_record(tmp_path):
+    """What Ray carries (record and checkpoint to the worker, the continued record back) without a cluster: the
+    cell ends in the record it started in, exactly as an uninterrupted run, and its checkpoint is gone."""
+    resolved = resolve_run("ft", "mrpc", "tiny-roberta", overrides=["epochs=2", "batch_size=32", "max_eval_examples=16"])
+    whole = runner.run(resolved, store=Store(tmp_path / "whole"))
+    store = Store(tmp_path / "cut")
+    with pytest.raises(RunInterrupted) as stopped:
+        runner.run(resolved, store=store, checkpoints=True, callbacks=[StopAt(3)])
+    path = Path(str(stopped.value))
+    (planned,), _ = sweep.plan([sweep.Cell("ft", "mrpc", "tiny-roberta", 0, ("epochs=2", "batch_size=32", "max_eval_examples=16"))],
+                               store, runner.LoadCache())  # fmt: skip
+    assert planned.action == "resume" and planned.resume == path
+    got = sweep.ray_cell(planned.resolved, sweep.resume_payload(planned, store))
+    sweep.store_ray_result(got, planned, store)
+    (record,) = [e.record for e in store.entries("run")]
+    assert record["run_id"] == path.stem and record["status"] == "finished" and record["resumed"][0]["from_step"] == 3
+    assert record["metrics"] == whole["metrics"] and not store.checkpoint_path(path.stem).exists()

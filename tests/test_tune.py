@@ -154,3 +154,9 @@ def test_a_fair_sweep_tunes_each_method_with_the_same_budget_then_runs_the_best(
     assert {r["config"]["training"]["max_steps"] for r in records} == {1}  # one budget for every trial and final run
     studies = {p.stem for p in (results / "studies").glob("*.json")}
     assert len(studies) == 2 and all(f"tuned:{s}" in got.out for s in studies)
+    # the final seed trains afresh, even where the winning trial has its key and seed: trials never count as results
+    finals = [r for r in records if "tune" not in r["hooks"]]
+    assert sorted(r["config"]["method"] for r in finals) == ["bitfit", "lora"]
+    winners = {(r["key"], r["seed"]) for r in trials}
+    assert {(r["key"], r["seed"]) for r in finals} <= winners
+    assert "2 cells, 0 done before, 0 to resume, 2 to run" in got.out

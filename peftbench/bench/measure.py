@@ -85,19 +85,65 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class ReferenceStep:
+    """A fixed training step that never changes: a small transformer encoder's forward and backward on fixed data.
+
+    Why: a step time alone cannot tell slower code from a busier machine (on a shared 2-core machine one
+    unchanged run measured 6x slower than another). Timed right after a training step, in the same process, on
+    the same device and threads, the reference sees the same load at the same moment; the ratio of the two
+    (`train_throughput.relative_step`) moves with the code and hardly with the load. It is a transformer, not a
+    single matrix product, because load slows many small operations far more than one large one: an MLP
+    reference let an unchanged run's ratio drift 2x under load. It uses torch alone (no peftbench or
+    transformers code, which a bug could slow on both sides), builds its weights under a forked random state
+    and draws nothing while it runs, so it never changes what a run computes.
+    """
+
+    WIDTH, SEQ, BATCH = 64, 32, 8  # ~10-20 ms on one CPU core
+
+    def __init__(self, device: torch.device | None = None) -> None:
+        self.device = device or torch.device("cpu")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            layer = torch.nn.TransformerEncoderLayer(self.WIDTH, 4, 2 * self.WIDTH, dropout=0.0, batch_first=True)
+            self.model = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).to(self.device)
+            self.data = torch.randn(self.BATCH, self.SEQ, self.WIDTH).to(self.device)
+
+    def __call__(self) -> float:
+        """Seconds for one reference step (synchronised on CUDA)."""
+        synchronize(self.device)
+        start = time.perf_counter()
+        with torch.enable_grad():
+            self.model(self.data).square().mean().backward()
+        synchronize(self.device)
+        seconds = time.perf_counter() - start
+        for weight in self.model.parameters():
+            weight.grad = None
+        return seconds
+
+
 @dataclass
 class StepTimer:
-    """Per-step wall times and sizes; `summary` leaves out the first `warmup` steps."""
+    """Per-step wall times and sizes; `summary` leaves out the first `warmup` steps.
+
+    With a `reference`, every training step is followed by one `ReferenceStep`, and each step's time is also
+    kept relative to the reference step beside it: the figure a speed regression is judged on.
+    """
 
     warmup: int = 2
+    reference: ReferenceStep | None = None
     times: list[float] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
     samples: list[int] = field(default_factory=list)
+    reference_pairs: list[tuple[float, float]] = field(default_factory=list)  # (step, the reference step right after)
+
+    REFERENCE_EVERY_STEP = 40  # then every 4th step: enough pairs for a median, a few percent of a long run's time
 
     def add(self, seconds: float, tokens: int, samples: int) -> None:
         self.times.append(seconds)
         self.tokens.append(tokens)
         self.samples.append(samples)
+        if self.reference is not None and (len(self.times) <= self.REFERENCE_EVERY_STEP or len(self.times) % 4 == 0):
+            self.reference_pairs.append((seconds, self.reference()))
 
     def summary(self) -> dict[str, Any]:
         skip = self.warmup if len(self.times) > self.warmup else 0
@@ -113,7 +159,15 @@ class StepTimer:
             # the spread of the steady steps' times (median, quartiles, IQR): what a speed comparison judges a ratio
             # against, since one number per run cannot say how much of a difference is noise
             "step_seconds": summarize(self.times[skip:]),
+            **self.relative(skip),
         }
+
+    def relative(self, skip: int) -> dict[str, Any]:
+        """Each steady step's time over the reference step timed right after it: median and quartiles."""
+        pairs = [(t, r) for t, r in self.reference_pairs[skip:] if r > 0]
+        if not pairs:
+            return {}
+        return {"reference_seconds": summarize(r for _, r in pairs), "relative_step": summarize(t / r for t, r in pairs)}
 
 
 def timed(fn: Callable[[], Any], device: torch.device) -> float:

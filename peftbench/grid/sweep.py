@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import signal
 import threading
@@ -128,7 +129,7 @@ def parse_spec(path: Path) -> SweepSpec:
         seeds = tuple(int(s) for s in strings(f"{where}: seeds", data.get("seeds", [0])))
     except ValueError:
         raise UsageError(f"{where}: seeds must be integers, got {data.get('seeds')!r}") from None
-    return SweepSpec(
+    spec = SweepSpec(
         name=str(data["name"]),
         description=str(data.get("description", "")),
         methods=strings(f"{where}: methods", data["methods"]),
@@ -142,6 +143,29 @@ def parse_spec(path: Path) -> SweepSpec:
         data_dir=text(where, "data_dir", data.get("data_dir"), optional=True),
         report=report_section(where, data.get("report")),
     )
+    check_sections(where, spec)
+    return spec
+
+
+def check_sections(where: str, spec: SweepSpec) -> None:
+    """Every key of `per_method`, `per_task` and `presets` names a method or task of the grid.
+
+    Why: a key that names nothing (`per_method: {lorra: [r=4]}`) would be ignored, and the grid would run with
+    defaults that nobody asked for; all such keys are reported at once, each with a suggestion.
+    """
+    from peftbench.registry import unknown_name_message
+
+    methods = {m.partition("@")[0] for m in spec.methods}
+    grid = {"per_method": methods | set(spec.methods), "per_task": set(spec.tasks), "presets": methods}
+    kinds = {"per_method": "method of this sweep", "per_task": "task of this sweep", "presets": "method of this sweep"}
+    problems = [
+        f"{section}: {unknown_name_message(kinds[section], key, grid[section])}"
+        for section, keys in (("per_method", spec.per_method), ("per_task", spec.per_task), ("presets", spec.presets))
+        for key in keys
+        if key not in grid[section]
+    ]
+    if problems:
+        raise UsageError(f"{where}: " + "; ".join(problems))
 
 
 def report_section(where: str, value: Any) -> dict[str, str] | None:
@@ -228,9 +252,18 @@ def plan(cells: list[Cell], store: Any, cache: Any) -> tuple[list[Planned], list
     return planned, sorted(set(left_out))
 
 
+def is_trial(record: dict[str, Any]) -> bool:
+    """A tuning trial's run (`hooks.tune`): it was chosen for scoring well, so it never counts as a grid's result."""
+    return bool((record.get("hooks") or {}).get("tune"))
+
+
 def index_by_key_and_seed(store: Any) -> dict[tuple[str, int], list[Any]]:
+    """The store's run records by key and seed, tuning trials left out: `sweep --fair` trains its final seeds as
+    fresh runs, even the seed whose trial won (reusing it biased the reported median upward)."""
     out: dict[tuple[str, int], list[Any]] = {}
     for entry in store.entries("run"):
+        if is_trial(entry.record):
+            continue
         out.setdefault((entry.record.get("key"), entry.record.get("seed")), []).append(entry)
     return out
 
@@ -347,42 +380,131 @@ def worker_init(devices: Any) -> None:
             os.environ["CUDA_VISIBLE_DEVICES"] = str(index % torch.cuda.device_count())
 
 
+RAY_PROBE_S = 5.0  # an address that accepts no TCP connection in this time is unreachable (ray.init would hang)
+
+
 def execute_ray(planned: list[Planned], store: Any, address: str | None) -> Iterator[Outcome]:
-    """Each cell a Ray task (a GPU each when the cluster has them); records come back to this machine's store."""
-    try:
-        import ray
-    except ImportError:
-        raise UsageError("--backend ray needs Ray: pip install 'peftbench[ray]'") from None
+    """Each cell a Ray task (a GPU each when the cluster has them); records come back to this machine's store.
+
+    An interrupted cell continues in its own record from its checkpoint, as the local executors do: the record and
+    the checkpoint travel to the worker, and the continued record comes back to the same file.
+    """
+    todo = [p for p in planned if p.action in ("run", "resume")]
+    if not todo:
+        return  # nothing to run: no cluster to connect to
+    ray = connect_ray(address)
     import torch
 
-    from peftbench.records.store import write_record
-
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, **({} if address else {"num_cpus": os.cpu_count()}))
     remote = ray.remote(num_gpus=1 if torch.cuda.is_available() else 0, num_cpus=1)(ray_cell)
-    todo = [p for p in planned if p.action in ("run", "resume")]
-    refs = {remote.remote(p.resolved): p for p in todo}
+    refs = {remote.remote(p.resolved, resume_payload(p, store)): p for p in todo}
     pending = list(refs)
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         p = refs[done[0]]
-        got = ray.get(done[0])
-        if got.get("record"):
-            path = store.claim("run", got["record"]["run_id"])
-            write_record(path, got["record"])
+        try:
+            got = ray.get(done[0])
+        except Exception as exc:  # a worker that died or a task that raised: one line, the grid goes on
+            got = {"status": "failed", "error": f"Ray: {one_line(exc)}"}
+        store_ray_result(got, p, store)
         yield Outcome(p.cell, got["status"], got.get("run_id"), got.get("error"), p.note)
 
 
-def ray_cell(resolved: Any) -> dict[str, Any]:
-    """On a Ray worker: run into a private results folder and hand the record back to the driver."""
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def connect_ray(address: str | None) -> Any:
+    """Ray, initialised: a local instance without an address, else the cluster at `address`.
+
+    Why the probe: `ray.init` waits minutes on an address where nothing listens. A cluster that does not accept a
+    TCP connection within RAY_PROBE_S, and any error of `ray.init` (token authentication, versions), is one line
+    and exit 2, before any work.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--backend ray needs Ray: pip install 'peftbench[ray]'") from None
+    if ray.is_initialized():
+        return ray
+    if address and address != "auto":
+        probe(address)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, **({} if address else {"num_cpus": os.cpu_count()}))
+    except Exception as exc:
+        raise UsageError(f"cannot connect to Ray{f' at {address}' if address else ''}: {one_line(exc)}") from None
+    return ray
+
+
+def probe(address: str) -> None:
+    """Fail fast when nothing answers at `address` (`host:port` or `ray://host:port`)."""
+    import socket
+
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--address {address!r}: expected HOST:PORT or ray://HOST:PORT (or auto)")
+    try:
+        socket.create_connection((host, int(port)), timeout=RAY_PROBE_S).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(
+            f"no Ray cluster reachable at {address} ({reason} within {RAY_PROBE_S:g} s): is `ray start --head` running there?"
+        ) from None
+
+
+def resume_payload(p: Planned, store: Any) -> dict[str, Any] | None:
+    """What a worker needs to continue an interrupted cell: its record and checkpoint (bytes), and where they lie."""
+    if p.action != "resume" or p.resume is None:
+        return None
+    record = p.resume.read_bytes()
+    run_id = json.loads(record)["run_id"]
+    checkpoint = store.checkpoint_path(run_id)
+    return {
+        "record_at": str(p.resume.relative_to(store.root)),
+        "record": record,
+        "checkpoint_at": str(checkpoint.relative_to(store.root)),
+        "checkpoint": checkpoint.read_bytes() if checkpoint.exists() else None,
+    }
+
+
+def ray_cell(resolved: Any, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+    """On a Ray worker: run (or continue) into a private results folder and hand the record back to the driver,
+    with the checkpoint when the run did not finish."""
     import tempfile
 
     from peftbench.records.store import Store
 
     with tempfile.TemporaryDirectory(prefix="peftbench-ray-") as tmp:
-        got = run_cell(resolved, tmp, None, False, quiet=True)
+        record_path = None
+        if resume is not None:
+            for at, data in ((resume["record_at"], resume["record"]), (resume["checkpoint_at"], resume["checkpoint"])):
+                if data is not None:
+                    (Path(tmp) / at).parent.mkdir(parents=True, exist_ok=True)
+                    (Path(tmp) / at).write_bytes(data)
+            record_path = str(Path(tmp) / resume["record_at"])
+        got = run_cell(resolved, tmp, record_path, False, quiet=True)
         records = [e.record for e in Store(Path(tmp)).entries("run")]
-    return {**got, "record": records[0] if records else None}
+        record = records[0] if records else None
+        checkpoint = Store(Path(tmp)).checkpoint_path(record["run_id"]) if record else None
+        left = checkpoint.read_bytes() if checkpoint is not None and checkpoint.exists() else None
+    return {**got, "record": record, "checkpoint": left}
+
+
+def store_ray_result(got: dict[str, Any], p: Planned, store: Any) -> None:
+    """A worker's record into the driver's store: a continued run back into its own file, a new one claimed."""
+    from peftbench.records.store import write_record
+
+    record = got.get("record")
+    if not record:
+        return
+    path = p.resume if p.action == "resume" and p.resume is not None else store.claim("run", record["run_id"])
+    write_record(path, record)
+    checkpoint = store.checkpoint_path(record["run_id"])
+    if got.get("checkpoint") is not None:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_bytes(got["checkpoint"])
+    else:
+        checkpoint.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- the whole sweep
@@ -420,6 +542,10 @@ def run_sweep(
     start = time.perf_counter()
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
+    if address and backend != "ray":
+        raise UsageError("--address is a Ray cluster's address: it needs --backend ray")
+    if backend == "ray" and address and address != "auto":
+        probe(address)  # seconds, before minutes of planning: an unreachable cluster is one line and exit 2
     cells = spec.cells() if cells is None else cells  # `--fair` passes the grid's cells with their tuned presets
     if not cells:
         raise UsageError("the sweep has no cells (no methods, tasks or seeds)")
@@ -575,6 +701,8 @@ def summary_table(result: SweepResult, store: Any) -> str:
     from peftbench.results import load
 
     frame = load(store.root, key=result.keys, status="finished")
+    trials = {e.record.get("run_id") for e in store.entries("run") if is_trial(e.record)}
+    frame = frame[~frame["run_id"].isin(trials)]
     if frame.empty:
         return "no finished runs"
     frame["where"] = frame["task"] + " / " + frame["model"] + " (" + frame["main_metric"] + ")"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -37,10 +38,40 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def environment(device: torch.device, dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+def cpu_model() -> str | None:
+    """The CPU's model name (Linux `/proc/cpuinfo`): two hosts with the same one compute the same floats."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip() or None
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def determinism(device: torch.device, processes: int) -> tuple[bool, str]:
+    """Whether a rerun of the same configuration on the same machine and versions computes the same numbers.
+
+    Why it is recorded: a deterministic rerun makes any change of a score a change of the code, which `check`
+    then reports exactly (`changed`) instead of judging it against a tolerance. CPU kernels with a fixed thread
+    count are deterministic in one process; CUDA only with deterministic algorithms and cuBLAS's fixed
+    workspace; several processes (DDP) reduce gradients in an order that may vary.
+    """
+    if processes != 1:
+        return False, f"{processes} processes: gradient reduction order may vary"
+    if device.type == "cpu":
+        return True, "CPU, one process, fixed thread count"
+    if torch.are_deterministic_algorithms_enabled() and os.environ.get("CUBLAS_WORKSPACE_CONFIG"):
+        return True, f"{device.type} with deterministic algorithms"
+    return False, f"{device.type} without torch.use_deterministic_algorithms and CUBLAS_WORKSPACE_CONFIG"
+
+
+def environment(device: torch.device, dtype: torch.dtype = torch.float32, processes: int = 1) -> dict[str, Any]:
     import accelerate
     import transformers
 
+    deterministic, why = determinism(device, processes)
     return {
         "peftbench": peftbench.__version__,
         "python": platform.python_version(),
@@ -51,6 +82,11 @@ def environment(device: torch.device, dtype: torch.dtype = torch.float32) -> dic
         "device": device.type,
         "device_name": device_name(device),
         "threads": torch.get_num_threads(),
+        "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "dtype": str(dtype).removeprefix("torch."),
+        "processes": processes,
+        "deterministic": deterministic,
+        "determinism": why,
         **git_state(),
     }

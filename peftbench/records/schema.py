@@ -87,6 +87,8 @@ class Throughput(TypedDict, total=False):
     samples_per_s: float
     seconds_per_step: float
     step_seconds: dict[str, float]  # n, median, q1, q3, iqr
+    reference_seconds: dict[str, float]  # the fixed reference step timed after training steps (bench.measure.ReferenceStep)
+    relative_step: dict[str, float]  # each step's time over the reference's beside it: the load-proof speed figure
 
 
 class Env(TypedDict, total=False):
@@ -101,10 +103,14 @@ class Env(TypedDict, total=False):
     device: str
     device_name: str | None
     threads: int
+    cpu: str | None  # the CPU's model name: part of the machine fingerprint of exact mode (`peftbench check`)
+    cpu_capability: str  # the kernel set torch picked (e.g. AVX2, AVX512): different sets round differently
     dtype: str
     commit: str | None
     dirty: bool | None
     processes: int
+    deterministic: bool  # a rerun with the same versions, machine and configuration computes the same numbers
+    determinism: str  # why (or why not)
 
 
 class Resumed(TypedDict, total=False):

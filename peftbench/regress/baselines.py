@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 from peftbench.errors import UsageError
 from peftbench.records.schema import this_host, utc_now
 from peftbench.records.store import Store, check_record, write_record
-from peftbench.regress.compare import Run, latest, matches, runs_in
+from peftbench.regress.runs import Run, latest, runs_in
 from peftbench.specs import read_json
 
 SCHEMA_VERSION = 1
@@ -126,9 +126,3 @@ def default_baseline(results: Path) -> Path:
     if not found:
         raise UsageError(f"no baseline in {folder}: make one with `peftbench bless`, or give --against FILE")
     raise UsageError(f"several baselines in {folder} ({', '.join(p.name for p in found)}): choose one with --against")
-
-
-def current_runs(results: Path, baseline: Baseline, where: dict[str, list[str]]) -> list[Run]:
-    """The results directory's runs of the baseline's methods, tasks and models (others are not this check's business)."""
-    identities = {r.identity for r in baseline.runs}
-    return [r for r in runs_in(results, where) if r.identity in identities and matches(r.record, r.status, where)]

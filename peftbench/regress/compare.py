@@ -1,74 +1,53 @@
 """`peftbench compare A B`: pair two sets of runs and give each pair one outcome.
 
-Runs pair by comparability key and seed. When both sides hold several seeds of a key, the seeds are aggregated into
-one pair (means, judged against the seeds' spread: `peftbench/regress/verdicts.py`); otherwise equal seeds pair, and a lone
-run on each side pairs whatever its seed (the note says so). Of several records of one key and seed, the latest
-counts; `running` records are left out (not finished yet). Keys found on one side only pair by (method, task, model)
-and are reported as *not comparable*, with what differs: the configuration (seed and preset label left out, as in
-the key), a spec's content, or the data. Outcomes, worst first:
+Runs pair by comparability key, then seed by seed: a key's seeds found on both sides make one pair, judged seed
+by seed (`peftbench/regress/verdicts.py`), never by means against a spread. A seed of A with no run in B is
+`missing`; a seed or a key of B with no run in A is `new`. For `compare` only (not `check`), a lone run of a key
+on each side pairs whatever its seed (the note says so). Of several records of one key and seed, the latest
+counts; `running` records are left out (not finished yet). Keys found on one side only pair by (method, task,
+model) and are reported as *not comparable*, with what differs: the configuration (seed and preset label left out,
+as in the key), a spec's content, or the data; a new key beside old keys that all found their partner is `new`.
+
+A pair is judged in exact mode when every run in it records itself as deterministic and all share the versions
+and machine fingerprint (`fingerprint`): then a rerun reproduces every score, and any difference is `changed`.
+
+Outcomes, worst first (improvements come right after the failures, so a reader sees them):
 
   new failure       finished before, failed (or interrupted, or stale) now
-  regressed         a quality metric, speed or memory worse beyond its noise, or an exact count or size changed
+  regressed         a quality metric, speed or memory worse beyond its tolerance
+  changed           exact mode: a score differs at all; or an exact count or size differs
+  missing           a configuration or seed of A with no finished-or-failed run in B
   not comparable    same method, task and model, different configuration, specs or data
-  improved          better beyond the noise
+  improved          better beyond the tolerance
+  new               a configuration or seed of B that A does not have
   fixed             failed before, finished now
   still failing     failed on both sides
-  within tolerance  every judged quantity within its noise
-  missing           on one side only
+  within tolerance  every judged quantity within its tolerance
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from peftbench.errors import UsageError
-from peftbench.records.schema import comparable_config, effective_status, main_metric_name, processes_of
-from peftbench.records.store import Entry, Store, read_record
+from peftbench.records.schema import comparable_config, main_metric_name, processes_of
 from peftbench.regress import verdicts as V
+from peftbench.regress.runs import Run, latest
 
-NEW_FAILURE, REGRESSED, NOT_COMPARABLE, IMPROVED = "new failure", "regressed", "not comparable", "improved"
-FIXED, STILL_FAILING, WITHIN, MISSING = "fixed", "still failing", "within tolerance", "missing"
-OUTCOMES = (NEW_FAILURE, REGRESSED, NOT_COMPARABLE, IMPROVED, FIXED, STILL_FAILING, WITHIN, MISSING)
+NEW_FAILURE, REGRESSED, CHANGED, MISSING = "new failure", "regressed", "changed", "missing"
+NOT_COMPARABLE, IMPROVED, NEW = "not comparable", "improved", "new"
+FIXED, STILL_FAILING, WITHIN = "fixed", "still failing", "within tolerance"
+OUTCOMES = (NEW_FAILURE, REGRESSED, CHANGED, MISSING, NOT_COMPARABLE, IMPROVED, NEW, FIXED, STILL_FAILING, WITHIN)
 FAILED = ("failed", "interrupted", "stale")  # a run that did not finish; `running` ones are not judged at all
-
-
-@dataclass(frozen=True)
-class Run:
-    """One record with the status it effectively has (stale included) and where it came from."""
-
-    record: dict[str, Any]
-    status: str
-    origin: str
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.record.get("config") or {}
-
-    @property
-    def identity(self) -> tuple[str, str, str]:
-        c = self.config
-        return (str(c.get("method", "-")), str(c.get("task", "-")), str(c.get("model", "-")))
-
-    @property
-    def key(self) -> str:
-        return str(self.record.get("key"))
-
-    @property
-    def seed(self) -> Any:
-        return self.record.get("seed")
-
-    @property
-    def finished(self) -> bool:
-        return self.status == "finished"
+VERSIONS = ("peftbench", "python", "torch", "transformers", "accelerate")
+MACHINE = ("device", "device_name", "cpu", "cpu_capability", "threads", "processes", "dtype")
 
 
 @dataclass
 class Pair:
-    """The outcome of one key (or one key and seed) across the two sides, with the verdicts behind it."""
+    """The outcome of one key (its seeds on both sides) or of one unpaired run, with the verdicts behind it."""
 
     outcome: str
     identity: tuple[str, str, str]
@@ -77,11 +56,17 @@ class Pair:
     verdicts: list[V.Verdict] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
     note: str = ""
+    exact: bool = False  # judged in exact mode
+    mode: str = ""  # why exact mode applies or not
 
     @property
     def seeds(self) -> str:
         sa, sb = sorted({str(r.seed) for r in self.a}), sorted({str(r.seed) for r in self.b})
         return ",".join(sa or sb) if sa == sb or not sa or not sb else f"{','.join(sa)} vs {','.join(sb)}"
+
+    @property
+    def key(self) -> str:
+        return (self.b or self.a)[0].key
 
     def to_dict(self) -> dict[str, Any]:
         method, task, model = self.identity
@@ -90,7 +75,10 @@ class Pair:
             "method": method,
             "task": task,
             "model": model,
+            "key": self.key,
             "seeds": self.seeds,
+            "exact_mode": self.exact,
+            "mode": self.mode,
             "a": [_brief(r) for r in self.a],
             "b": [_brief(r) for r in self.b],
             "verdicts": [v.to_dict() for v in self.verdicts],
@@ -112,189 +100,77 @@ def _brief(run: Run) -> dict[str, Any]:
     }
 
 
-# ---------------------------------------------------------------- selecting runs
-
-
-def parse_where(items: Iterable[str]) -> dict[str, list[str]]:
-    """`--where k=v` (repeatable; `k=v1,v2` matches either) -> {k: [v, ...]}."""
-    out: dict[str, list[str]] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise UsageError(f"--where expects KEY=VALUE (e.g. method=lora, seed=0, commit=abc123, training.lr=0.002), got {item!r}")
-        out.setdefault(name.strip(), []).extend(v.strip() for v in value.split(","))
-    return out
-
-
-def field_of(record: dict[str, Any], name: str) -> Any:
-    """A filterable field: `commit`, a dotted path (`config.training.lr`, `training.lr`), a top-level or config field,
-    or a short hyperparameter or training name (`lr`, `r`)."""
-    if name in ("commit", "dirty", "host", "device"):
-        return (record.get("env") or {}).get(name) if name != "host" else record.get("host")
-    config = record.get("config") or {}
-    for root in (config, record) if name in ("method", "task", "model", "data", "preset") else (record, config):
-        value: Any = root
-        for part in name.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is not None:
-            return value
-    for section in ("training", "hyperparameters", "generation"):
-        if name in (config.get(section) or {}):
-            return config[section][name]
-    return None
-
-
-def matches(record: dict[str, Any], status: str, where: dict[str, list[str]]) -> bool:
-    for name, wanted in where.items():
-        value = status if name == "status" else field_of(record, name)
-        if name == "commit":
-            if not any(value and str(value).startswith(w) for w in wanted):
-                return False
-        elif str(value) not in wanted and not _numeric_match(value, wanted):
-            return False
-    return True
-
-
-def _numeric_match(value: Any, wanted: list[str]) -> bool:
-    try:
-        return any(float(value) == float(w) for w in wanted)
-    except (TypeError, ValueError):
-        return False
-
-
-def runs_in(root: Path, where: dict[str, list[str]] | None = None) -> list[Run]:
-    """The run records under a results directory matching `where` (oldest first); `running` ones are left out."""
-    entries = list(Store(root).entries("run")) + loose_entries(Path(root))
-    return [Run(e.record, e.status, str(e.path)) for e in entries if e.status != "running" and matches(e.record, e.status, where or {})]
-
-
-def loose_entries(folder: Path) -> list[Entry]:
-    """Run records lying directly in a folder (records copied together by hand, test fixtures), oldest first."""
-    out = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            record = read_record(path)
-        except UsageError:
-            continue  # a baseline or another file: not a record
-        if record.get("kind") == "run":
-            out.append(Entry(path, record, effective_status(record)))
-    return out
-
-
-def load_side(spec: str, results: Path, where: dict[str, list[str]]) -> list[Run]:
-    """One side of `compare`: a results directory, a baseline or record file, `commit:SHA` (records of that commit
-    in the results directory) or `KEY=VALUE[,KEY=VALUE...]` filters on the results directory."""
-    path = Path(spec)
-    if path.is_dir():
-        return runs_in(path, where)
-    if path.is_file():
-        from peftbench.regress.baselines import is_baseline, load_baseline
-
-        if is_baseline(path):
-            return [r for r in load_baseline(path).runs if matches(r.record, r.status, where)]
-        record = read_record(path)
-        return [Run(record, record.get("status", "finished"), str(path))]
-    if spec.startswith("commit:"):
-        return runs_in(results, {**where, "commit": [spec.removeprefix("commit:")]})
-    if "=" in spec:
-        extra = parse_where(spec.split(";") if ";" in spec else _split_filters(spec))
-        return runs_in(results, {**where, **extra})
-    raise UsageError(
-        f"{spec!r} is not a directory, a record or baseline file, commit:SHA or KEY=VALUE filters "
-        f"(e.g. commit:abc123, seed=0, training.lr=0.002)"
-    )
-
-
-def _split_filters(spec: str) -> list[str]:
-    """`method=lora,task=mrpc` -> two filters; `seed=0,1` -> one filter with two values."""
-    out: list[str] = []
-    for piece in spec.split(","):
-        if "=" in piece or not out:
-            out.append(piece)
-        else:
-            out[-1] += "," + piece
-    return out
-
-
-def latest(runs: Iterable[Run]) -> list[Run]:
-    """The latest record of every (key, seed): a re-run replaces what it re-ran."""
-    best: dict[tuple[str, Any], Run] = {}
-    for run in runs:
-        slot = (run.key, run.seed)
-        if slot not in best or str(run.record.get("created_at") or "") >= str(best[slot].record.get("created_at") or ""):
-            best[slot] = run
-    return list(best.values())
-
-
 # ---------------------------------------------------------------- pairing
 
 
-def compare(a: list[Run], b: list[Run]) -> list[Pair]:
-    """Every run of both sides in exactly one pair (see the module docstring)."""
+def compare(a: list[Run], b: list[Run], cross_seed: bool = True) -> list[Pair]:
+    """Every run of both sides in exactly one pair (see the module docstring). `cross_seed`: a lone run of a key on
+    each side pairs whatever its seed (`compare`); `check` pairs by seed only, so a baseline seed is never missed."""
     a, b = latest(a), latest(b)
     by_key_a, by_key_b = _group(a, lambda r: r.key), _group(b, lambda r: r.key)
     pairs: list[Pair] = []
     for key in [k for k in by_key_a if k in by_key_b]:
-        pairs += pair_key(by_key_a[key], by_key_b[key])
+        pairs += pair_key(by_key_a[key], by_key_b[key], cross_seed)
     only_a = [r for k, rs in by_key_a.items() if k not in by_key_b for r in rs]
     only_b = [r for k, rs in by_key_b.items() if k not in by_key_a for r in rs]
-    pairs += pair_changed(only_a, only_b, a)
+    pairs += pair_changed(only_a, only_b)
     return sorted(pairs, key=lambda p: (OUTCOMES.index(p.outcome), p.identity, p.seeds))
 
 
-def _group(runs: Iterable[Run], by: Any) -> dict[Any, list[Run]]:
+def _group(runs: Iterable[Run], by: Callable[[Run], Any]) -> dict[Any, list[Run]]:
     out: dict[Any, list[Run]] = defaultdict(list)
     for run in runs:
         out[by(run)].append(run)
     return dict(out)
 
 
-def pair_key(a: list[Run], b: list[Run]) -> list[Pair]:
-    """Runs of one key: aggregated when both sides hold several seeds, else seed by seed."""
-    if len(a) >= 2 and len(b) >= 2:
-        return [judge(a, b)]
+def pair_key(a: list[Run], b: list[Run], cross_seed: bool = True) -> list[Pair]:
+    """Runs of one key: the seeds on both sides make one pair, judged seed by seed; the others are missing or new."""
     seeds_a, seeds_b = _group(a, lambda r: r.seed), _group(b, lambda r: r.seed)
-    pairs = [judge(seeds_a[s], seeds_b[s]) for s in seeds_a if s in seeds_b]
+    common = [s for s in seeds_a if s in seeds_b]
+    pairs = [judge([seeds_a[s][0] for s in common], [seeds_b[s][0] for s in common])] if common else []
     left_a = [r for s, rs in seeds_a.items() if s not in seeds_b for r in rs]
     left_b = [r for s, rs in seeds_b.items() if s not in seeds_a for r in rs]
-    if len(left_a) == 1 and len(left_b) == 1:
+    if cross_seed and not common and len(left_a) == 1 and len(left_b) == 1:
         pair = judge(left_a, left_b)
         pair.note = f"different seeds ({left_a[0].seed} vs {left_b[0].seed}): judged as samples of one configuration"
-        return [*pairs, pair]
-    return pairs + [missing(r, "a") for r in left_a] + [missing(r, "b") for r in left_b]
+        return [pair]
+    return pairs + [missing(r) for r in left_a] + [new(r) for r in left_b]
 
 
-def missing(run: Run, side: str) -> Pair:
-    return Pair(MISSING, run.identity, [run] if side == "a" else [], [run] if side == "b" else [], note=f"only in {side.upper()}")
+def missing(run: Run) -> Pair:
+    return Pair(MISSING, run.identity, [run], [], note=f"seed {run.seed} only in A: no current run")
 
 
-def pair_changed(only_a: list[Run], only_b: list[Run], all_a: list[Run]) -> list[Pair]:
-    """Keys on one side only, paired by method, task and model as not comparable.
+def new(run: Run, why: str = "") -> Pair:
+    return Pair(NEW, run.identity, [], [run], note=why or f"seed {run.seed} only in B")
 
-    A new-side run pairs with an old-side run of its method, task and model whose key found no partner (the closest
-    configuration, same seed first), else with any old-side run of them (a configuration that appeared beside ones
-    that still match is a change too); with none, it is missing on the old side. An old-side key left without a
-    partner is missing on the new side (that configuration was not run).
+
+def pair_changed(only_a: list[Run], only_b: list[Run]) -> list[Pair]:
+    """Keys on one side only, paired by method, task and model.
+
+    A B run pairs, as not comparable, with an A run of its method, task and model whose key found no partner (same
+    seed first, then the closest configuration); each A run serves once. A B run left over is `new` (a
+    configuration beside ones that still match, or a new method); an A run left over is `missing`.
     """
     pairs: list[Pair] = []
-    free_a, every_a = _group(only_a, lambda r: r.identity), _group(all_a, lambda r: r.identity)
-    used: set[int] = set()
+    free = _group(only_a, lambda r: r.identity)
     for run_b in only_b:
-        candidates = free_a.get(run_b.identity) or every_a.get(run_b.identity) or []
+        candidates = free.get(run_b.identity) or []
         if not candidates:
-            pairs.append(missing(run_b, "b"))
+            pairs.append(new(run_b, f"seed {run_b.seed}: a configuration A does not have"))
             continue
         run_a = min(candidates, key=lambda r: (r.seed != run_b.seed, len(differences(r.record, run_b.record))))
-        used.add(id(run_a))
+        candidates.remove(run_a)
         pairs.append(not_comparable(run_a, run_b))
-    return pairs + [missing(r, "a") for r in only_a if id(r) not in used]
+    return pairs + [missing(r) for rs in free.values() for r in rs]
 
 
 def not_comparable(a: Run, b: Run) -> Pair:
     """What differs, and the metrics side by side (judged, for the reader; the outcome stays `not comparable`)."""
     pair = Pair(NOT_COMPARABLE, b.identity, [a], [b], differences=differences(a.record, b.record))
     if a.finished and b.finished:
-        pair.verdicts = quality_verdicts([a], [b])
+        pair.verdicts = quality_verdicts([a], [b], exact=False)
     elif a.finished != b.finished:
         pair.note = f"status {a.status} -> {b.status}" + (f": {b.record.get('error')}" if b.record.get("error") else "")
     return pair
@@ -304,37 +180,72 @@ def not_comparable(a: Run, b: Run) -> Pair:
 
 
 def judge(a: list[Run], b: list[Run]) -> Pair:
-    """One key's runs on both sides -> one outcome from statuses first, then the verdicts."""
-    ident = (a or b)[0].identity
-    ok_a, ok_b = [r for r in a if r.finished], [r for r in b if r.finished]
-    failed_a, failed_b = len(a) - len(ok_a), len(b) - len(ok_b)
-    pair = Pair(WITHIN, ident, a, b)
-    if failed_b and not failed_a:
+    """One key's runs on both sides, aligned by seed -> one outcome from statuses first, then the verdicts."""
+    pair = Pair(WITHIN, (a or b)[0].identity, a, b)
+    broke = [rb for ra, rb in zip(a, b, strict=True) if ra.finished and not rb.finished]
+    if broke:
         pair.outcome = NEW_FAILURE
-        pair.note = "; ".join(f"seed {r.seed} {r.status}: {r.record.get('error') or '-'}" for r in b if not r.finished)
+        pair.note = "; ".join(f"seed {r.seed} {r.status}: {r.record.get('error') or '-'}" for r in broke)
         return pair
-    if not ok_a or not ok_b:
-        pair.outcome = FIXED if ok_b else STILL_FAILING
+    ok = [(ra, rb) for ra, rb in zip(a, b, strict=True) if ra.finished and rb.finished]
+    if not ok:
+        pair.outcome = FIXED if any(r.finished for r in b) else STILL_FAILING
         return pair
-    pair.verdicts = quality_verdicts(ok_a, ok_b) + speed_memory_verdicts(ok_a, ok_b) + exact_verdicts(ok_a[-1], ok_b[-1])
-    if any(v.bad for v in pair.verdicts):
-        pair.outcome = REGRESSED
-    elif any(v.verdict == V.IMPROVED for v in pair.verdicts):
-        pair.outcome = IMPROVED
-    if failed_a:
-        pair.outcome, pair.note = FIXED, f"{failed_a} failed seed(s) before, none now"
+    ok_a, ok_b = [ra for ra, _ in ok], [rb for _, rb in ok]
+    pair.exact, pair.mode = exact_mode(ok_a + ok_b)
+    pair.verdicts = quality_verdicts(ok_a, ok_b, pair.exact) + speed_memory_verdicts(ok_a, ok_b) + exact_verdicts(ok_a[-1], ok_b[-1])
+    pair.outcome = outcome_of(pair.verdicts)
+    fixed = sum(not ra.finished and rb.finished for ra, rb in zip(a, b, strict=True))
+    if fixed and pair.outcome == WITHIN:
+        pair.outcome, pair.note = FIXED, f"{fixed} failed seed(s) before, none now"
     return pair
 
 
-def quality_verdicts(a: list[Run], b: list[Run]) -> list[V.Verdict]:
-    """Every best-epoch metric present on both sides, the task's main metric first."""
+def outcome_of(verdicts: list[V.Verdict]) -> str:
+    found = {v.verdict for v in verdicts}
+    for verdict, outcome in ((V.REGRESSED, REGRESSED), (V.CHANGED, CHANGED), (V.IMPROVED, IMPROVED)):
+        if verdict in found:
+            return outcome
+    return WITHIN
+
+
+def fingerprint(run: Run) -> tuple[Any, ...] | None:
+    """Versions and machine of a run that records itself deterministic; None when it does not (or is older)."""
+    env = run.record.get("env") or {}
+    if env.get("deterministic") is not True:
+        return None
+    return tuple(env.get(k) for k in VERSIONS) + tuple(env.get(k) for k in MACHINE)
+
+
+def exact_mode(runs: list[Run]) -> tuple[bool, str]:
+    """Whether these runs (one key) must reproduce each other exactly, and why (or why not)."""
+    prints = [fingerprint(r) for r in runs]
+    if any(p is None for p in prints):
+        run = runs[prints.index(None)]
+        env = run.record.get("env") or {}
+        why = env.get("determinism") or "the record does not say whether the run was deterministic (older peftbench)"
+        return False, f"tolerance mode: seed {run.seed} not deterministic ({why})"
+    if len(set(prints)) > 1:
+        names = VERSIONS + MACHINE
+        diff = [f"{n} {x} vs {y}" for n, x, y in zip(names, prints[0], next(p for p in prints if p != prints[0]), strict=True) if x != y]
+        return False, "tolerance mode: versions or machine differ (" + ", ".join(diff) + ")"
+    return True, "exact mode: same versions, machine and configuration, deterministic runs"
+
+
+def quality_verdicts(a: list[Run], b: list[Run], exact: bool) -> list[V.Verdict]:
+    """Every best-epoch metric present on both sides, the task's main metric first, seed by seed."""
     names = [n for n in _metric_names(a) if n in _metric_names(b)]
     main = main_metric_name({n: None for n in names}, a[0].record.get("main_metric") or "")
     names = sorted(names, key=lambda n: n != main)
+    seeds = [r.seed for r in b]
     out = []
     for name in names:
-        hib = (a[0].record["metrics"][name] or {}).get("higher_is_better")
-        out.append(V.quality(name, [_metric(r, name) for r in a], [_metric(r, name) for r in b], hib))
+        va, vb = [_metric(r, name) for r in a], [_metric(r, name) for r in b]
+        if exact:
+            out.append(V.exact_quality(name, seeds, va, vb))
+        else:
+            hib = (a[0].record["metrics"][name] or {}).get("higher_is_better")
+            out.append(V.paired_quality(name, seeds, va, vb, hib))
     return out
 
 
@@ -347,42 +258,50 @@ def _metric(run: Run, name: str) -> float | None:
 
 
 def machine(run: Run) -> tuple[Any, ...]:
-    """What decides speed and memory besides the configuration: the device, its name, threads, and the CPU's host."""
+    """What decides speed and memory besides the configuration: device, its name, CPU, threads (the host when the
+    record does not name its CPU model)."""
     env = run.record.get("env") or {}
-    host = run.record.get("host") if env.get("device") == "cpu" else None
-    return (env.get("device"), env.get("device_name"), env.get("threads"), host)
+    host = run.record.get("host") if env.get("device") == "cpu" and not env.get("cpu") else None
+    return (env.get("device"), env.get("device_name"), env.get("cpu"), env.get("threads"), host)
 
 
 def speed_memory_verdicts(a: list[Run], b: list[Run]) -> list[V.Verdict]:
-    machines = {machine(r) for r in a + b}
-    (sa, va), (sb, vb) = _speed(a), _speed(b)
-    speed = V.ratio("speed: train seconds/step", "speed", sa, sb, va, vb)
+    """Relative step time and peak memory, seed by seed, on one machine only."""
     mem_name = "max_memory_allocated" if (a[0].record.get("env") or {}).get("device") == "cuda" else "peak_rss_bytes"
-    (ma, xa), (mb, xb) = _runs_spread(a, mem_name), _runs_spread(b, mem_name)
-    memory = V.ratio(f"memory: {mem_name}", "memory", ma, mb, xa, xb)
+    rel_a, rel_b = [_relative_step(r) for r in a], [_relative_step(r) for r in b]
+    mem_a, mem_b = [_measurement(r, mem_name) for r in a], [_measurement(r, mem_name) for r in b]
+    machines = {machine(r) for r in a + b}
     if len(machines) > 1:
-        why = "different machines (device, name, threads, host): " + " vs ".join(str(m) for m in sorted(machines, key=str))
-        return [V.Verdict(v.quantity, v.kind, v.a, v.b, v.change, V.UNJUDGED, why) for v in (speed, memory)]
+        why = "different machines (device, name, CPU, threads): " + " vs ".join(str(m) for m in sorted(machines, key=str))
+        raw_a, raw_b = [_seconds_per_step(r) for r in a], [_seconds_per_step(r) for r in b]
+        speed = V.unjudged("speed: seconds/step", "speed", raw_a, raw_b, why)
+        return [speed, V.unjudged(f"memory: {mem_name}", "memory", mem_a, mem_b, why)]
+    if None in rel_a or None in rel_b:
+        why = "no relative step time in a record (older peftbench): raw step times are not judged, load moves them 6x"
+        speed = V.unjudged("speed: seconds/step", "speed", [_seconds_per_step(r) for r in a], [_seconds_per_step(r) for r in b], why)
+    else:
+        speed = V.relative_speed("speed: step time / reference step", rel_a, rel_b)  # type: ignore[arg-type]
+    if None in mem_a or None in mem_b:
+        memory = V.unjudged(f"memory: {mem_name}", "memory", mem_a, mem_b, "missing on one side")
+    else:
+        memory = V.median_ratio(f"memory: {mem_name}", "memory", mem_a, mem_b, V.MEMORY_TOLERANCE, V.MEMORY_FLOOR_BYTES)
     return [speed, memory]
 
 
-def _speed(runs: list[Run]) -> tuple[V.Spread | None, float | None]:
-    """Seconds per step of one side: from the runs' spread when there are several, else from the run's own steps."""
-    per_run = [(r.record.get("measurements") or {}).get("train_throughput") or {} for r in runs]
-    values = [t["seconds_per_step"] for t in per_run if t.get("seconds_per_step")]
-    if len(values) >= 2:
-        spread = V.spread_of_runs(values)
-        return spread, spread.center if spread else None
-    steps = V.spread_of_steps(per_run[0].get("step_seconds")) if per_run else None
-    return steps, (steps.center if steps else values[0] if values else None)
+def _relative_step(run: Run) -> dict[str, Any] | None:
+    throughput = (run.record.get("measurements") or {}).get("train_throughput") or {}
+    summary = throughput.get("relative_step") or {}
+    return summary if summary.get("median") else None
 
 
-def _runs_spread(runs: list[Run], name: str) -> tuple[V.Spread | None, float | None]:
-    values = [float(v) for r in runs if (v := (r.record.get("measurements") or {}).get(name))]
-    if not values:
-        return None, None
-    spread = V.spread_of_runs(values)
-    return spread, spread.center if spread else values[0]
+def _seconds_per_step(run: Run) -> float | None:
+    throughput = (run.record.get("measurements") or {}).get("train_throughput") or {}
+    return (throughput.get("step_seconds") or {}).get("median") or throughput.get("seconds_per_step")
+
+
+def _measurement(run: Run, name: str) -> float | None:
+    value = (run.record.get("measurements") or {}).get(name)
+    return float(value) if value else None
 
 
 def exact_verdicts(a: Run, b: Run) -> list[V.Verdict]:

@@ -55,7 +55,7 @@ class Loop:
 def setup(plan: Plan, record: dict[str, Any], callbacks: Sequence[Callback], times: dict[str, float]) -> Loop:
     cfg, train = plan.config, plan.config.training
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    record["env"] = environment(accelerator.device) | {"processes": accelerator.num_processes}
+    record["env"] = environment(accelerator.device, processes=accelerator.num_processes)
     # again, right before the first draw that training depends on: method initialisation, then dropout (the model's
     # random weights come from their own seeded stream), whatever loading drew or a cache saved before
     set_seed(train.seed)
@@ -161,6 +161,7 @@ def train_and_evaluate(plan: Plan, keeper: RecordKeeper, callbacks: Sequence[Cal
     times: dict[str, float] = {}
     loop = setup(plan, keeper.record, callbacks, times)
     meters = Meters(loop.accelerator.device, times)
+    meters.timer = measure.StepTimer(reference=measure.ReferenceStep(meters.device))  # a step load cannot fake: relative_step
     state = TrainState(0, 0, loop.total_steps, loop.adapted, loop.optimizer, loop.scheduler, loop.accelerator, keeper.record)
     pos = restore(plan, loop, state)
     cfg = plan.config
