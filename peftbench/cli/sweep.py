@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from peftbench.cli.common import EPILOG, add_results_dir, add_set, add_trust_pickle
+from peftbench.cli.common import EPILOG, add_no_keep_adapters, add_results_dir, add_set, add_trust_pickle
 
 
 def add_parser(sub: Any) -> None:
@@ -52,6 +52,7 @@ def add_parser(sub: Any) -> None:
     sweep.add_argument("--report", metavar="DIR", help="write the report of the sweep's runs here (default: the spec's report.out)")
     sweep.add_argument("--no-report", action="store_true", help="no report, only the summary table")
     add_trust_pickle(sweep)
+    add_no_keep_adapters(sweep)
     sweep.set_defaults(func=cmd_sweep)
 
 
