@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from peftbench import __version__
-from peftbench.cli import listing, measure, regress, report, run, sweep, tune
+from peftbench.cli import analyze, listing, measure, regress, report, run, sweep, tune
 from peftbench.cli.common import EPILOG
 from peftbench.errors import PeftbenchError, RunFailed, RunInterrupted, terminal_safe
 from peftbench.run import stop
@@ -45,11 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_parser(sub)  # latency, profile
     regress.add_parser(sub)  # compare, check, bless, history
     report.add_parser(sub)
+    analyze.add_parser(sub)  # subspace, amplification, spectrum
     return parser
 
 
 # the commands that build models: their heavy imports happen with a Ctrl-C deferred (stop.import_deferring_stop)
-MODEL_COMMANDS = {"run", "sweep", "tune", "params", "latency", "profile"}
+MODEL_COMMANDS = {"run", "sweep", "tune", "params", "latency", "profile", "analyze"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from peftbench.models.presets import TRUST_PICKLE
 
             os.environ[TRUST_PICKLE] = "1"  # read where model folders load, in this process and a sweep's workers
+        if getattr(args, "no_keep_adapters", False):
+            from peftbench.records.store import KEEP_ADAPTERS_ENV
+
+            os.environ[KEEP_ADAPTERS_ENV] = "0"  # read where a run is planned, in this process and a sweep's workers
         if args.command in MODEL_COMMANDS:
             stop.import_deferring_stop("torch", "transformers")
         return args.func(args)

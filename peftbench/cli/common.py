@@ -13,6 +13,15 @@ def add_trust_pickle(parser: Any) -> None:
     )
 
 
+def add_no_keep_adapters(parser: Any) -> None:
+    """`--no-keep-adapters`: finished runs keep no trained tensors (the analyses of `peftbench analyze` need them)."""
+    parser.add_argument(
+        "--no-keep-adapters",
+        action="store_true",
+        help="do not keep a finished run's trained tensors (results/adapters/<run_id>.safetensors; `analyze` reads them)",
+    )
+
+
 RESULTS_DEFAULT = "$PEFTBENCH_RESULTS or ./results"
 
 

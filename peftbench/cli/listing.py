@@ -38,6 +38,12 @@ def add_params_parser(sub: Any) -> None:
     params.add_argument("--task", help="count for this task's model class (default: 2-label classifier; GPT-2 as a language model)")
     params.add_argument("--preset", help="a named preset of the method spec")
     add_set(params, "override a hyperparameter")
+    params.add_argument(
+        "--budget",
+        type=int,
+        metavar="N",
+        help="solve the method's size knob (lora: r; adapters: bottleneck; prefixes: prefix_len) so the method count is N exactly",
+    )
     params.add_argument("--paper", action="store_true", help="every defined row of the paper's Tables 2, 3, 4 and 15 beside our count")
     add_json(params)
     params.set_defaults(func=cmd_params)
@@ -104,7 +110,15 @@ def cmd_params(args: argparse.Namespace) -> int:
         return 0
     if not (args.method and args.model):
         raise UsageError("params needs --method and --model (or --paper)")
-    count = params.count_params(args.method, args.model, args.task, args.preset, args.overrides)
+    overrides = list(args.overrides)
+    if args.budget is not None:
+        from peftbench.bench.budget import solve_params
+
+        solved = solve_params(args.method, args.model, args.budget, args.task, args.preset, overrides)
+        overrides.append(f"{solved.knob}={solved.value}")
+        if not args.json:
+            print(f"budget {args.budget:,}: {solved.knob}={solved.value} gives {solved.count:,} method parameters")
+    count = params.count_params(args.method, args.model, args.task, args.preset, overrides)
     if args.json:
         print(json.dumps({**asdict(count), "hyperparameters": asdict(count.hyperparameters)}, indent=2))
     else:

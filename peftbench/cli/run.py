@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any, cast
 
-from peftbench.cli.common import EPILOG, add_model, add_results_dir, add_set, add_trust_pickle
+from peftbench.cli.common import EPILOG, add_model, add_no_keep_adapters, add_results_dir, add_set, add_trust_pickle
 
 
 def add_parser(sub: Any) -> None:
@@ -31,6 +31,7 @@ def add_parser(sub: Any) -> None:
     add_results_dir(run, "where records go")
     run.add_argument("--record", action="store_true", help="a canonical run (results/runs/) rather than scratch (results/scratch/)")
     add_trust_pickle(run)
+    add_no_keep_adapters(run)
     run.set_defaults(func=cmd_run)
 
 

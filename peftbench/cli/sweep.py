@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from peftbench.cli.common import EPILOG, add_results_dir, add_set, add_trust_pickle
+from peftbench.cli.common import EPILOG, add_no_keep_adapters, add_results_dir, add_set, add_trust_pickle
 
 
 def add_parser(sub: Any) -> None:
@@ -27,6 +27,14 @@ def add_parser(sub: Any) -> None:
     sweep.add_argument("--models", help="comma-separated models (default: each task's); pairs a model cannot serve are left out")
     sweep.add_argument("--seeds", help="comma-separated seeds (default 0)")
     add_set(sweep, "for every cell")
+    sweep.add_argument(
+        "--vary",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="an axis: every value its own cell (repeatable: the product of the axes); KEY as for --set, or METHOD.KEY for "
+        "that method's cells only (lora.r=1,2,4,8); values split on '|' when there is one (targets=q|v|q,v), and '+' "
+        "joins a set (targets=q,v,q+v)",
+    )
     sweep.add_argument("--preset", dest="method_preset", help="a named method preset applied to every method (e.g. repo)")
     sweep.add_argument("--data-dir", help="the datasets' original files (as for run)")
     sweep.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1; one GPU each when there are GPUs)")
@@ -44,6 +52,7 @@ def add_parser(sub: Any) -> None:
     sweep.add_argument("--report", metavar="DIR", help="write the report of the sweep's runs here (default: the spec's report.out)")
     sweep.add_argument("--no-report", action="store_true", help="no report, only the summary table")
     add_trust_pickle(sweep)
+    add_no_keep_adapters(sweep)
     sweep.set_defaults(func=cmd_sweep)
 
 
@@ -63,7 +72,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     result = sweep.run_sweep(
         spec, store, jobs=args.jobs, backend=args.backend, address=args.address, keep_checkpoints=args.keep_checkpoints, cells=cells
     )
-    print(sweep.summary_table(result, store))
+    print(sweep.summary_table(result, store, spec.axes))
     out = args.report or (spec.report or {}).get("out")
     if out and not args.no_report and result.keys:
         from peftbench.report import make_report

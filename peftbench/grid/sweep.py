@@ -15,6 +15,7 @@ A grid comes from the command line or from a sweep spec (`sweeps/NAME.yaml`, or 
     per_task: {e2e: [max_eval_examples=8]}               # cells of one task
     presets: {adapter_d: 0.3m}                           # a method's named preset
     report: {out: reports/smoke}                         # written when the sweep ends
+    vary: {lora.r: [1, 2, 4, 8]}                         # axes: every value its own cell (grid/axes.py)
 
 Every cell is resolved before anything trains, so a typo in the 40th cell fails in a second.
 A model crossed with a task it cannot serve (an encoder with a generation task) is left out
@@ -38,11 +39,12 @@ from pathlib import Path
 from typing import Any
 
 from peftbench.errors import RunFailed, RunInterrupted, UsageError
+from peftbench.grid.axes import Axis, axes_from_spec, check_distinct, expand, parse_vary, with_axis_labels
 from peftbench.records.store import CellClaims
 from peftbench.specs import check_keys, check_version, read_yaml, spec_dir, text
 
 SPEC_KEYS_REQUIRED = {"version", "name", "methods", "tasks"}
-SPEC_KEYS_OPTIONAL = {"description", "models", "seeds", "set", "per_method", "per_task", "presets", "data_dir", "report"}
+SPEC_KEYS_OPTIONAL = {"description", "models", "seeds", "set", "per_method", "per_task", "presets", "data_dir", "report", "vary"}
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class SweepSpec:
     data_dir: str | None = None
     report: dict[str, Any] | None = None
     description: str = ""
+    axes: tuple[Axis, ...] = ()  # `vary:` / `--vary`: each value of each axis multiplies the cells it applies to
 
     def models_for(self, task: str) -> tuple[str | None, ...]:
         if isinstance(self.models, dict):
@@ -94,7 +97,8 @@ class SweepSpec:
                     *self.per_method.get(method, ()),
                     *(self.per_method.get(entry, ()) if preset else ()),
                 )
-                out.append(Cell(method, task, model, seed, sets, preset or self.presets.get(method), self.data_dir))
+                for varied in expand(self.axes, method):
+                    out.append(Cell(method, task, model, seed, (*sets, *varied), preset or self.presets.get(method), self.data_dir))
         return out
 
 
@@ -142,6 +146,7 @@ def parse_spec(path: Path) -> SweepSpec:
         presets={k: str(v) for k, v in mapping(f"{where}: presets", data.get("presets")).items()},
         data_dir=text(where, "data_dir", data.get("data_dir"), optional=True),
         report=report_section(where, data.get("report")),
+        axes=axes_from_spec(where, data.get("vary")),
     )
     check_sections(where, spec)
     return spec
@@ -669,12 +674,13 @@ def grid_from_flags(args: Any) -> SweepSpec:
     if args.spec:
         spec = load_spec(args.spec)
         spec = replace(spec, data_dir=args.data_dir or spec.data_dir)  # the command line's folder wins over the spec's
-        return replace(spec, overrides=(*spec.overrides, *args.overrides), seeds=seeds(args.seeds) if args.seeds else spec.seeds)
+        spec = replace(spec, overrides=(*spec.overrides, *args.overrides), seeds=seeds(args.seeds) if args.seeds else spec.seeds)
+        return with_vary(spec, getattr(args, "vary", None))
     if not (args.methods and args.tasks):
         raise UsageError("sweep needs --methods and --tasks (or a preset: peftbench sweep smoke, or a spec file)")
     methods = strings("--methods", args.methods)
     presets = dict.fromkeys(methods, args.method_preset) if args.method_preset else {}
-    return SweepSpec(
+    grid = SweepSpec(
         name="grid",
         methods=methods,
         tasks=strings("--tasks", args.tasks),
@@ -684,6 +690,14 @@ def grid_from_flags(args: Any) -> SweepSpec:
         presets=presets,
         data_dir=args.data_dir,
     )
+    return with_vary(grid, getattr(args, "vary", None))
+
+
+def with_vary(spec: SweepSpec, vary: list[str] | None) -> SweepSpec:
+    """`--vary KEY=V1,V2` axes added to the spec's own (a key the spec varies too is refused)."""
+    axes = (*spec.axes, *(parse_vary(v) for v in vary or ()))
+    check_distinct(axes)
+    return replace(spec, axes=axes)
 
 
 def seeds(text: str) -> tuple[int, ...]:
@@ -696,7 +710,7 @@ def seeds(text: str) -> tuple[int, ...]:
     return values
 
 
-def summary_table(result: SweepResult, store: Any) -> str:
+def summary_table(result: SweepResult, store: Any, axes: tuple[Axis, ...] = ()) -> str:
     """Until a report is asked for: the main metric per method and task (median over seeds, seed count)."""
     from peftbench.results import load
 
@@ -705,6 +719,7 @@ def summary_table(result: SweepResult, store: Any) -> str:
     frame = frame[~frame["run_id"].isin(trials)]
     if frame.empty:
         return "no finished runs"
+    frame = with_axis_labels(frame, axes)
     frame["where"] = frame["task"] + " / " + frame["model"] + " (" + frame["main_metric"] + ")"
     grouped = frame.groupby(["method", "where"])["main_value"].agg(["median", "count"])
     cells = grouped.apply(lambda r: f"{r['median']:.4f} (n={int(r['count'])})", axis=1).unstack("where")

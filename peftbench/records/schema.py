@@ -58,6 +58,14 @@ class RunConfig(TypedDict, total=False):
     generation: dict[str, Scalar] | None  # decoding settings (generation tasks)
 
 
+class KeptAdapters(TypedDict, total=False):
+    """The trained tensors a finished run kept (`run/kept.py`), so analyses of the update never retrain."""
+
+    file: str  # relative to the results folder: adapters/<run_id>.safetensors
+    bytes: int
+    tensors: int
+
+
 class Measurements(TypedDict, total=False):
     """What `runner.run_measurements` writes (see README, Measurements); read by runs, reports and checks."""
 
@@ -69,6 +77,7 @@ class Measurements(TypedDict, total=False):
     peak_memory_by_phase: dict[str, dict[str, int]]
     memory_breakdown_bytes: dict[str, int]
     checkpoint_bytes: int
+    adapters: KeptAdapters  # absent: not kept (--no-keep-adapters, a run that did not finish, or the whole model trained)
 
 
 class Params(TypedDict, total=False):

@@ -44,6 +44,8 @@ from peftbench.specs import read_json
 FOLDERS = {"run": ("runs", "scratch"), "latency": ("latency",), "profile": ("profile",)}
 BASELINES = "baselines"
 CHECKPOINTS = "checkpoints"
+ADAPTERS = "adapters"  # a finished run's trained tensors, safetensors (peftbench/run/kept.py)
+KEEP_ADAPTERS_ENV = "PEFTBENCH_KEEP_ADAPTERS"  # "0": runs keep no tensors (--no-keep-adapters; inherited by workers)
 CHECKPOINT_SUFFIX = ".safetensors"  # tensors + JSON, never a pickle (peftbench/run/checkpoint.py)
 CLAIMS = "claims"  # one file per sweep cell being run: two sweeps never train the same cell
 STUDIES = "studies"  # tuning studies: Optuna SQLite storage and a JSON summary per study
@@ -175,7 +177,7 @@ class Store:
         A live writer holds its temp file for the moment between writing and renaming it; one this old
         belongs to a process that died there. Returns what was removed.
         """
-        names = {f for folders in FOLDERS.values() for f in folders} | {CHECKPOINTS, CLAIMS, BASELINES}
+        names = {f for folders in FOLDERS.values() for f in folders} | {CHECKPOINTS, CLAIMS, BASELINES, ADAPTERS}
         folders = [self.root / name for name in sorted(names)]
         removed = []
         for folder in folders:
@@ -210,6 +212,9 @@ class Store:
 
     def checkpoint_path(self, run_id: str) -> Path:
         return self.inside(CHECKPOINTS, run_id, CHECKPOINT_SUFFIX)
+
+    def adapters_path(self, run_id: str) -> Path:
+        return self.inside(ADAPTERS, run_id, CHECKPOINT_SUFFIX)
 
     def study_path(self, name: str, suffix: str = ".json") -> Path:
         """A tuning study's file: `<study>.db` (its Optuna SQLite storage) or `<study>.json` (its summary)."""

@@ -26,6 +26,7 @@ from peftbench.records.schema import MetricValue, update_scores, with_directions
 from peftbench.run import checkpoint
 from peftbench.run.hooks import Callback, TrainState
 from peftbench.run.keeper import RecordKeeper
+from peftbench.run.kept import keep
 from peftbench.run.plan import Plan
 from peftbench.run.stop import STOP, polling_for_stop
 from peftbench.tasks.kinds import make_pipeline
@@ -182,6 +183,8 @@ def train_and_evaluate(plan: Plan, keeper: RecordKeeper, callbacks: Sequence[Cal
             pos = end_epoch(plan, loop, state, pos, keeper, meters)
             if STOP.requested:
                 raise KeyboardInterrupt
+    if plan.adapters_path is not None:
+        keep(plan.adapters_path, loop.adapted, keeper.record)
     if plan.checkpoint_path is not None and not plan.keep_checkpoint:
         plan.checkpoint_path.unlink(missing_ok=True)
 

@@ -23,6 +23,7 @@ from peftbench.models.build import build_model, load_tokenizer, seed_new_weights
 from peftbench.records.schema import comparability_key, id_part, utc_now
 from peftbench.records.store import Store, read_record
 from peftbench.run import checkpoint
+from peftbench.run.kept import keeping
 from peftbench.tasks.base import content_hash, load_splits
 
 
@@ -42,6 +43,7 @@ class Plan:
     keep_checkpoint: bool = False  # keep the last checkpoint after the run finishes
     resume: dict[str, Any] | None = None  # a loaded checkpoint to continue from
     previous: dict[str, Any] | None = None  # the interrupted run's record, continued in place
+    adapters_path: Path | None = None  # where a finished run keeps its trained tensors (None: not kept; run/kept.py)
 
     @property
     def config(self) -> Any:
@@ -118,7 +120,8 @@ def prepare(
     else:
         run_id, path = claim_record(store, resolved, key[0], canonical, main)
     ckpt = store.checkpoint_path(run_id) if checkpoints and main else None
-    return Plan(resolved, splits, model, tokenizer, run_id, path, hashes, key, ckpt, keep_checkpoint, saved, previous)
+    kept = store.adapters_path(run_id) if main and path is not None and keeping() else None
+    return Plan(resolved, splits, model, tokenizer, run_id, path, hashes, key, ckpt, keep_checkpoint, saved, previous, kept)
 
 
 def launched_processes(state: PartialState) -> int:
