@@ -435,7 +435,7 @@ def connect_ray(address: str | None) -> Any:
     if address and address != "auto":
         probe(address)
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, **({} if address else {"num_cpus": os.cpu_count()}))
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, num_cpus=None if address else os.cpu_count())
     except Exception as exc:
         raise UsageError(f"cannot connect to Ray{f' at {address}' if address else ''}: {one_line(exc)}") from None
     return ray
@@ -655,8 +655,10 @@ def tune_grid(spec: SweepSpec, store: Any, trials: int, budget_steps: int | None
             continue
         at = (cell.method, cell.task, cell.model, cell.preset)
         if at not in studies:
-            where = {"overrides": cell.overrides, "preset": cell.preset, "data_dir": cell.data_dir}
-            tuned = TuneSpec(cell.method, cell.task, cell.model, trials, budget_steps, **where)
+            tuned = TuneSpec(
+                cell.method, cell.task, cell.model, trials, budget_steps, overrides=cell.overrides, preset=cell.preset,
+                data_dir=cell.data_dir,
+            )
             done = tune(tuned, store, out)
             studies[at] = done.study
             print(

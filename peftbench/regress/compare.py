@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from peftbench.records.schema import comparable_config, main_metric_name, processes_of
 from peftbench.regress import verdicts as V
@@ -226,8 +226,9 @@ def exact_mode(runs: list[Run]) -> tuple[bool, str]:
         why = env.get("determinism") or "the record does not say whether the run was deterministic (older peftbench)"
         return False, f"tolerance mode: seed {run.seed} not deterministic ({why})"
     if len(set(prints)) > 1:
-        names = VERSIONS + MACHINE
-        diff = [f"{n} {x} vs {y}" for n, x, y in zip(names, prints[0], next(p for p in prints if p != prints[0]), strict=True) if x != y]
+        names, first = VERSIONS + MACHINE, prints[0] or ()
+        other = next(p for p in prints if p != first) or ()
+        diff = [f"{n} {x} vs {y}" for n, x, y in zip(names, first, other, strict=True) if x != y]
         return False, "tolerance mode: versions or machine differ (" + ", ".join(diff) + ")"
     return True, "exact mode: same versions, machine and configuration, deterministic runs"
 
@@ -280,11 +281,12 @@ def speed_memory_verdicts(a: list[Run], b: list[Run]) -> list[V.Verdict]:
         why = "no relative step time in a record (older peftbench): raw step times are not judged, load moves them 6x"
         speed = V.unjudged("speed: seconds/step", "speed", [_seconds_per_step(r) for r in a], [_seconds_per_step(r) for r in b], why)
     else:
-        speed = V.relative_speed("speed: step time / reference step", rel_a, rel_b)  # type: ignore[arg-type]
+        speed = V.relative_speed("speed: step time / reference step", cast("list[dict]", rel_a), cast("list[dict]", rel_b))
     if None in mem_a or None in mem_b:
         memory = V.unjudged(f"memory: {mem_name}", "memory", mem_a, mem_b, "missing on one side")
     else:
-        memory = V.median_ratio(f"memory: {mem_name}", "memory", mem_a, mem_b, V.MEMORY_TOLERANCE, V.MEMORY_FLOOR_BYTES)
+        present_a, present_b = cast("list[float]", mem_a), cast("list[float]", mem_b)  # no None: checked above
+        memory = V.median_ratio(f"memory: {mem_name}", "memory", present_a, present_b, V.MEMORY_TOLERANCE, V.MEMORY_FLOOR_BYTES)
     return [speed, memory]
 
 

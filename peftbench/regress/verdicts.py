@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -181,7 +182,9 @@ def relative_speed(quantity: str, a: list[dict[str, Any]], b: list[dict[str, Any
     steps = min(int(x.get("n") or 0) for x in a + b)
     if steps < SPEED_MIN_STEPS:
         return unjudged(quantity, "speed", medians_a, medians_b, f"only {steps} steady step(s) in a run: needs {SPEED_MIN_STEPS}")
-    ratios = [mb / ma for ma, mb in zip(medians_a, medians_b, strict=True)]
+    if None in medians_a or None in medians_b:
+        return unjudged(quantity, "speed", medians_a, medians_b, "a run has no median relative step time")
+    ratios = [float(mb) / float(ma) for ma, mb in zip(medians_a, medians_b, strict=True)]  # type: ignore[arg-type]
     r = statistics.median(ratios)
     slower = sum(y["q1"] > x["q3"] for x, y in zip(a, b, strict=True))
     faster = sum(y["q3"] < x["q1"] for x, y in zip(a, b, strict=True))
@@ -197,7 +200,7 @@ def relative_speed(quantity: str, a: list[dict[str, Any]], b: list[dict[str, Any
     return Verdict(quantity, "speed", _mean(medians_a), _mean(medians_b), f"x{r:.3f}", verdict, rule)
 
 
-def unjudged(quantity: str, kind: str, a: list[float], b: list[float], why: str) -> Verdict:
+def unjudged(quantity: str, kind: str, a: Sequence[float | None], b: Sequence[float | None], why: str) -> Verdict:
     """Shown for the reader (the ratio of the means), never deciding an outcome."""
     ma, mb = _mean(a), _mean(b)
     change = f"x{mb / ma:.3f}" if ma and mb is not None else "-"
@@ -213,6 +216,6 @@ def exact(quantity: str, a: Any, b: Any) -> Verdict:
     return Verdict(quantity, "exact", a, b, change, WITHIN if same else CHANGED, "must be equal")
 
 
-def _mean(values: list[float | None]) -> float | None:
+def _mean(values: Sequence[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.fmean(present) if present else None
