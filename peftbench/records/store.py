@@ -62,13 +62,19 @@ def _umask() -> int:
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
-    """Replace `path` with `record`, atomically; the file gets the permissions the umask gives (not mkstemp's 0600)."""
+    """Replace `path` with `record` as indented JSON, atomically (`write_bytes`)."""
+    write_bytes(path, (json.dumps(record, indent=2, sort_keys=False, default=str) + "\n").encode("utf-8"))
+
+
+def write_bytes(path: Path, payload: bytes) -> None:
+    """Replace `path` with `payload` atomically: a crash mid-write keeps the previous file. Written with ordinary
+    file calls, so a full disk is the OS's own `OSError`; the file gets the permissions the umask gives (not
+    mkstemp's 0600, which would hide records, checkpoints and adapters from the folder's group)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, indent=2, sort_keys=False, default=str)
-            handle.write("\n")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())

@@ -17,9 +17,7 @@ the file's metadata, with tensors referenced by name. Reading it parses data and
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,8 @@ import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
+
+from peftbench.records.store import write_bytes
 
 FORMAT = 2  # 1 was a pickle (`.pt`): never read again
 STATE_KEY = "peftbench_state"
@@ -119,18 +119,7 @@ def save(path: Path, state: dict[str, Any]) -> None:
     """
     encoder = Encoder()
     tree = encoder.encode({"format": FORMAT, **state})
-    payload = safetensors_bytes(encoder.tensors, metadata={STATE_KEY: json.dumps(tree, separators=(",", ":"))})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, safetensors_bytes(encoder.tensors, metadata={STATE_KEY: json.dumps(tree, separators=(",", ":"))}))
 
 
 def load(path: Path) -> dict[str, Any] | None:

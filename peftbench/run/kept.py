@@ -10,13 +10,12 @@ not kept: it would be a second copy of the model, and the analyses are about low
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from safetensors.torch import save as safetensors_bytes
 
-from peftbench.records.store import ADAPTERS, KEEP_ADAPTERS_ENV, _umask
+from peftbench.records.store import ADAPTERS, KEEP_ADAPTERS_ENV, write_bytes
 
 MAX_FRACTION = 0.1  # a method training more than this share of the base model's parameters is not kept
 
@@ -34,16 +33,5 @@ def keep(path: Path, adapted: Any, record: dict[str, Any]) -> None:
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in adapted.adapter_state_dict().items()}
     config = record.get("config") or {}
     payload = safetensors_bytes(tensors, metadata={"run_id": str(record.get("run_id")), "method": str(config.get("method"))})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # as the record gets: mkstemp's 0600 would hide it from the folder's group
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, payload)
     record["measurements"]["adapters"] = {"file": f"{ADAPTERS}/{path.name}", "bytes": len(payload), "tensors": len(tensors)}
