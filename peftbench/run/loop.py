@@ -150,11 +150,13 @@ class Meters:
 
     device: torch.device
     times: dict[str, float]
-    timer: measure.StepTimer = field(default_factory=measure.StepTimer)
     peaks: dict[str, dict[str, int]] = field(default_factory=dict)
-    eval_counter: Any = None
+    timer: measure.StepTimer = field(init=False)
+    eval_counter: measure.ForwardCounter = field(init=False)
 
     def __post_init__(self) -> None:
+        # each step is timed beside a fixed reference step: `relative_step`, the speed figure load cannot fake
+        self.timer = measure.StepTimer(reference=measure.ReferenceStep(self.device))
         self.eval_counter = measure.ForwardCounter(self.device)
 
 
@@ -162,7 +164,6 @@ def train_and_evaluate(plan: Plan, keeper: RecordKeeper, callbacks: Sequence[Cal
     times: dict[str, float] = {}
     loop = setup(plan, keeper.record, callbacks, times)
     meters = Meters(loop.accelerator.device, times)
-    meters.timer = measure.StepTimer(reference=measure.ReferenceStep(meters.device))  # a step load cannot fake: relative_step
     state = TrainState(0, 0, loop.total_steps, loop.adapted, loop.optimizer, loop.scheduler, loop.accelerator, keeper.record)
     pos = restore(plan, loop, state)
     cfg = plan.config
